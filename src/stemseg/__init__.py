@@ -1,0 +1,44 @@
+"""stemseg: unsupervised segmentation of STEM spectrum images.
+
+See DESIGN.md for the data flow; the public modules are imported lazily so that
+``import stemseg`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import (
+    StemsegDependencyError,
+    StemsegError,
+    StemsegFileExistsError,
+    StemsegFileFormatError,
+    StemsegFileNotFoundError,
+    StemsegReaderCrash,
+    StemsegValueError,
+)
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",
+    "preprocess", "quant", "reduce", "simulate", "widgets", "workflows", "xray",
+)
+
+__all__ = [
+    "StemsegError",
+    "StemsegValueError",
+    "StemsegFileNotFoundError",
+    "StemsegFileFormatError",
+    "StemsegReaderCrash",
+    "StemsegDependencyError",
+    "StemsegFileExistsError",
+    "__version__",
+    *_SUBMODULES,
+]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'stemseg' has no attribute {name!r}")
