@@ -36,8 +36,7 @@ lock:
 	.lockvenv/bin/python -m pip install --quiet ".[test]"
 	{ head -3 $(LOCK); .lockvenv/bin/python -m pip freeze --exclude-editable | grep -v -e '^stemseg' -e '^-e' | sort -f; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
-	cp $(LOCK) binder/requirements.txt
-	.lockvenv/bin/python tools/sync_environment.py
+	$(PYTHON) tools/sync_environment.py
 	rm -rf .lockvenv
 
 clean-venv:

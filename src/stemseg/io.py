@@ -1,0 +1,369 @@
+"""Read spectrum images from instrument files into an :class:`Acquisition`.
+
+HyperSpy (through RosettaSciIO) does the parsing; this module decides which of
+the signals a file holds is the EDS spectrum image, which images are
+registered with it, puts the navigation axes in nm, and turns every failure
+into a :class:`~stemseg.errors.StemsegError` that names the file and the fix.
+
+Because some vendor readers crash the interpreter on corrupt input (measured:
+RosettaSciIO 0.15 segfaults on 11 of 12 Bruker files with 16 flipped bytes),
+``load(..., isolate=True)`` parses the file in a child process first.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import re
+import struct
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ._types import Acquisition
+from .errors import (
+    StemsegFileFormatError,
+    StemsegFileNotFoundError,
+    StemsegReaderCrash,
+    StemsegValueError,
+)
+
+__all__ = ["load", "supported_extensions", "HAADF_TITLES"]
+
+#: Image titles recognised as the annular dark-field image, in order of preference.
+HAADF_TITLES = ("HAADF", "ADF", "DF")
+_HAADF_PATTERNS = [re.compile(rf"(^|[^A-Z]){t}([^A-Z]|$)") for t in HAADF_TITLES]
+
+
+class StemsegLoadWarning(UserWarning):
+    """Something about a loaded file that the user should know and may fix."""
+
+
+def supported_extensions() -> list[str]:
+    """File extensions (lower case, without dot) that HyperSpy can read.
+
+    Returns
+    -------
+    list of str
+        Sorted, from RosettaSciIO's plugin registry.
+    """
+    from rsciio import IO_PLUGINS
+
+    exts = {e.lower() for plugin in IO_PLUGINS for e in plugin["file_extensions"]}
+    return sorted(exts)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_path(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise StemsegFileNotFoundError(
+            f"No such file: '{path}'. Check the path; bundled examples are listed by "
+            "stemseg.data.examples()."
+        )
+    if path.is_dir():
+        raise StemsegFileNotFoundError(
+            f"'{path}' is a directory, not a file. Pass one spectrum-image file "
+            "(e.g. .emd, .bcf, .pts, .hspy); `stemseg run DIR` processes a folder."
+        )
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in supported_extensions():
+        raise StemsegFileFormatError(
+            f"Cannot read '{path.name}': the extension '.{ext}' is not a format HyperSpy "
+            "knows. Spectrum images usually come as .emd (Velox), .bcf (Bruker), .pts "
+            "(JEOL), .hspy/.zspy (HyperSpy); convert the file or rename it if the "
+            "extension is wrong."
+        )
+    if path.stat().st_size == 0:
+        raise StemsegFileFormatError(
+            f"'{path}' is empty (0 bytes): the file was not written completely. "
+            "Copy it again from the instrument PC."
+        )
+    if ext == "bcf":
+        _check_bcf_complete(path)
+    return path
+
+
+def _check_bcf_complete(path: Path) -> None:
+    """Refuse a truncated Bruker file before the reader sees it.
+
+    A .bcf file is an AidAim SFS container: a 0x118-byte header followed by
+    ``n_chunks`` chunks of ``chunksize`` bytes, both stored in the header (the
+    layout RosettaSciIO's ``SFS_reader`` reads). Measured: a .bcf cut to half
+    its size loads without error as an all-zero map, and cut to 70 % it
+    crashes the reader, so the size is checked first.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(0x14C)
+    if len(head) < 0x14C or head[:8] != b"AAMVHFSS":
+        return  # not an SFS container: let the reader report what it is
+    (chunksize,) = struct.unpack_from("<I", head, 0x128)
+    (n_chunks,) = struct.unpack_from("<I", head, 0x148)
+    expected = 0x118 + chunksize * n_chunks
+    actual = path.stat().st_size
+    if actual < expected:
+        raise StemsegFileFormatError(
+            f"'{path}' is truncated: the Bruker container declares {expected} bytes but "
+            f"the file has {actual}. The copy is incomplete: copy it again from the "
+            "instrument PC or export it again from Esprit."
+        )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _read_signals(path: Path, lazy: bool, reader_options: dict) -> list:
+    """hs.load, always returning a list, with reader errors translated."""
+    import hyperspy.api as hs
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            signals = hs.load(str(path), lazy=lazy, **reader_options)
+    except TypeError as exc:  # unknown reader option
+        raise StemsegValueError(
+            f"Could not read '{path.name}' with reader options {sorted(reader_options)}: "
+            f"{exc}. Check the option names for this format in the RosettaSciIO docs "
+            "(e.g. Velox: rebin_energy, sum_frames, SI_dtype; Bruker: downsample, "
+            "cutoff_at_kV)."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - any reader failure means a bad file
+        raise StemsegFileFormatError(
+            f"Could not read '{path}': the file looks corrupt or truncated "
+            f"({type(exc).__name__}: {exc}). Copy it again from the instrument, or "
+            "export it again from the vendor software."
+        ) from exc
+    return signals if isinstance(signals, list) else [signals]
+
+
+def _title(signal) -> str:
+    return str(signal.metadata.get_item("General.title", default=""))
+
+
+def _is_eds_spectrum_image(signal) -> bool:
+    signal_type = str(signal.metadata.get_item("Signal.signal_type", default=""))
+    return (
+        signal_type.startswith("EDS")
+        and signal.axes_manager.signal_dimension == 1
+        and signal.axes_manager.navigation_dimension == 2
+    )
+
+
+def _describe(signals: list) -> str:
+    parts = []
+    for s in signals:
+        kind = s.metadata.get_item("Signal.signal_type", default="") or type(s).__name__
+        parts.append(f"{_title(s) or '?'} ({kind}, shape {tuple(s.data.shape)})")
+    return "; ".join(parts) or "nothing"
+
+
+def _pick_eds(signals: list, path: Path):
+    candidates = [s for s in signals if _is_eds_spectrum_image(s)]
+    if not candidates:
+        raise StemsegFileFormatError(
+            f"'{path.name}' holds no EDS spectrum image (a map with an X-ray spectrum "
+            f"at every pixel); it contains: {_describe(signals)}. Export the spectrum "
+            "image from the vendor software, or load a file that has one."
+        )
+    # the map with the most pixels; a single spectrum or an EELS cube is never chosen
+    return max(candidates, key=lambda s: s.axes_manager.navigation_size)
+
+
+def _registered_images(signals: list, nav_shape: tuple[int, ...]) -> dict[str, Any]:
+    images: dict[str, Any] = {}
+    for s in signals:
+        if s.axes_manager.signal_dimension != 2 or s.axes_manager.navigation_dimension:
+            continue
+        if tuple(s.data.shape) != tuple(nav_shape):
+            continue  # another shape (e.g. Bruker downsample=) is never paired
+        title = _title(s) or f"image{len(images)}"
+        while title in images:
+            title += "'"
+        images[title] = s
+    return images
+
+
+def _pick_haadf(images: dict[str, Any], haadf: str | None, path: Path):
+    if haadf is not None:
+        if haadf not in images:
+            raise StemsegValueError(
+                f"haadf={haadf!r}: '{path.name}' has no registered image with that title. "
+                f"Registered images: {sorted(images) or 'none'}."
+            )
+        return images[haadf]
+    for pattern in _HAADF_PATTERNS:
+        for title, image in images.items():
+            if pattern.search(title.upper()):
+                return image
+    if images:
+        warnings.warn(
+            f"'{path.name}': no image titled HAADF/ADF/DF; acq.haadf is None. Registered "
+            f"images: {sorted(images)}. If one of them is the HAADF image, choose it with "
+            f"stemseg.io.load(..., haadf={sorted(images)[0]!r}).",
+            StemsegLoadWarning,
+            stacklevel=3,
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _to_nm(signal) -> None:
+    """Navigation axes in nm (in place); names y, x."""
+    axes = signal.axes_manager.navigation_axes  # (x, y) in HyperSpy order
+    for axis, name in zip(axes, ("x", "y")):
+        if str(axis.units) not in ("", "<undefined>", "None", "px", "pixels"):
+            try:
+                axis.convert_to_units("nm")
+            except Exception:  # noqa: BLE001 - unit unknown to pint: keep as it is
+                warnings.warn(
+                    f"navigation axis '{axis.name}' has units {axis.units!r} that cannot "
+                    "be converted to nm; left as is.",
+                    StemsegLoadWarning,
+                    stacklevel=4,
+                )
+        axis.name = name
+
+
+def _energy_to_keV(signal) -> None:
+    axis = signal.axes_manager.signal_axes[0]
+    if str(axis.units) == "eV":
+        axis.convert_to_units("keV")
+    elif str(axis.units) != "keV":
+        warnings.warn(
+            f"the energy axis has units {axis.units!r}, not keV: the spectrum looks "
+            "uncalibrated. Set it with eds.axes_manager[-1].scale/offset/units "
+            "(or eds.calibrate) before quantification.",
+            StemsegLoadWarning,
+            stacklevel=4,
+        )
+
+
+def _image_to_nm(image) -> None:
+    for axis, name in zip(image.axes_manager.signal_axes, ("x", "y")):
+        if str(axis.units) not in ("", "<undefined>", "None"):
+            try:
+                axis.convert_to_units("nm")
+            except Exception:  # noqa: BLE001
+                pass
+        axis.name = name
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def _assemble(signals: list, path: Path, haadf: str | None) -> Acquisition:
+    eds = _pick_eds(signals, path)
+    nav_shape = tuple(eds.data.shape[:-1])
+    images = _registered_images(signals, nav_shape)
+    chosen = _pick_haadf(images, haadf, path)
+    _to_nm(eds)
+    _energy_to_keV(eds)
+    for image in images.values():
+        _image_to_nm(image)
+    if not eds._lazy and not eds.data.any():
+        warnings.warn(
+            f"'{path.name}': the EDS spectrum image holds no counts at all. The file may "
+            "be incomplete (copy it again), or the map was recorded with the beam blanked.",
+            StemsegLoadWarning,
+            stacklevel=3,
+        )
+    return Acquisition(eds=eds, haadf=chosen, images=images, source=path)
+
+
+def _parse_in_child(path: str, lazy: bool, reader_options: dict) -> list[dict] | None:
+    """Runs in the child process: parse, and send back signal dictionaries."""
+    signals = _read_signals(Path(path), lazy, reader_options)
+    if lazy:
+        return None  # validated only; the parent opens the file lazily itself
+    return [s._to_dictionary(add_learning_results=False) for s in signals]
+
+
+def _read_isolated(path: Path, lazy: bool, reader_options: dict) -> list | None:
+    from hyperspy.io import dict2signal
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(_parse_in_child, str(path), lazy, dict(reader_options))
+        try:
+            dictionaries = future.result()
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            raise StemsegReaderCrash(
+                f"The reader crashed while parsing '{path}' (the child process died, "
+                "e.g. a segfault in the vendor-format reader). The file is most likely "
+                "corrupt: copy it again from the instrument or export it again. Your "
+                "session was not affected."
+            ) from exc
+    if dictionaries is None:
+        return None
+    return [dict2signal(d) for d in dictionaries]
+
+
+def load(
+    path: str | Path,
+    *,
+    lazy: bool = False,
+    haadf: str | None = None,
+    isolate: bool = False,
+    **reader_options: Any,
+) -> Acquisition:
+    """Load an EDS spectrum image and its registered images.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file HyperSpy can read (.emd, .bcf, .pts, .hspy, .zspy, ...). It is
+        opened read-only and never modified.
+    lazy : bool, default False
+        Open the data as dask arrays (HyperSpy lazy signals) for maps larger
+        than memory.
+    haadf : str, optional
+        Title of the registered image to use as the HAADF image, when the file
+        does not title it HAADF/ADF/DF (e.g. ``haadf="a"``).
+    isolate : bool, default False
+        Parse the file in a child process first, so that a crash of the
+        reader becomes a :class:`~stemseg.errors.StemsegReaderCrash` instead of
+        killing the caller. With ``lazy=True`` the child only validates the
+        file; the data are then read lazily by the caller.
+    **reader_options
+        Passed to :func:`hyperspy.api.load`, e.g. Velox ``rebin_energy``,
+        ``sum_frames``, ``SI_dtype``; Bruker ``downsample``, ``cutoff_at_kV``.
+        These are the levers for memory.
+
+    Returns
+    -------
+    Acquisition
+        ``eds``: the EDS spectrum image with the largest map in the file,
+        navigation axes (y, x) in nm, energy axis in keV, metadata kept;
+        ``images``: every 2-D image of the map's shape, by title;
+        ``haadf``: the one titled HAADF/ADF/DF (else None with a warning
+        listing the candidates); ``source``: the path.
+
+    Raises
+    ------
+    StemsegFileNotFoundError
+        The path does not exist or is a directory.
+    StemsegFileFormatError
+        Unknown extension, empty, corrupt or truncated file, or no EDS
+        spectrum image in it.
+    StemsegReaderCrash
+        With ``isolate=True``: the reader crashed on the file.
+    StemsegValueError
+        Unknown reader option, or ``haadf`` names no registered image.
+
+    Notes
+    -----
+    ``Sample.elements`` may be empty and ``Sample.xray_lines`` absent (Velox
+    files): the file still loads; the steps that need elements say how to set
+    them (``acq.eds.add_elements([...])``).
+    """
+    path = _check_path(path)
+    signals = None
+    if isolate:
+        signals = _read_isolated(path, lazy, reader_options)
+    if signals is None:
+        signals = _read_signals(path, lazy, reader_options)
+    return _assemble(signals, path, haadf)
