@@ -314,3 +314,21 @@ def test_bundled_data_match_shared_copy():
     for name, (filename, _) in data.EXAMPLES.items():
         assert _sha256(shared / filename) == _sha256(data.example(name))
 
+
+
+def test_isolated_load_from_a_script_on_stdin():
+    """Isolation must not depend on how the caller was started (script, stdin, kernel)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import stemseg.io as io, stemseg.data as d\n"
+        "a = io.load(d.example('velox_si_16x16_CCaOCu'), isolate=True)\n"
+        "print(a.eds.data.shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-"], input=script, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(16, 16, 4096)" in result.stdout

@@ -12,8 +12,6 @@ RosettaSciIO 0.15 segfaults on 11 of 12 Bruker files with 16 flipped bytes),
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import re
 import struct
 import warnings
@@ -274,32 +272,46 @@ def _assemble(signals: list, path: Path, haadf: str | None) -> Acquisition:
     return Acquisition(eds=eds, haadf=chosen, images=images, source=path)
 
 
-def _parse_in_child(path: str, lazy: bool, reader_options: dict) -> list[dict] | None:
-    """Runs in the child process: parse, and send back signal dictionaries."""
-    signals = _read_signals(Path(path), lazy, reader_options)
-    if lazy:
-        return None  # validated only; the parent opens the file lazily itself
-    return [s._to_dictionary(add_learning_results=False) for s in signals]
-
-
 def _read_isolated(path: Path, lazy: bool, reader_options: dict) -> list | None:
+    """Parse ``path`` in a fresh interpreter; a crash there becomes StemsegReaderCrash.
+
+    A plain subprocess (``python -m stemseg._isolated_read``) is used rather
+    than multiprocessing, so that it works the same from a script, a notebook
+    kernel or standard input (multiprocessing re-imports ``__main__``).
+    """
+    import pickle
+    import signal as signals_module
+    import subprocess
+    import sys
+
     from hyperspy.io import dict2signal
 
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(_parse_in_child, str(path), lazy, dict(reader_options))
+    request = pickle.dumps((str(path), lazy, dict(reader_options)))
+    result = subprocess.run(
+        [sys.executable, "-m", "stemseg._isolated_read"],
+        input=request,
+        capture_output=True,
+    )
+    if result.returncode == 0:
+        dictionaries = pickle.loads(result.stdout)
+        return None if dictionaries is None else [dict2signal(d) for d in dictionaries]
+    if result.returncode == 3:  # the child raised a StemsegError: re-raise it here
+        raise pickle.loads(result.stdout)
+    if result.returncode < 0:
         try:
-            dictionaries = future.result()
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            raise StemsegReaderCrash(
-                f"The reader crashed while parsing '{path}' (the child process died, "
-                "e.g. a segfault in the vendor-format reader). The file is most likely "
-                "corrupt: copy it again from the instrument or export it again. Your "
-                "session was not affected."
-            ) from exc
-    if dictionaries is None:
-        return None
-    return [dict2signal(d) for d in dictionaries]
+            name = signals_module.Signals(-result.returncode).name
+        except ValueError:
+            name = f"signal {-result.returncode}"
+        raise StemsegReaderCrash(
+            f"The reader crashed ({name}) while parsing '{path}'. The file is most likely "
+            "corrupt: copy it again from the instrument or export it again. Your session "
+            "was not affected."
+        )
+    tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
+    raise StemsegFileFormatError(
+        f"Parsing '{path}' in a child process failed (exit status {result.returncode}): "
+        f"{' '.join(tail)}. Try stemseg.io.load(..., isolate=False) to see the full error."
+    )
 
 
 def load(
