@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Acquisition", "Phase", "Phantom"]
+__all__ = ["Acquisition", "Phase", "Phantom", "Segmentation"]
 
 
 @dataclass
@@ -92,3 +92,125 @@ class Phantom(Acquisition):
     phases: list[Phase] = field(default_factory=list)
     thickness: np.ndarray | None = None
     truth: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(repr=False)
+class Segmentation:
+    """The result of a clustering workflow (:mod:`stemseg.workflows`).
+
+    Pixels are flattened in NumPy (row-major, y then x) order of the binned map wherever a
+    pixel index appears.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray of int, shape (ny, nx)
+        Cluster of every pixel of the binned map the clustering ran on; -1 = noise
+        (HDBSCAN) or masked. Clusters are numbered by decreasing size (0 = largest).
+    labels_full : numpy.ndarray of int, shape (rows, columns)
+        The same at the original map's resolution (see the workflow for how).
+    weights : numpy.ndarray of float, shape (ny * nx, n_clusters)
+        Soft membership of every binned pixel (GMM posterior probabilities; HDBSCAN
+        membership vectors, 0 for noise and masked pixels by default).
+    mean_spectra : exspy EDS signal, navigation (n_clusters,)
+        Weighted mean of the binned counts, sum_p w_pc counts_p / sum_p w_pc (counts per
+        binned pixel), same class and metadata as the input; its
+        ``metadata.Signal.Noise_properties.variance`` is ``mean_variance``.
+    mean_variance : exspy EDS signal, navigation (n_clusters,)
+        Counting variance of ``mean_spectra``, sum_p w_pc^2 counts_p / (sum_p w_pc)^2
+        (counts^2).
+    counts : exspy EDS signal, navigation (ny, nx)
+        The binned counts behind ``weights`` (for quantification bootstrap).
+    sizes : numpy.ndarray of int, shape (n_clusters,)
+        Binned pixels with each label.
+    noise_fraction : float
+        Share of the clustered (unmasked) binned pixels labelled -1.
+    workflow : str
+        ``"gmm"`` or ``"hdbscan"``.
+    params : dict
+        Every parameter that determined the result (including automatic choices such as
+        the number of PCA components).
+    random_state : int or None
+        The seed; the same seed gives the same labels.
+    timings : dict of str to float
+        Seconds per stage, and ``"total"``.
+    pixel_size_nm : (float, float) or None
+        (dy, dx) of a binned pixel in nm.
+    scree : numpy.ndarray or None
+        PCA explained-variance ratios (GMM workflow).
+    embedding : numpy.ndarray or None, shape (n_used, n_dims)
+        The reduced features that were clustered (PCA scores or UMAP embedding).
+    models : dict
+        The fitted stages: ``"prepared"``, ``"reducer"``, ``"clusterer"``.
+    """
+
+    labels: np.ndarray
+    labels_full: np.ndarray
+    weights: np.ndarray
+    mean_spectra: Any
+    mean_variance: Any = None
+    counts: Any = None
+    sizes: np.ndarray | None = None
+    noise_fraction: float = 0.0
+    workflow: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    random_state: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+    pixel_size_nm: tuple[float, float] | None = None
+    scree: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of clusters (noise not counted)."""
+        return int(self.weights.shape[1])
+
+    @property
+    def cluster_ids(self) -> list[int]:
+        """Cluster numbers, in the order of ``mean_spectra`` and the weight columns."""
+        return list(range(self.n_clusters))
+
+    def plot(self, full: bool = False, ax: Any = None, cmap: str = "tab10") -> Any:
+        """Show the label map with a colour per cluster, noise in grey, and a scale bar.
+
+        Parameters
+        ----------
+        full : bool
+            Plot ``labels_full`` instead of ``labels``.
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw in (default: a new figure).
+        cmap : str
+            Qualitative matplotlib colour map.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+
+        labels = self.labels_full if full else self.labels
+        k = max(self.n_clusters, 1)
+        base = plt.get_cmap(cmap)
+        colours = [(0.6, 0.6, 0.6, 1.0)] + [base(i % base.N) for i in range(k)]
+        if ax is None:
+            _, ax = plt.subplots(figsize=(4.5, 4.5))
+        image = ax.imshow(labels + 1, cmap=ListedColormap(colours), vmin=-0.5,
+                          vmax=k + 0.5, interpolation="nearest")
+        cbar = ax.figure.colorbar(image, ax=ax, ticks=range(k + 1), fraction=0.046)
+        cbar.ax.set_yticklabels(["noise"] + [str(i) for i in range(k)])
+        cbar.set_label("cluster")
+        ax.set_title(f"{self.workflow}: {self.n_clusters} clusters, "
+                     f"noise {100 * self.noise_fraction:.1f} %")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        size = self.pixel_size_nm
+        if size is not None:
+            step = size[1] / (int(self.params.get("bin", 1)) if full else 1)
+            try:
+                from matplotlib_scalebar.scalebar import ScaleBar
+
+                ax.add_artist(ScaleBar(step, "nm", location="lower right"))
+            except ImportError:  # pragma: no cover - optional nicety
+                ax.set_xlabel(f"pixel = {step:.3g} nm")
+        return ax

@@ -1,0 +1,510 @@
+"""Preprocessing of an EDS spectrum image for clustering: bin, crop, mask, scale.
+
+The first stage of both workflows of Eggeman et al. (2025): "Both workflows took the
+as-recorded data and binned it by a factor of 2 ... Subsequently the data was normalised
+using the RobustScaler method provided by the scikit-learn package."
+
+:func:`preprocess` turns a spectrum image into a :class:`Prepared` object holding
+
+* ``counts`` -- the spatially binned spectrum image (HyperSpy ``rebin``, counts summed),
+  at the original energy sampling and over the full energy axis. Cluster mean spectra are
+  formed from these counts, so quantification never sees scaled data.
+* ``X`` -- the feature matrix (pixels, channels) that the reduction and clustering stages
+  use: optionally energy-binned (``energy_bin``), cropped to ``energy_range``, optionally
+  Poisson-normalised, then scaled by scikit-learn's ``RobustScaler``.
+
+The order of the feature steps, and why
+---------------------------------------
+1. energy binning (sum of ``energy_bin`` adjacent channels),
+2. energy crop to ``energy_range`` (keV),
+3. Poisson normalisation (optional, Keenan & Kotula 2004, as HyperSpy's
+   ``normalize_poissonian_noise``): ``D_ij / sqrt(sum_j D_ij) / sqrt(sum_i D_ij)``. It is
+   applied to the *counts*, before scaling, because its premise -- variance equal to the
+   mean -- holds only for raw counts. Note that the following per-channel robust scaling
+   largely undoes its per-channel factor; what remains is the per-pixel (total counts)
+   normalisation. Use ``scaler=None`` for the pure HyperSpy weighting.
+4. ``RobustScaler`` (median removed, divided by the inter-quartile range, per channel;
+   channels whose IQR is zero keep scale 1, scikit-learn's rule).
+
+The same steps, with the statistics fitted on the binned pixels, transform any other pixel
+spectra (:meth:`Prepared.features`), for example the unbinned pixels of the original map
+multiplied by ``bin**2`` so that their expected counts match a binned pixel's. That is how
+the workflows label every original pixel (``labels_full``).
+
+Binning that does not divide the map
+------------------------------------
+The trailing rows/columns that do not fill a whole ``bin x bin`` block are cropped from the
+binned map (HyperSpy's ``rebin(crop=True)``) and recorded in :attr:`Prepared.crop`; the
+workflows still label those original pixels (by prediction, see :mod:`stemseg.workflows`).
+Channels that do not fill a whole ``energy_bin`` group at the high-energy end are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.preprocessing import RobustScaler
+
+from .errors import StemsegValueError
+
+__all__ = [
+    "DEFAULT_ENERGY_RANGE",
+    "Prepared",
+    "as_signal",
+    "check_counts",
+    "check_bin",
+    "bin_signal",
+    "poisson_normalise",
+    "preprocess",
+]
+
+#: Default energy window of the features (keV). The lower bound removes the detector's
+#: noise ("zero-strobe") peak centred at 0 keV, whose FWHM is ~0.1 keV on an SDD: at
+#: 0.25 keV it has fallen by more than four orders of magnitude, yet C Ka (0.277 keV) and
+#: every heavier line remain. The zero peak carries no composition but holds many counts,
+#: so left in it would dominate the variance that PCA and the scaler see. The upper end is
+#: open (the full axis).
+DEFAULT_ENERGY_RANGE: tuple[float | None, float | None] = (0.25, None)
+
+_CHUNK = 4096  # pixels per block when transforming many pixel spectra
+
+
+# --------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------
+
+
+def as_signal(data: Any) -> Any:
+    """Return the EDS spectrum image of an Acquisition, a Phantom or a signal.
+
+    Parameters
+    ----------
+    data : stemseg.Acquisition, stemseg.Phantom or hyperspy/exspy Signal1D
+        Anything with an ``.eds`` spectrum image, or the spectrum image itself, with two
+        navigation axes (y, x) and one signal axis (energy, keV).
+
+    Returns
+    -------
+    hyperspy.signals.Signal1D
+        The spectrum image (not copied).
+
+    Raises
+    ------
+    StemsegValueError
+        If ``data`` is not a 2-D spectrum image.
+    """
+    signal = getattr(data, "eds", data)
+    axes = getattr(signal, "axes_manager", None)
+    if axes is None:
+        raise StemsegValueError(
+            f"data must be an Acquisition, a Phantom or an EDS spectrum image; got "
+            f"{type(data).__name__}. Load a file with stemseg.io.load or wrap an array "
+            "with exspy.signals.EDSTEMSpectrum(array)."
+        )
+    if axes.signal_dimension != 1 or axes.navigation_dimension != 2:
+        raise StemsegValueError(
+            f"data must be a spectrum image with 2 navigation axes (y, x) and 1 energy "
+            f"axis; got navigation dimension {axes.navigation_dimension} and signal "
+            f"dimension {axes.signal_dimension}. Slice or reshape it to (y, x | energy)."
+        )
+    return signal
+
+
+def check_counts(data: np.ndarray, name: str = "data") -> None:
+    """Raise if ``data`` is not a usable array of counts.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Counts of any shape.
+    name : str
+        Name of the parameter, for the message.
+
+    Raises
+    ------
+    StemsegValueError
+        NaN or infinite values, negative counts, or no counts at all.
+    """
+    data = np.asarray(data)
+    if data.dtype.kind == "f" or data.dtype.kind == "c":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise StemsegValueError(
+                f"{name} holds {int(bad.sum())} NaN or infinite values. Replace them "
+                f"(e.g. signal.data = np.nan_to_num(signal.data)) or mask those pixels "
+                "with mask=."
+            )
+    if data.dtype.kind in "fi" and data.size and data.min() < 0:
+        raise StemsegValueError(
+            f"{name} holds negative counts (minimum {data.min()}). Clustering expects raw "
+            "X-ray counts: undo any background subtraction, or clip with "
+            "np.clip(signal.data, 0, None)."
+        )
+    if not data.size or not np.any(data):
+        raise StemsegValueError(
+            f"{name} holds no counts (all zero). Check that the right signal was loaded "
+            "and that energy_range covers the X-ray lines."
+        )
+
+
+def check_bin(value: Any, name: str = "bin") -> int:
+    """Validate an integer binning factor and return it as ``int``.
+
+    Parameters
+    ----------
+    value : int
+        Binning factor, >= 1. A float is accepted only if it is a whole number.
+    name : str
+        Name of the parameter, for the message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    StemsegValueError
+        Non-integer, boolean or < 1.
+    """
+    ok = isinstance(value, Integral) and not isinstance(value, bool)
+    if not ok and isinstance(value, Real) and not isinstance(value, bool):
+        ok = math.isfinite(value) and float(value).is_integer()
+    if not ok or int(value) < 1:
+        raise StemsegValueError(
+            f"{name} must be a whole number >= 1 (1 = no binning); got {value!r}. Use e.g. "
+            f"{name}=2; non-integer binning would mix counts of neighbouring pixels."
+        )
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------
+# the prepared data
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A spectrum image prepared for reduction and clustering.
+
+    Attributes
+    ----------
+    X : numpy.ndarray of float, shape (n_used, n_features)
+        Scaled features of the used (unmasked) binned pixels, in row-major (y, x) order.
+    counts : exspy EDS signal, navigation shape (ny, nx) binned
+        Spatially binned counts, full energy axis at the original sampling (same class and
+        metadata as the input).
+    used : numpy.ndarray of bool, shape (ny, nx)
+        Binned pixels that are in ``X`` (True) or masked out (False).
+    original_shape : tuple of int
+        (rows, columns) of the input map in pixels.
+    bin : int
+        Spatial binning factor.
+    energy_bin : int
+        Energy binning factor of the features.
+    channels : numpy.ndarray of int, shape (n_features,)
+        Indices of the feature channels in the energy-binned axis.
+    energy : numpy.ndarray of float, shape (n_features,)
+        Centre energy of every feature channel in keV.
+    scaler : sklearn.preprocessing.RobustScaler or None
+        Fitted on ``X`` before scaling.
+    poisson : bool
+        Whether the Poisson normalisation was applied.
+    channel_root : numpy.ndarray or None, shape (n_features,)
+        sqrt of the total counts per feature channel over the used binned pixels (the
+        ``sqrt(bH)`` of the Poisson normalisation), or None.
+    crop : tuple of int
+        (rows, columns) of the original map covered by the binned map.
+    pixel_size_nm : tuple of float or None
+        (dy, dx) of one *original* pixel in nm, or None when the axes have no length unit.
+    params : dict
+        The arguments, for the record.
+    """
+
+    X: np.ndarray
+    counts: Any
+    used: np.ndarray
+    original_shape: tuple[int, int]
+    bin: int
+    energy_bin: int
+    channels: np.ndarray
+    energy: np.ndarray
+    scaler: RobustScaler | None
+    poisson: bool
+    channel_root: np.ndarray | None
+    crop: tuple[int, int]
+    pixel_size_nm: tuple[float, float] | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nav_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the binned map."""
+        return tuple(self.used.shape)  # type: ignore[return-value]
+
+    @property
+    def n_features(self) -> int:
+        """Number of feature channels."""
+        return int(self.X.shape[1])
+
+    def features(self, spectra: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Transform pixel spectra with the fitted steps.
+
+        Parameters
+        ----------
+        spectra : numpy.ndarray, shape (n, n_channels)
+            Counts at the original energy sampling (the input's full energy axis).
+        scale : float
+            Multiplier applied to the counts first, e.g. ``bin**2`` for unbinned pixels so
+            that their expected counts match the binned pixels the steps were fitted on.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n, n_features)
+        """
+        out = np.empty((spectra.shape[0], self.n_features))
+        for start in range(0, spectra.shape[0], _CHUNK):
+            block = np.asarray(spectra[start:start + _CHUNK], dtype=float) * scale
+            out[start:start + _CHUNK] = self._transform_block(block)
+        return out
+
+    def _transform_block(self, block: np.ndarray) -> np.ndarray:
+        x = _energy_bin(block, self.energy_bin)[:, self.channels]
+        if self.poisson:
+            x = poisson_normalise(x, self.channel_root)[0]
+        if self.scaler is not None:
+            x = self.scaler.transform(x)
+        return x
+
+
+# --------------------------------------------------------------------------------------
+# steps
+# --------------------------------------------------------------------------------------
+
+
+def bin_signal(signal: Any, bin: int) -> Any:
+    """Sum ``bin x bin`` blocks of pixels (HyperSpy ``rebin``), cropping the remainder.
+
+    Parameters
+    ----------
+    signal : hyperspy Signal1D, navigation (y, x)
+        Spectrum image; not modified.
+    bin : int
+        Spatial binning factor (>= 1); the energy axis is not binned.
+
+    Returns
+    -------
+    hyperspy Signal1D
+        Same class and metadata, navigation shape ``(ny // bin, nx // bin)``; a copy even
+        for ``bin=1``. Integer counts are summed in a wider integer type (NumPy's rule).
+    """
+    if bin == 1:
+        return signal.deepcopy()
+    ny, nx = signal.data.shape[:2]
+    if ny < bin or nx < bin:
+        raise StemsegValueError(
+            f"bin={bin} is larger than the map ({ny} x {nx} pixels). Use a smaller bin "
+            "(bin=1 for no binning)."
+        )
+    return signal.rebin(scale=(bin, bin, 1), crop=True)
+
+
+def _energy_bin(x: np.ndarray, factor: int) -> np.ndarray:
+    """Sum groups of ``factor`` adjacent channels (last axis); the remainder is dropped."""
+    if factor == 1:
+        return x
+    n = (x.shape[-1] // factor) * factor
+    return x[..., :n].reshape(*x.shape[:-1], n // factor, factor).sum(-1)
+
+
+def _channel_selection(signal: Any, energy_bin: int,
+                       energy_range: tuple[float | None, float | None] | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and centre energies (keV) of the feature channels after energy binning."""
+    axis = signal.axes_manager.signal_axes[0]
+    energy = np.asarray(axis.axis, dtype=float)
+    if str(axis.units).strip().lower() == "ev":
+        energy = energy / 1000.0
+    n_binned = energy.size // energy_bin
+    if n_binned < 1:
+        raise StemsegValueError(
+            f"energy_bin={energy_bin} exceeds the {energy.size} channels. Use a smaller "
+            "energy_bin (1 = none)."
+        )
+    centres = energy[: n_binned * energy_bin].reshape(n_binned, energy_bin).mean(1)
+    lo, hi = (None, None) if energy_range is None else _check_range(energy_range)
+    keep = np.ones(n_binned, dtype=bool)
+    if lo is not None:
+        keep &= centres >= lo
+    if hi is not None:
+        keep &= centres <= hi
+    if keep.sum() < 2:
+        raise StemsegValueError(
+            f"energy_range={energy_range} keV keeps {int(keep.sum())} channel(s) of an axis "
+            f"from {energy[0]:.3g} to {energy[-1]:.3g} keV. Widen it, or pass "
+            "energy_range=None for the full axis."
+        )
+    return np.flatnonzero(keep), centres[keep]
+
+
+def _check_range(energy_range: Any) -> tuple[float | None, float | None]:
+    try:
+        lo, hi = energy_range
+        lo = None if lo is None else float(lo)
+        hi = None if hi is None else float(hi)
+    except (TypeError, ValueError):
+        raise StemsegValueError(
+            f"energy_range must be (low, high) in keV with None for an open end; got "
+            f"{energy_range!r}. Example: energy_range=(0.25, None)."
+        ) from None
+    if lo is not None and hi is not None and not lo < hi:
+        raise StemsegValueError(
+            f"energy_range low must be below high; got {energy_range!r} keV. Swap them."
+        )
+    return lo, hi
+
+
+def poisson_normalise(x: np.ndarray, channel_root: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Keenan-Kotula Poisson weighting, as HyperSpy's ``normalize_poissonian_noise``.
+
+    ``x_ij / (sqrt(a_i) * sqrt(b_j))`` with ``a_i`` the total counts of pixel ``i`` and
+    ``b_j`` the total counts of channel ``j``; zero totals are replaced by 1.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (n_pixels, n_channels)
+        Counts.
+    channel_root : numpy.ndarray, shape (n_channels,), optional
+        ``sqrt(b_j)`` fitted on other pixels; computed from ``x`` when None.
+
+    Returns
+    -------
+    scaled : numpy.ndarray, shape (n_pixels, n_channels)
+    channel_root : numpy.ndarray, shape (n_channels,)
+    """
+    if channel_root is None:
+        b = x.sum(axis=0)
+        channel_root = np.sqrt(np.where(b > 0, b, 1.0))
+    a = x.sum(axis=1)
+    row_root = np.sqrt(np.where(a > 0, a, 1.0))
+    return x / row_root[:, None] / channel_root[None, :], channel_root
+
+
+def _binned_mask(mask: Any, original_shape: tuple[int, int], binned_shape: tuple[int, int],
+                 bin: int) -> np.ndarray:
+    """Boolean (ny, nx) of binned pixels to use: a block counts if >= half its pixels do."""
+    if mask is None:
+        return np.ones(binned_shape, dtype=bool)
+    m = np.asarray(getattr(mask, "data", mask))
+    if m.dtype != bool:
+        raise StemsegValueError(
+            f"mask must be a boolean array (True = use the pixel); got dtype {m.dtype}. "
+            "Build it with a comparison, e.g. mask = haadf.data > threshold."
+        )
+    if m.shape == tuple(binned_shape):
+        return m.copy()
+    if m.shape != tuple(original_shape):
+        raise StemsegValueError(
+            f"mask must have the map's shape {tuple(original_shape)} (or the binned shape "
+            f"{tuple(binned_shape)}); got {m.shape}."
+        )
+    ny, nx = binned_shape
+    blocks = m[: ny * bin, : nx * bin].reshape(ny, bin, nx, bin).mean(axis=(1, 3))
+    return blocks >= 0.5
+
+
+def _pixel_size_nm(signal: Any) -> tuple[float, float] | None:
+    """(dy, dx) of one pixel in nm, or None when the navigation units are not lengths."""
+    factors = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "mm": 1e6, "m": 1e9,
+               "å": 0.1, "a": 0.1, "angstrom": 0.1, "pm": 1e-3}
+    x_axis, y_axis = signal.axes_manager.navigation_axes[:2]
+    sizes = []
+    for axis in (y_axis, x_axis):
+        unit = str(axis.units).strip().lower() if axis.units else ""
+        if unit not in factors:
+            return None
+        sizes.append(abs(float(axis.scale)) * factors[unit])
+    return sizes[0], sizes[1]
+
+
+def preprocess(
+    data: Any,
+    bin: int = 2,
+    *,
+    energy_bin: int = 1,
+    energy_range: tuple[float | None, float | None] | None = DEFAULT_ENERGY_RANGE,
+    mask: Any = None,
+    poisson: bool = False,
+    scaler: str | None = "robust",
+) -> Prepared:
+    """Bin, crop, mask and scale a spectrum image into a (pixels, channels) matrix.
+
+    Parameters
+    ----------
+    data : Acquisition, Phantom or EDS spectrum image (y, x | energy)
+        Raw counts; not modified. Lazy signals are binned lazily, then computed.
+    bin : int
+        Spatial binning factor (default 2, as the paper). Remainder rows/columns are
+        cropped (see the module notes).
+    energy_bin : int
+        Energy binning factor of the features only (default 1 = none); the mean spectra
+        keep the original energy sampling.
+    energy_range : (float or None, float or None) or None
+        Energy window of the features in keV (default ``(0.25, None)``: drops the zero
+        peak, see :data:`DEFAULT_ENERGY_RANGE`); None keeps the whole axis.
+    mask : array_like of bool, shape (y, x) or binned (y // bin, x // bin), optional
+        True for the pixels to cluster. A binned pixel is used when at least half of its
+        original pixels are. Masked pixels get label -1.
+    poisson : bool
+        Apply the Poisson normalisation before the scaler (default False, as the paper).
+    scaler : {"robust", None}
+        ``"robust"``: scikit-learn ``RobustScaler`` (the paper's choice); None: no scaling.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    StemsegValueError
+        Not a spectrum image; NaN/inf, negative or no counts; non-integer or oversize
+        ``bin``/``energy_bin``; bad ``energy_range``, ``mask`` or ``scaler``.
+    """
+    signal = as_signal(data)
+    bin = check_bin(bin, "bin")
+    energy_bin = check_bin(energy_bin, "energy_bin")
+    if scaler not in ("robust", None):
+        raise StemsegValueError(f"scaler must be 'robust' or None; got {scaler!r}.")
+    channels, energy = _channel_selection(signal, energy_bin, energy_range)
+    if not getattr(signal, "_lazy", False):
+        check_counts(signal.data, "data")
+    counts = bin_signal(signal, bin)
+    if getattr(counts, "_lazy", False):
+        counts.compute()
+        check_counts(counts.data, "data")
+    original_shape = tuple(signal.data.shape[:2])
+    used = _binned_mask(mask, original_shape, counts.data.shape[:2], bin)
+    if not used.any():
+        raise StemsegValueError("mask excludes every pixel. Pass mask=None or a looser mask.")
+    pixels = counts.data.reshape(-1, counts.data.shape[-1])[used.ravel()]
+    x = _energy_bin(np.asarray(pixels, dtype=float), energy_bin)[:, channels]
+    check_counts(x, f"data within energy_range={energy_range} keV")
+    channel_root = None
+    if poisson:
+        x, channel_root = poisson_normalise(x)
+    fitted = None
+    if scaler == "robust":
+        fitted = RobustScaler().fit(x)
+        x = fitted.transform(x)
+    ny, nx = counts.data.shape[:2]
+    return Prepared(
+        X=x, counts=counts, used=used, original_shape=original_shape, bin=bin,
+        energy_bin=energy_bin, channels=channels, energy=energy, scaler=fitted,
+        poisson=bool(poisson), channel_root=channel_root, crop=(ny * bin, nx * bin),
+        pixel_size_nm=_pixel_size_nm(signal),
+        params=dict(bin=bin, energy_bin=energy_bin, energy_range=energy_range,
+                    mask=mask is not None, poisson=bool(poisson), scaler=scaler),
+    )

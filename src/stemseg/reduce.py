@@ -1,0 +1,314 @@
+"""Dimensionality reduction: PCA with an automatic scree change point, and UMAP.
+
+* :class:`PCAReducer` -- scikit-learn ``PCA`` fitted once with ``max_components``
+  components (the scree curve, ``explained_variance_ratio_``); the number kept is
+  ``n_components`` or, when None, the change point of the scree curve found by
+  :func:`scree_knee`.
+* :class:`UMAPReducer` -- umap-learn ``UMAP`` to ``n_components`` (default 4, as the paper)
+  dimensions, with the k-nearest-neighbour graph computed by scikit-learn's exact
+  ``NearestNeighbors`` and passed as ``precomputed_knn``.
+
+Why kneed for the change point
+------------------------------
+``kneed`` (the Kneedle algorithm of Satopää et al. 2011) is a maintained, documented library
+that works on a plain array, so the reduction does not need a HyperSpy signal. It is applied
+to ``log10`` of the explained-variance ratios of the first ``max_points`` components, the
+same curve and the same idea (largest distance from the chord) as HyperSpy's
+``estimate_elbow_position``; the log makes the noise floor of a Poisson-noisy spectrum image
+a straight tail so the knee is where the signal components end. When kneed finds no knee
+(e.g. a curve with no bend) the HyperSpy rule (farthest point from the chord) is used, so a
+number always comes back; ``scree_knee(..., method="hyperspy")`` selects it directly.
+
+Why precomputed neighbours for UMAP
+-----------------------------------
+umap-learn finds neighbours with pynndescent above 4096 points, whose numba compilation
+costs ~27 s once per process; an exact scikit-learn ``NearestNeighbors`` graph on a few
+tens of thousands of points in tens of dimensions takes seconds and is deterministic. The
+price: umap-learn cannot ``transform`` new points without its search index, so
+:meth:`UMAPReducer.transform` places new points at the weighted mean embedding of their
+nearest training points (the initial guess that UMAP's own ``transform`` starts from),
+without the extra optimisation epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from .errors import StemsegValueError
+
+__all__ = ["scree_knee", "PCAReducer", "UMAPReducer"]
+
+
+def scree_knee(explained_variance_ratio: np.ndarray, max_points: int = 20,
+               method: str = "kneed") -> int:
+    """Number of components at the change point of a scree curve.
+
+    Parameters
+    ----------
+    explained_variance_ratio : array_like, shape (n,)
+        Decreasing explained-variance ratios (PCA's ``explained_variance_ratio_``).
+    max_points : int
+        Only the first ``max_points`` + 1 components are considered (default 20).
+    method : {"kneed", "hyperspy"}
+        ``"kneed"``: ``kneed.KneeLocator`` on log10 of the ratios (convex, decreasing,
+        ``online=True`` so that a concave run of comparable signal components before
+        the drop does not stop the search at the first point), falling back to ``"hyperspy"`` when no knee is found; ``"hyperspy"``: the point
+        farthest from the chord of the log curve (HyperSpy's ``estimate_elbow_position``).
+
+    Returns
+    -------
+    int
+        The number of components to keep, >= 1: the knee's index + 1, HyperSpy's
+        convention. On an ideal step (n signal components, then a noise floor) the knee
+        is the first noise component, so n + 1 comes back; one extra dimension of noise
+        costs a Gaussian mixture little, one missing signal dimension can merge phases.
+    """
+    evr = np.asarray(explained_variance_ratio, dtype=float)
+    if evr.ndim != 1 or evr.size < 3:
+        return int(max(evr.size, 1))
+    if method not in ("kneed", "hyperspy"):
+        raise StemsegValueError(f"method must be 'kneed' or 'hyperspy'; got {method!r}.")
+    n = min(int(max_points), evr.size - 1)
+    y = np.log10(np.clip(evr[: n + 1], 1e-30, None))
+    x = np.arange(n + 1)
+    if method == "kneed":
+        from kneed import KneeLocator
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            knee = KneeLocator(x, y, curve="convex", direction="decreasing",
+                                online=True).knee
+        if knee is not None:
+            return int(knee) + 1
+    chord = (x[-1] - x[0]) * (y[0] - y) - (x[0] - x) * (y[-1] - y[0])
+    return int(np.argmax(np.abs(chord))) + 1
+
+
+class PCAReducer(TransformerMixin, BaseEstimator):
+    """PCA keeping the components up to the scree change point.
+
+    Parameters
+    ----------
+    n_components : int or None
+        Components to keep; None (default) = :func:`scree_knee` of the scree curve.
+    max_components : int
+        Components computed for the scree curve (default 30; capped by the data).
+    max_points : int
+        Points of the scree curve searched for the knee (default 20).
+    knee_method : {"kneed", "hyperspy"}
+        See :func:`scree_knee`.
+    min_components : int
+        Lower bound on the automatic choice (default 1). The workflows pass
+        ``n_clusters - 1``: k Gaussian clusters need k - 1 dimensions to be separable.
+    svd_solver : str
+        Passed to ``PCA`` (default "auto").
+    random_state : int, numpy.random.RandomState or None
+        Seed of the randomized solver.
+
+    Attributes
+    ----------
+    pca_ : sklearn.decomposition.PCA
+        Fitted with ``max_components`` components.
+    explained_variance_ratio_ : numpy.ndarray, shape (max_components,)
+        The scree curve.
+    knee_ : int
+        The automatic choice (computed even when ``n_components`` is given).
+    n_components_ : int
+        Components actually kept.
+    """
+
+    def __init__(self, n_components: int | None = None, max_components: int = 30,
+                 max_points: int = 20, knee_method: str = "kneed", min_components: int = 1,
+                 svd_solver: str = "auto", random_state: Any = None) -> None:
+        self.n_components = n_components
+        self.max_components = max_components
+        self.max_points = max_points
+        self.knee_method = knee_method
+        self.min_components = min_components
+        self.svd_solver = svd_solver
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: Any = None) -> PCAReducer:
+        """Fit the PCA on ``X`` (n_samples, n_features) and choose the components."""
+        X = np.asarray(X, dtype=float)
+        limit = min(X.shape)
+        if self.n_components is not None:
+            _check_n_components(self.n_components, X.shape)
+        n_fit = min(max(int(self.max_components), int(self.n_components or 1)), limit)
+        self.pca_ = PCA(n_components=n_fit, svd_solver=self.svd_solver,
+                        random_state=self.random_state).fit(X)
+        self.explained_variance_ratio_ = self.pca_.explained_variance_ratio_
+        self.knee_ = scree_knee(self.explained_variance_ratio_, self.max_points,
+                                self.knee_method)
+        auto = min(max(self.knee_, int(self.min_components)), n_fit)
+        self.n_components_ = int(self.n_components) if self.n_components else auto
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Project ``X`` (n, n_features) onto the kept components -> (n, n_components_)."""
+        return self.pca_.transform(np.asarray(X, dtype=float))[:, : self.n_components_]
+
+
+def _check_n_components(n_components: Any, shape: tuple[int, int]) -> None:
+    n_samples, n_features = shape
+    if not isinstance(n_components, (int, np.integer)) or isinstance(n_components, bool) \
+            or n_components < 1:
+        raise StemsegValueError(
+            f"n_components must be a whole number >= 1 or None (automatic); got "
+            f"{n_components!r}."
+        )
+    if n_components > n_features:
+        raise StemsegValueError(
+            f"n_components={n_components} exceeds the {n_features} energy channels used. "
+            "Choose fewer components, widen energy_range or reduce energy_bin."
+        )
+    if n_components > n_samples:
+        raise StemsegValueError(
+            f"n_components={n_components} exceeds the {n_samples} pixels clustered. Choose "
+            "fewer components or a smaller bin."
+        )
+
+
+def knn_graph(X: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row of ``X`` including itself.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, d)
+    n_neighbors : int
+        Neighbours per point, the point itself first.
+
+    Returns
+    -------
+    indices : numpy.ndarray of int, shape (n, n_neighbors)
+    distances : numpy.ndarray of float32, shape (n, n_neighbors)
+    """
+    nn = NearestNeighbors(n_neighbors=n_neighbors, n_jobs=_n_jobs()).fit(X)
+    dist, idx = nn.kneighbors(X)
+    # put every point first in its own list (ties between duplicates can swap it)
+    first = idx[:, 0] != np.arange(X.shape[0])
+    if first.any():
+        for i in np.flatnonzero(first):
+            j = np.flatnonzero(idx[i] == i)
+            if j.size:
+                idx[i, [0, j[0]]] = idx[i, [j[0], 0]]
+                dist[i, [0, j[0]]] = dist[i, [j[0], 0]]
+            else:
+                idx[i, 1:], dist[i, 1:] = idx[i, :-1].copy(), dist[i, :-1].copy()
+                idx[i, 0], dist[i, 0] = i, 0.0
+    return idx.astype(np.int64), dist.astype(np.float32)
+
+
+def _n_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class UMAPReducer(TransformerMixin, BaseEstimator):
+    """UMAP embedding with exact, precomputed nearest neighbours.
+
+    Parameters
+    ----------
+    n_components : int
+        Embedding dimensions (default 4, as the paper).
+    n_neighbors : int
+        Size of the local neighbourhood (default 30). Larger values favour global
+        structure; for clustering, umap-learn's documentation recommends values above the
+        default 15.
+    min_dist : float
+        Minimum distance between embedded points (default 0.0: dense, well-separated
+        clumps, the setting umap-learn recommends for clustering).
+    precomputed_knn : bool
+        Compute the neighbour graph with scikit-learn (default True; see module notes).
+    random_state : int or None
+        Seed of the embedding; with a seed umap-learn runs single-threaded and is
+        reproducible.
+    umap_kwargs : dict, optional
+        Further arguments of ``umap.UMAP``.
+
+    Attributes
+    ----------
+    umap_ : umap.UMAP
+        The fitted model.
+    embedding_ : numpy.ndarray, shape (n_samples, n_components)
+    """
+
+    def __init__(self, n_components: int = 4, n_neighbors: int = 30, min_dist: float = 0.0,
+                 precomputed_knn: bool = True, random_state: Any = None,
+                 umap_kwargs: dict[str, Any] | None = None) -> None:
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.precomputed_knn = precomputed_knn
+        self.random_state = random_state
+        self.umap_kwargs = umap_kwargs
+
+    def fit(self, X: np.ndarray, y: Any = None) -> UMAPReducer:
+        """Embed ``X`` (n_samples, n_features)."""
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X: np.ndarray, y: Any = None, **_: Any) -> np.ndarray:
+        """Embed ``X`` (n_samples, n_features) -> (n_samples, n_components)."""
+        import umap
+
+        X = np.asarray(X, dtype=np.float32)
+        n = X.shape[0]
+        if self.n_components < 1 or self.n_components >= n - 1:
+            raise StemsegValueError(
+                f"n_components={self.n_components} must be between 1 and the number of "
+                f"pixels minus 2 ({n - 2}). Use fewer dimensions or a smaller bin."
+            )
+        k = int(min(self.n_neighbors, n - 1))
+        if k < 2:
+            raise StemsegValueError(
+                f"UMAP needs at least 3 pixels; got {n}. Use a smaller bin or a larger map."
+            )
+        kwargs = dict(n_components=int(self.n_components), n_neighbors=k,
+                      min_dist=float(self.min_dist), random_state=self.random_state,
+                      n_jobs=1 if self.random_state is not None else _n_jobs())
+        kwargs.update(self.umap_kwargs or {})
+        self._X_fit = X
+        if self.precomputed_knn:
+            idx, dist = knn_graph(X, k)
+            kwargs["precomputed_knn"] = (idx, dist)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.umap_ = umap.UMAP(**kwargs)
+            self.embedding_ = self.umap_.fit_transform(X)
+        return self.embedding_
+
+    def transform(self, X: np.ndarray, n_neighbors: int | None = None) -> np.ndarray:
+        """Place new points in the embedding.
+
+        Each row of ``X`` goes to the mean embedding of its ``n_neighbors`` nearest
+        training points (default: the fitted ``n_neighbors``), weighted by
+        ``exp(-(d - d_min) / sigma)`` with ``sigma`` the mean neighbour distance above
+        the nearest -- the starting point that umap-learn's own ``transform`` refines.
+
+        Parameters
+        ----------
+        X : numpy.ndarray, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n_components)
+        """
+        k = int(min(n_neighbors or self.umap_.n_neighbors, self._X_fit.shape[0]))
+        nn = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(self._X_fit)
+        out = np.empty((X.shape[0], self.embedding_.shape[1]), dtype=np.float32)
+        for start in range(0, X.shape[0], 4096):
+            block = np.asarray(X[start:start + 4096], dtype=np.float32)
+            dist, idx = nn.kneighbors(block)
+            excess = dist - dist[:, :1]
+            sigma = excess.mean(axis=1, keepdims=True)
+            w = np.exp(-excess / np.where(sigma > 0, sigma, 1.0))
+            w /= w.sum(axis=1, keepdims=True)
+            out[start:start + 4096] = np.einsum("nk,nkd->nd", w, self.embedding_[idx])
+        return out

@@ -1,0 +1,219 @@
+"""stemseg.workflows end to end: a synthetic cube, then the phantoms of issue 6."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _synth import synthetic_cube
+from stemseg import metrics, workflows
+from stemseg._types import Acquisition, Segmentation
+from stemseg.errors import StemsegValueError
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return synthetic_cube()  # 64 x 64 x 512, 4 phases, stripes 4 px wide
+
+
+@pytest.fixture(scope="module")
+def seg_gmm(cube):
+    return workflows.gmm(cube[0], n_clusters=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def seg_hdb(cube):
+    return workflows.hdbscan(cube[0], min_cluster_size=120, random_state=0)
+
+
+# ---------------------------------------------------------------- the result object
+
+def test_gmm_segmentation_fields(cube, seg_gmm):
+    s, truth = cube
+    seg = seg_gmm
+    assert isinstance(seg, Segmentation) and seg.workflow == "gmm"
+    assert seg.labels.shape == (32, 32) and seg.labels_full.shape == (64, 64)
+    assert seg.weights.shape == (1024, 4) and seg.n_clusters == 4
+    np.testing.assert_allclose(seg.weights.sum(1), 1, atol=1e-6)
+    assert np.all(np.diff(seg.sizes) <= 0)  # ordered by size
+    assert seg.sizes.sum() == 1024 and seg.noise_fraction == 0
+    np.testing.assert_array_equal(np.bincount(seg.labels.ravel()), seg.sizes)
+    assert seg.params["n_components"] >= 3 and seg.params["bin"] == 2
+    assert seg.scree.shape[0] == 30 and seg.random_state == 0
+    assert set(seg.timings) >= {"preprocess", "reduce", "cluster", "labels_full", "total"}
+    assert seg.pixel_size_nm == (1.0, 1.0)
+    assert seg.cluster_ids == [0, 1, 2, 3]
+
+
+def test_mean_spectra_are_weighted_means_of_binned_counts(cube, seg_gmm):
+    s, _ = cube
+    seg = seg_gmm
+    counts = s.data.reshape(32, 2, 32, 2, -1).sum(axis=(1, 3)).reshape(1024, -1).astype(float)
+    w = seg.weights
+    expected = (w.T @ counts) / w.sum(0)[:, None]
+    variance = ((w**2).T @ counts) / w.sum(0)[:, None] ** 2
+    assert type(seg.mean_spectra) is type(s)
+    assert seg.mean_spectra.data.shape == (4, 512)
+    np.testing.assert_allclose(seg.mean_spectra.data, expected, rtol=1e-10)
+    np.testing.assert_allclose(seg.mean_variance.data, variance, rtol=1e-10)
+    noise = seg.mean_spectra.metadata.Signal.Noise_properties.variance
+    np.testing.assert_allclose(noise.data, variance, rtol=1e-10)
+    assert seg.mean_spectra.metadata.Acquisition_instrument.TEM.beam_energy == 200.0
+    e, e0 = seg.mean_spectra.axes_manager.signal_axes[0], s.axes_manager.signal_axes[0]
+    assert (e.scale, e.offset, e.units) == (e0.scale, e0.offset, e0.units)
+    assert seg.counts.data.shape == (32, 32, 512)
+
+
+def test_gmm_recovers_phases_at_full_resolution(cube, seg_gmm):
+    _, truth = cube
+    ari_full = metrics.ari(seg_gmm.labels_full, truth)
+    repeated = workflows.upsample_labels(seg_gmm.labels, 2, truth.shape)
+    # stripes 4 px wide: copying binned labels onto blocks loses the boundaries
+    assert ari_full > 0.97
+    assert ari_full > metrics.ari(repeated, truth) + 0.05
+
+
+def test_labels_full_repeat_option(cube):
+    s, truth = cube
+    seg = workflows.gmm(s, n_clusters=4, labels_full="repeat")
+    np.testing.assert_array_equal(seg.labels_full, workflows.upsample_labels(seg.labels, 2,
+                                                                             (64, 64)))
+
+
+def test_hdbscan_segmentation(cube, seg_hdb):
+    _, truth = cube
+    seg = seg_hdb
+    assert seg.workflow == "hdbscan"
+    assert seg.params["min_cluster_size_binned"] == 30
+    assert seg.noise_fraction < 0.1
+    assert metrics.ari(seg.labels_full, truth) > 0.95
+    assert seg.weights.shape == (1024, seg.n_clusters)
+    np.testing.assert_array_equal(seg.weights[seg.labels.ravel() < 0], 0)
+    assert np.all(np.diff(seg.sizes) <= 0)
+    assert seg.mean_spectra.data.shape == (seg.n_clusters, 512)
+
+
+def test_hdbscan_nm2_units_match_pixels(cube, seg_hdb):
+    s, _ = cube
+    # 0.5 nm pixels: 120 px = 30 nm^2
+    seg = workflows.hdbscan(s, min_cluster_size=30, min_cluster_size_units="nm2",
+                            random_state=0)
+    assert seg.params["min_cluster_size_binned"] == 30
+    np.testing.assert_array_equal(seg.labels, seg_hdb.labels)
+
+
+def test_acquisition_input_mask_and_uneven_map(cube):
+    s, truth = cube
+    mask = np.ones((63, 61), dtype=bool)
+    mask[:, :10] = False
+    seg = workflows.gmm(Acquisition(eds=s.inav[:61, :63]), n_clusters=4, mask=mask)
+    assert seg.labels.shape == (31, 30) and seg.labels_full.shape == (63, 61)
+    assert np.all(seg.labels[:, :5] == -1) and np.all(seg.labels_full[:, :10] == -1)
+    assert np.all(seg.weights[seg.labels.ravel() < 0] == 0)
+    assert seg.noise_fraction == 0  # masked pixels are not noise
+    inside = mask & (truth[:63, :61] >= 0)
+    assert metrics.ari(seg.labels_full[inside], truth[:63, :61][inside]) > 0.9
+
+
+def test_bin_one(cube):
+    s, truth = cube
+    seg = workflows.gmm(s.inav[:32, :32], n_clusters=3, bin=1, n_components=3)
+    np.testing.assert_array_equal(seg.labels, seg.labels_full)
+
+
+def test_same_seed_same_labels_in_process(cube, seg_gmm, seg_hdb):
+    s, _ = cube
+    np.testing.assert_array_equal(workflows.gmm(s, n_clusters=4).labels_full,
+                                  seg_gmm.labels_full)
+    np.testing.assert_array_equal(
+        workflows.hdbscan(s, min_cluster_size=120).labels_full, seg_hdb.labels_full)
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
+
+
+def test_same_seed_same_labels_in_another_process(seg_gmm, seg_hdb):
+    script = textwrap.dedent("""
+        import hashlib, json, sys, warnings
+        warnings.filterwarnings("ignore")
+        sys.path.insert(0, sys.argv[1])
+        import numpy as np
+        from _synth import synthetic_cube
+        from stemseg import workflows
+        s, _ = synthetic_cube()
+        d = lambda a: hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
+        g = workflows.gmm(s, n_clusters=4, random_state=0)
+        h = workflows.hdbscan(s, min_cluster_size=120, random_state=0)
+        print(json.dumps([d(g.labels_full), d(h.labels_full)]))
+    """)
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    out = subprocess.run([sys.executable, "-c", script, str(HERE)], capture_output=True,
+                         text=True, timeout=300, env=env, check=True)
+    other = json.loads(out.stdout.strip().splitlines()[-1])
+    assert other == [_digest(seg_gmm.labels_full), _digest(seg_hdb.labels_full)]
+
+
+def test_plot(seg_hdb):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = seg_hdb.plot()
+    assert ax.images and "hdbscan" in ax.get_title()
+    seg_hdb.plot(full=True, ax=ax)
+    plt.close("all")
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(n_clusters=0), "n_clusters must be"),
+    (dict(n_clusters=5000), "n_clusters=5000 exceeds"),
+    (dict(n_components=10_000), "n_components=10000 exceeds"),
+    (dict(bin=1.5), "bin must be a whole number"),
+    (dict(labels_full="nearest"), "labels_full"),
+])
+def test_gmm_bad_parameters(cube, kwargs, fragment):
+    with pytest.raises(StemsegValueError, match=fragment):
+        workflows.gmm(cube[0], **{"n_clusters": 4, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(min_cluster_size=10_000), "more than the 1024 pixels"),
+    (dict(min_cluster_size=-3), "positive"),
+    (dict(noise="keep"), "noise"),
+    (dict(bin=0), "bin must be"),
+    (dict(min_cluster_size_units="acres"), "min_cluster_size_units"),
+])
+def test_hdbscan_bad_parameters(cube, kwargs, fragment):
+    with pytest.raises(StemsegValueError, match=fragment):
+        workflows.hdbscan(cube[0], **{"min_cluster_size": 120, **kwargs})
+
+
+def test_bad_data(cube):
+    s, _ = cube
+    bad = s.deepcopy()
+    bad.change_dtype("float32")
+    bad.data[0, 0, 50] = np.nan
+    with pytest.raises(StemsegValueError, match="NaN"):
+        workflows.gmm(bad)
+    bad.data[0, 0, 50] = -5
+    with pytest.raises(StemsegValueError, match="negative"):
+        workflows.hdbscan(bad)
+    bad.data[:] = 0
+    with pytest.raises(StemsegValueError, match="no counts"):
+        workflows.gmm(bad)
+    with pytest.raises(StemsegValueError, match="Acquisition"):
+        workflows.gmm(s.data)
