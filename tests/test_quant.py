@@ -1,0 +1,417 @@
+"""Tests of stemseg.quant: line intensities, Cliff-Lorimer with sigmas, entropy, paper tables."""
+
+from __future__ import annotations
+
+import math
+import types
+import warnings
+
+import exspy
+import hyperspy.api as hs
+import numpy as np
+import pandas as pd
+import pytest
+
+from stemseg import quant, xray
+from stemseg.data import example
+from stemseg.errors import StemsegError, StemsegValueError
+
+# The paper's minority wurtzite (Table 1, workflow 1, cluster iv), at. %.
+WURTZITE = {"Ag": 10.8, "Cd": 7.0, "Cu": 8.59, "Fe": 10.5, "Mn": 9.45, "S": 51.1, "Zn": 2.45}
+LINES = ["Ag_La", "Cd_La", "Cu_Ka", "Fe_Ka", "Mn_Ka", "S_Ka", "Zn_Ka"]
+# k-factors chosen for the simulation (exspy weight-fraction convention).
+KF = {"Ag_La": 1.9, "Cd_La": 2.0, "Cu_Ka": 1.6, "Fe_Ka": 1.35, "Mn_Ka": 1.3, "S_Ka": 1.05,
+      "Zn_Ka": 1.75}
+FEPT_K = {"Fe_Ka": 1.450226, "Pt_La": 5.075602}  # exspy's documentation example
+BRUKER_LINES = ["Cu_Ka", "O_Ka", "Pd_La", "Ti_Ka"]
+BRUKER_K = {"Cu_Ka": 1.6, "O_Ka": 2.0, "Pd_La": 1.9, "Ti_Ka": 1.2}
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def _simulated(composition=WURTZITE, total=1e6, seed=0, lines=LINES, kf=KF):
+    """Spectrum of known composition: Gaussians of every family line + smooth background.
+
+    Intensities follow Cliff-Lorimer with the k-factors ``kf`` (I_i ~ wt_i / k_i), widths
+    from a 130 eV Mn Ka resolution, Poisson noise with a fixed seed; 200 kV, 10 eV channels.
+    """
+    from exspy.material import elements as db
+    from scipy.special import ndtr
+
+    n = 2048
+    s = exspy.signals.EDSTEMSpectrum(np.zeros(n))
+    ax = s.axes_manager[-1]
+    ax.scale, ax.offset, ax.units, ax.name = 0.01, 0.005, "keV", "Energy"
+    s.set_microscope_parameters(beam_energy=200, energy_resolution_MnKa=130)
+    x = ax.axis
+    elements = [ln.split("_")[0] for ln in lines]
+    weights = np.array([db[e].General_properties.atomic_weight for e in elements])
+    wt = np.array([composition[e] for e in elements]) * weights
+    wt /= wt.sum()
+    lam = np.zeros(n)
+    for ln, w in zip(lines, wt):
+        el, fam = ln.split("_")
+        for sub, props in db[el].Atomic_properties.Xray_lines.as_dictionary().items():
+            if sub[0] != fam[0]:
+                continue
+            energy, fwhm = s._get_line_energy(f"{el}_{sub}", FWHM_MnKa="auto")
+            sd = fwhm / (2 * math.sqrt(2 * math.log(2)))
+            lam += w / kf[ln] * props["weight"] * (
+                ndtr((x + 0.005 - energy) / sd) - ndtr((x - 0.005 - energy) / sd))
+    bg = (200 - x) / x * np.exp(-((0.7 / x) ** 3))
+    lam += bg / bg.sum() * lam.sum() * 1.5
+    lam *= total / lam.sum()
+    s.data = np.random.default_rng(seed).poisson(lam).astype(float)
+    return s
+
+
+def _true_at_pct(composition=WURTZITE):
+    total = sum(composition.values())
+    return {e: 100 * v / total for e, v in composition.items()}
+
+
+@pytest.fixture(scope="module")
+def fept():
+    return exspy.data.EDS_TEM_FePt_nanoparticles()
+
+
+@pytest.fixture(scope="module")
+def bruker_map():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return hs.load(example("bruker_tem_CuOPdTi_64x64"), select_type="spectrum_image")
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return _simulated()
+
+
+def _check_table(df, n_clusters, n_lines):
+    assert list(df.columns[:5]) == ["cluster", "element", "line", "at_pct", "sigma"]
+    assert len(df) == n_clusters * n_lines
+    assert np.all(np.isfinite(df[["at_pct", "sigma"]].to_numpy()))
+    assert (df.at_pct >= 0).all() and (df.sigma > 0).all()
+    sums = df.groupby("cluster").at_pct.sum()
+    np.testing.assert_allclose(sums, 100.0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- entropy
+
+
+@pytest.mark.parametrize(
+    "cluster, expected",
+    [("i", 0.51), ("ii", 0.59), ("iii", 0.60), ("iv", 0.84)],
+)
+def test_entropy_reproduces_paper_table1(cluster, expected):
+    table = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
+    value, sigma = quant.configurational_entropy(table[table.cluster == cluster])
+    assert value == pytest.approx(expected, abs=0.01)
+    assert 0 < sigma < 0.2
+
+
+def test_entropy_six_equimolar_cations_is_maximum():
+    comp = {e: 50 / 6 for e in ("Mn", "Fe", "Cu", "Ag", "Zn", "Cd")} | {"S": 50.0}
+    value, sigma = quant.configurational_entropy(comp)
+    assert value == pytest.approx(0.90, abs=0.01)
+    assert value == pytest.approx(quant.maximum_entropy(6, 0.5), rel=1e-12)
+    assert quant.maximum_entropy(6, 0.5) == pytest.approx(0.5 * math.log(6))
+    assert sigma == 0.0
+
+
+def test_entropy_sigma_positive_and_shrinking():
+    with_sigma = {e: (v, 0.05 * v) for e, v in WURTZITE.items()}
+    half = {e: (v, 0.025 * v) for e, v in WURTZITE.items()}
+    v1, s1 = quant.configurational_entropy(with_sigma)
+    v2, s2 = quant.configurational_entropy(half)
+    assert v1 == v2 and s1 > 0
+    assert s2 == pytest.approx(s1 / 2, rel=1e-12)
+    # linear propagation agrees with a finite-difference gradient
+    rng = np.random.default_rng(1)
+    draws = [quant.configurational_entropy(
+        {e: v + rng.normal(0, 0.005 * v) for e, v in WURTZITE.items()})[0] for _ in range(2000)]
+    _, s_small = quant.configurational_entropy({e: (v, 0.005 * v) for e, v in WURTZITE.items()})
+    assert np.std(draws) == pytest.approx(s_small, rel=0.1)
+
+
+def test_entropy_invariant_to_order_and_scale():
+    forward = quant.configurational_entropy({e: (v, 0.1) for e, v in WURTZITE.items()})
+    backward = quant.configurational_entropy(
+        {e: (v, 0.1) for e, v in reversed(list(WURTZITE.items()))})
+    assert forward == pytest.approx(backward, rel=1e-12)
+    fractions = quant.configurational_entropy({e: v / 100 for e, v in WURTZITE.items()})
+    assert fractions[0] == pytest.approx(forward[0], rel=1e-12)
+
+
+def test_entropy_from_quantify_table_and_anions(simulated):
+    df = quant.quantify(simulated, KF, lines=LINES)
+    value, sigma = quant.configurational_entropy(df)
+    assert value == pytest.approx(quant.configurational_entropy(WURTZITE)[0], abs=0.01)
+    assert sigma > 0
+    # with S and Cu both anions the cation sub-lattice shrinks
+    assert quant.configurational_entropy(df, anions=("S", "Cu"))[0] < value
+
+
+def test_entropy_bad_input():
+    with pytest.raises(StemsegValueError, match="several clusters"):
+        quant.configurational_entropy(quant.paper_table())
+    with pytest.raises(StemsegValueError, match="non-negative"):
+        quant.configurational_entropy({"Fe": -1.0, "S": 50.0})
+    with pytest.raises(StemsegValueError, match="No cations"):
+        quant.configurational_entropy({"S": 100.0})
+    with pytest.raises(StemsegValueError, match="dict"):
+        quant.configurational_entropy([1, 2, 3])
+    with pytest.raises(StemsegValueError, match="fraction"):
+        quant.maximum_entropy(6, 50)
+    with pytest.raises(StemsegValueError, match="n_cations"):
+        quant.maximum_entropy(0, 0.5)
+
+
+def test_paper_table():
+    df = quant.paper_table()
+    assert set(df.cluster) == {"i", "ii", "iii", "iv"}
+    assert "10.1039/d5fd00101c" in df.attrs["citation"]
+    assert df[df.cluster == "iv"].set_index("element").at_pct.to_dict() == WURTZITE
+    single = quant.paper_table("eggeman2025_table2_7cation_nanoparticles", "workflow1_core_i")
+    assert single.cluster.nunique() == 1 and len(single) == 8
+    with pytest.raises(StemsegValueError, match="available"):
+        quant.paper_table("nope")
+    with pytest.raises(StemsegValueError, match="workflow"):
+        quant.paper_table(workflow="nope")
+
+
+# ----------------------------------------------------------------------------- real spectra
+
+
+@pytest.mark.parametrize("method", ["model", "windows"])
+def test_fept_end_to_end(fept, method):
+    data_before = fept.data.copy()
+    df = quant.quantify(fept, FEPT_K, lines=["Fe_Ka", "Pt_La"], method=method)
+    _check_table(df, 1, 2)
+    fe = df.set_index("element").at_pct["Fe"]
+    assert 10 < fe < 25  # exspy's documentation: 15.4 at. % with its windows
+    assert df.sigma.max() < 1.0  # ~2e5 counts
+    np.testing.assert_array_equal(fept.data, data_before)
+    assert "Noise_properties" not in fept.metadata.Signal
+
+
+@pytest.mark.parametrize("method", ["model", "windows"])
+def test_bruker_tem_map_summed_end_to_end(bruker_map, method):
+    summed = bruker_map.sum()
+    df = quant.quantify(summed, BRUKER_K, lines=BRUKER_LINES, method=method)
+    _check_table(df, 1, 4)
+    assert df.set_index("element").at_pct["O"] > 20
+
+
+def test_model_bounds_low_energy_l_lines(fept):
+    li = quant.line_intensities(fept, ["Fe_La", "Fe_Ka", "Pt_La"], method="model")
+    assert np.all(li.intensity >= 0)
+    assert np.all(li.sigma > 0)
+    assert li.details["reduced_chi2"] > 0
+
+
+def test_window_backgrounds_clamped_above_200_eV(simulated):
+    li = quant.line_intensities(simulated, ["C_Ka", "O_Ka", "Fe_Ka"], method="windows")
+    assert li.details["background_windows"].min() >= quant.MIN_ENERGY_KEV
+    assert np.all(li.variance > 0)
+
+
+def test_line_intensities_to_signals_feed_exspy(simulated):
+    li = quant.line_intensities(simulated, LINES)
+    signals = li.to_signals()
+    assert [s.metadata.Sample.xray_lines[0] for s in signals] == LINES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        comp = simulated.quantification(signals, "CL", [KF[ln] for ln in LINES],
+                                        navigation_mask=None)
+    ours = quant.quantify(simulated, KF, lines=LINES).at_pct.to_numpy()
+    np.testing.assert_allclose([float(c.data[0]) for c in comp], ours, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- simulation
+
+
+def test_model_recovers_known_composition(simulated):
+    df = quant.quantify(simulated, KF, lines=LINES, method="model")
+    _check_table(df, 1, len(LINES))
+    truth = _true_at_pct()
+    err = df.set_index("element").at_pct - pd.Series(truth)
+    assert err.abs().max() < 1.0, err
+    # the error is consistent with the quoted sigma
+    assert (err.abs() < 4 * df.set_index("element").sigma).all()
+
+
+def test_windows_overlap_bias_larger_than_model(simulated):
+    truth = pd.Series(_true_at_pct())
+    bias = {}
+    for method in ("model", "windows"):
+        df = quant.quantify(simulated, KF, lines=LINES, method=method).set_index("element")
+        bias[method] = (df.at_pct - truth)[["Ag", "Cd"]].abs()
+    # measured: windows Ag -1.7, Cd +3.2 at. %; model both < 0.05 at. %
+    assert (bias["windows"] > 1.0).all()
+    assert (bias["windows"] > 10 * bias["model"]).all()
+
+
+@pytest.mark.parametrize(
+    "composition, lines",
+    [({"Cr": 40.0, "La": 60.0}, ["Cr_Ka", "La_La"]),  # Cr Ka 5.41 / La Lb2 5.38 keV
+     ({"S": 50.0, "Au": 20.0, "Zn": 30.0}, ["S_Ka", "Au_Ma", "Zn_Ka"])],  # S K / Au M
+)
+def test_model_separates_other_overlaps(composition, lines):
+    kf = dict.fromkeys(lines, 1.5)
+    s = _simulated(composition, total=5e5, seed=3, lines=lines, kf=kf)
+    df = quant.quantify(s, kf, lines=lines).set_index("element")
+    err = df.at_pct - pd.Series(_true_at_pct(composition))
+    assert err.abs().max() < 1.0, err
+
+
+def test_sigma_matches_poisson_scatter_and_shrinks():
+    runs = [quant.quantify(_simulated(total=2e5, seed=s), KF, lines=LINES) for s in range(12)]
+    scatter = np.std([r.at_pct for r in runs], axis=0, ddof=1)
+    sigma = np.mean([r.sigma for r in runs], axis=0)
+    np.testing.assert_allclose(sigma, scatter, rtol=0.6)
+    big = quant.quantify(_simulated(total=8e5, seed=0), KF, lines=LINES)
+    np.testing.assert_allclose(big.sigma / runs[0].sigma, 0.5, rtol=0.15)
+
+
+@pytest.mark.filterwarnings("ignore:Negative net intensity")
+@pytest.mark.parametrize("method", ["windows", "model"])
+def test_stack_weights_and_segmentation_like(bruker_map, method):
+    n = bruker_map.data.shape[0] * bruker_map.data.shape[1]
+    weights = np.zeros((n, 2))
+    weights[: n // 2, 0] = 1.0
+    weights[n // 2:, 1] = 1.0
+    kw = dict(lines=BRUKER_LINES, method=method)
+    df = quant.quantify(bruker_map, BRUKER_K, weights=weights, **kw)
+    _check_table(df, 2, 4)
+    # a hard-weighted mean spectrum has the same relative errors as the summed spectrum
+    top = bruker_map.inav[:, : bruker_map.data.shape[0] // 2].sum()
+    ref = quant.quantify(top, BRUKER_K, **kw)
+    np.testing.assert_allclose(df[df.cluster == 0].at_pct, ref.at_pct, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(df[df.cluster == 0].sigma, ref.sigma, rtol=1e-6)
+    # a stack of the two mean spectra, and a Segmentation-like object, agree
+    seg = types.SimpleNamespace(
+        mean_spectra=quant._stack_like(bruker_map, (weights.T @ bruker_map.data.reshape(n, -1))
+                                       / weights.sum(0)[:, None]),
+        weights=weights, counts=bruker_map)
+    boot = quant.quantify(seg, BRUKER_K, bootstrap=8, random_state=0, **kw)
+    np.testing.assert_allclose(boot.at_pct, df.at_pct, rtol=1e-9)
+    np.testing.assert_allclose(boot.sigma, df.sigma, rtol=1e-9)
+    assert (boot.sigma_bootstrap >= 0).all() and np.isfinite(boot.sigma_bootstrap).all()
+    assert (boot[boot.element.isin(["O", "Ti"])].sigma_bootstrap > 0).all()
+
+
+def test_absorption_correction_runs(simulated):
+    plain = quant.quantify(simulated, KF, lines=LINES)
+    corrected = quant.quantify(simulated, KF, lines=LINES, absorption_correction=True,
+                               thickness_nm=50)
+    _check_table(corrected, 1, len(LINES))
+    s_plain = plain.set_index("element").at_pct["S"]
+    assert corrected.set_index("element").at_pct["S"] > s_plain  # S K is absorbed most
+
+
+# ----------------------------------------------------------------------------- with xray
+
+
+def _xray_spectrum(composition, total=1e6, seed=0):
+    """Spectrum simulated by stemseg.xray (lines + bremsstrahlung), Poisson, 200 kV."""
+    s = _simulated(total=1.0)  # axis and metadata only
+    x = s.axes_manager[-1].axis
+    lam = (xray.characteristic_spectrum(composition, x, 200.0)
+           + xray.bremsstrahlung_spectrum(composition, x, 200.0))
+    lam = np.clip(lam, 0, None) * total / lam.sum()
+    s.data = np.random.default_rng(seed).poisson(lam).astype(float)
+    s.metadata.set_item("Sample.elements", sorted(composition))
+    return s
+
+
+def test_xray_simulated_recovered_by_model_with_theoretical_kfactors():
+    s = _xray_spectrum(WURTZITE)
+    truth = pd.Series(_true_at_pct())
+    bias = {}
+    for method in ("model", "windows"):
+        df = quant.quantify(s, method=method)  # theoretical k-factors, principal lines
+        _check_table(df, 1, len(WURTZITE))
+        assert list(df.line) == LINES
+        bias[method] = (df.set_index("element").at_pct - truth)
+    # measured (seed 0, 1e6 counts): model |error| <= 0.1 at. % for every element;
+    # windows Ag -1.8, Cd +3.3 at. % (Ag Lb1 3.151 keV inside the Cd La window)
+    assert bias["model"].abs().max() < 1.0, bias["model"]
+    assert (bias["windows"][["Ag", "Cd"]].abs() > 1.0).all()
+    assert (bias["windows"][["Ag", "Cd"]].abs() > 5 * bias["model"][["Ag", "Cd"]].abs()).all()
+
+
+@pytest.mark.parametrize("method", ["model", "windows"])
+def test_real_spectra_with_theoretical_kfactors(fept, bruker_map, method):
+    for spectrum, n in ((fept, 2), (bruker_map.sum(), 4)):
+        df = quant.quantify(spectrum, method=method)  # lines from metadata, k from xray
+        _check_table(df, 1, n)
+        assert df.attrs["kfactors"] and all(v > 0 for v in df.attrs["kfactors"].values())
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_sem_spectrum_refused():
+    sem = exspy.data.EDS_SEM_TM002()
+    with pytest.raises(StemsegValueError, match="bulk"):
+        quant.quantify(sem, {"Mn_Ka": 1.0, "Fe_Ka": 1.0}, lines=["Mn_Ka", "Fe_Ka"])
+
+
+def test_missing_beam_energy_without_kfactors(simulated):
+    s = simulated.deepcopy()
+    del s.metadata.Acquisition_instrument.TEM.beam_energy
+    with pytest.raises(StemsegValueError, match="beam_energy_kV"):
+        quant.quantify(s, lines=["Fe_Ka", "S_Ka"])
+
+
+def test_unknown_element_and_bad_lines(simulated):
+    with pytest.raises(StemsegValueError, match="Unknown element 'Xx'"):
+        quant.line_intensities(simulated, ["Xx_Ka", "Fe_Ka"])
+    with pytest.raises(StemsegValueError, match="not in exspy's database"):
+        quant.line_intensities(simulated, ["C_La", "Fe_Ka"])
+    with pytest.raises(StemsegValueError, match="Element_Line"):
+        quant.line_intensities(simulated, ["FeKa"])
+    with pytest.raises(StemsegValueError, match="outside the usable energy range"):
+        quant.line_intensities(simulated, ["Cd_Ka", "Fe_Ka"])  # 23.2 keV > axis end
+    with pytest.raises(StemsegValueError, match="outside the usable energy range"):
+        quant.line_intensities(simulated, ["B_Ka", "Fe_Ka"])  # 0.18 keV < 0.2 keV cut
+    with pytest.raises(StemsegValueError, match="method"):
+        quant.line_intensities(simulated, ["Fe_Ka"], method="gauss")
+
+
+def test_incomplete_user_kfactors(simulated):
+    with pytest.raises(StemsegValueError, match="Cd_La"):
+        quant.quantify(simulated, {k: v for k, v in KF.items() if k != "Cd_La"}, lines=LINES)
+    with pytest.raises(StemsegValueError, match="kfactors"):
+        quant.quantify(simulated, [1.0, 2.0], lines=LINES)
+
+
+def test_zero_counts(simulated):
+    empty = simulated._deepcopy_with_new_data(np.zeros_like(simulated.data))
+    with pytest.raises(StemsegValueError, match="zero counts"):
+        quant.quantify(empty, KF, lines=LINES)
+    # counts, but none in any quantified line (background only, far from the lines)
+    flat = simulated._deepcopy_with_new_data(np.zeros_like(simulated.data))
+    flat.data[-50:] = 5.0
+    with pytest.raises(StemsegValueError, match="zero intensity in every line"):
+        quant.quantify(flat, {"Fe_Ka": 1.0, "S_Ka": 1.0}, lines=["Fe_Ka", "S_Ka"])
+
+
+def test_other_bad_arguments(simulated, bruker_map):
+    with pytest.raises(StemsegValueError, match="thickness_nm"):
+        quant.quantify(simulated, KF, lines=LINES, absorption_correction=True)
+    with pytest.raises(StemsegValueError, match="at least two elements"):
+        quant.quantify(simulated, KF, lines=["Fe_Ka"])
+    with pytest.raises(StemsegValueError, match="one line"):
+        quant.quantify(simulated, KF | {"Fe_La": 1.0}, lines=["Fe_Ka", "Fe_La", "S_Ka"])
+    with pytest.raises(StemsegValueError, match="bootstrap needs"):
+        quant.quantify(simulated, KF, lines=LINES, bootstrap=5)
+    with pytest.raises(StemsegValueError, match="exspy EDS signal"):
+        quant.quantify(np.ones(100), KF)
+    with pytest.raises(StemsegValueError, match="weights must have shape"):
+        quant.quantify(bruker_map, BRUKER_K, lines=BRUKER_LINES, weights=np.ones((7, 2)))
+    with pytest.raises(StemsegValueError, match="variance"):
+        quant.line_intensities(simulated, LINES, variance=np.ones(3))
+    assert issubclass(StemsegValueError, StemsegError)
