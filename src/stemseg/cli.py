@@ -5,11 +5,20 @@ Sub-commands
 ``stemseg demo``
     The main job of ``make run``: load every bundled real file and print a
     table describing it.
+``stemseg simulate NAME --out FILE``
+    Write a ground-truth phantom (``.hspy`` or ``.zspy``) for tests, teaching
+    and benchmarks; refuses to overwrite unless ``--overwrite``.
+``stemseg run FILE|DIR --workflow gmm|hdbscan --out DIR``
+    Segment one map, or every map in a folder, and write labels (.npy and a
+    PNG with a scale bar), mean spectra (.hspy), the quantification (CSV),
+    entropies and all parameters (JSON). The output folder appears only when
+    complete (an interrupted run leaves nothing behind).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -87,6 +96,174 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` -> (key, value) with value parsed as JSON when possible."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from . import simulate
+
+    options = dict(args.option or [])
+    if args.shape is not None:
+        options["shape"] = tuple(args.shape)
+    if args.counts_per_pixel is not None:
+        options["counts_per_pixel"] = args.counts_per_pixel
+    phantom = simulate.phantom(args.name, random_state=args.seed, **options)
+    simulate.save(phantom, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {args.name}, EDS {'x'.join(map(str, phantom.eds.data.shape))}, "
+          f"{len(phantom.phases)} phases, seed {args.seed}")
+    return 0
+
+
+DEFAULT_ANIONS = ("S", "O", "Se", "Te")
+
+
+def _read_kfactors(path: str) -> dict[str, float]:
+    """k-factors from a JSON object ``{"Fe_Ka": 1.0, ...}`` or a CSV ``line,k``."""
+    import csv
+    import json
+    from pathlib import Path
+
+    from .errors import StemsegValueError
+
+    file = Path(path)
+    if not file.is_file():
+        raise StemsegValueError(f"--kfactors: no such file '{file}'.")
+    try:
+        if file.suffix.lower() == ".json":
+            table = json.loads(file.read_text())
+        else:
+            with open(file, newline="") as fh:
+                table = {row[0].strip(): row[1] for row in csv.reader(fh) if len(row) >= 2}
+            table.pop("line", None)
+        return {str(k): float(v) for k, v in table.items()}
+    except (ValueError, TypeError, IndexError) as exc:
+        raise StemsegValueError(
+            f"--kfactors: cannot read '{file}' ({exc}). Give a JSON object "
+            '{"Fe_Ka": 1.0, "Cu_Ka": 1.2} or a CSV with rows "line,k".'
+        ) from exc
+
+
+def _map_files(target) -> list:
+    from pathlib import Path
+
+    from . import io
+
+    target = Path(target)
+    if not target.is_dir():
+        return [target]
+    exts = {"emd", "bcf", "pts", "hspy", "zspy"}
+    files = sorted(p for p in target.iterdir() if p.suffix.lower().lstrip(".") in exts)
+    if not files:
+        raise io.StemsegFileNotFoundError(
+            f"'{target}' holds no spectrum-image files ({', '.join(sorted(exts))})."
+        )
+    return files
+
+
+def _segment(acq, args):
+    from . import workflows
+
+    if args.workflow == "gmm":
+        return workflows.gmm(acq, n_clusters=args.n_clusters, n_components=args.n_components,
+                             bin=args.bin, random_state=args.seed, progress=True)
+    return workflows.hdbscan(acq, min_cluster_size=args.min_cluster_size, bin=args.bin,
+                             random_state=args.seed, min_samples=args.min_samples,
+                             min_cluster_size_units=args.min_cluster_size_units,
+                             progress=True)
+
+
+def _quantify(seg, acq, args):
+    """Quantification table and entropies, or (None, reason) when it cannot apply."""
+    from . import quant
+    from .errors import StemsegError
+
+    if acq.is_sem:
+        return None, None, "SEM map: Cliff-Lorimer thin-film quantification does not apply"
+    kfactors = _read_kfactors(args.kfactors) if args.kfactors else None
+    try:
+        table = quant.quantify(seg, kfactors=kfactors, beam_energy_kV=args.beam_energy)
+    except StemsegError as exc:
+        if kfactors is not None:
+            raise  # the user's k-factors do not fit: stop, never fall back silently
+        return None, None, str(exc)
+    entropies = {}
+    for cluster, part in table.groupby("cluster"):
+        value, sigma = quant.configurational_entropy(part, anions=args.anions)
+        entropies[str(cluster)] = {"entropy_R": value, "sigma_R": sigma}
+    return table, entropies, None
+
+
+def _write_result(out, acq, seg, table, entropies, note, args) -> None:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    np.save(out / "labels.npy", seg.labels)
+    np.save(out / "labels_full.npy", seg.labels_full)
+    ax = seg.plot(full=True)
+    ax.figure.savefig(out / "labels.png", dpi=150, bbox_inches="tight")
+    plt.close(ax.figure)
+    seg.mean_spectra.save(out / "mean_spectra.hspy", overwrite=True)
+    if table is not None:
+        table.to_csv(out / "quantification.csv", index=False)
+    summary = {
+        "source": str(acq.source),
+        "workflow": seg.workflow,
+        "params": seg.params,
+        "random_state": seg.random_state,
+        "n_clusters": int(seg.n_clusters),
+        "noise_fraction": float(seg.noise_fraction),
+        "sizes": [int(n) for n in seg.sizes] if seg.sizes is not None else None,
+        "timings_s": seg.timings,
+        "entropy": entropies,
+        "anions": list(args.anions),
+        "quantification_note": note,
+        "stemseg_version": __import__("stemseg").__version__,
+    }
+    (out / "result.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import warnings as _w
+    from pathlib import Path
+
+    from . import io
+    from .outputs import atomic_dir
+
+    files = _map_files(args.input)
+    folder = Path(args.input).is_dir()
+    with atomic_dir(args.out, overwrite=args.overwrite, flag="--overwrite") as out:
+        for path in files:
+            with _w.catch_warnings():
+                _w.simplefilter("ignore")
+                acq = io.load(path, isolate=True)
+            if args.elements:
+                acq.eds.set_elements(args.elements)
+            target = out / path.stem if folder else out
+            target.mkdir(exist_ok=True)
+            seg = _segment(acq, args)
+            table, entropies, note = _quantify(seg, acq, args)
+            _write_result(target, acq, seg, table, entropies, note, args)
+            print(f"{path.name}: {seg.n_clusters} clusters, noise {seg.noise_fraction:.1%}"
+                  + (f"; not quantified: {note}" if note else ""))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``stemseg`` command."""
     parser = argparse.ArgumentParser(
@@ -103,6 +280,39 @@ def build_parser() -> argparse.ArgumentParser:
         "crash cannot take the command down)",
     )
     demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser("simulate", help="write a ground-truth phantom to a file")
+    sim.add_argument("name", help="phantom name (see stemseg.simulate.PHANTOMS)")
+    sim.add_argument("--out", required=True, help="output file, .hspy or .zspy")
+    sim.add_argument("--shape", type=int, nargs=2, metavar=("ROWS", "COLS"))
+    sim.add_argument("--counts-per-pixel", type=float, help="mean X-ray counts per pixel")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument(
+        "--option", type=_parse_option, action="append", metavar="KEY=VALUE",
+        help="phantom option, e.g. --option core_shell=true (repeatable)",
+    )
+    sim.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    sim.set_defaults(func=_cmd_simulate)
+
+    run = sub.add_parser("run", help="segment and quantify a map, or every map in a folder")
+    run.add_argument("input", help="a spectrum-image file or a folder of them")
+    run.add_argument("--workflow", choices=("gmm", "hdbscan"), default="gmm")
+    run.add_argument("--out", required=True, help="output folder (must not exist)")
+    run.add_argument("--elements", nargs="+", help="elements to quantify, e.g. Fe Cu S")
+    run.add_argument("--beam-energy", type=float, help="beam energy in kV (else from file)")
+    run.add_argument("--kfactors", help="k-factors file: JSON {line: k} or CSV line,k")
+    run.add_argument("--anions", nargs="+", default=list(DEFAULT_ANIONS),
+                     help="anion elements for the configurational entropy (default S O Se Te)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--bin", type=int, default=2, help="spatial binning (default 2)")
+    run.add_argument("--n-clusters", type=int, default=5, help="GMM clusters (default 5)")
+    run.add_argument("--n-components", type=int, help="PCA components (default: scree knee)")
+    run.add_argument("--min-cluster-size", type=float, default=200,
+                     help="HDBSCAN minimum cluster size (default 200 original pixels)")
+    run.add_argument("--min-cluster-size-units", choices=("px", "nm2"), default="px")
+    run.add_argument("--min-samples", type=int)
+    run.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 
@@ -122,10 +332,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signal handling alone
+        previous = None
+    try:
         return int(args.func(args) or 0)
     except StemsegError as exc:
         print(f"stemseg: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stemseg: interrupted; no partial result was left behind", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):  # pragma: no cover - exercised in a subprocess test
+    """SIGTERM ends the command like Ctrl-C, so that partial outputs are removed."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover
