@@ -23,8 +23,10 @@ Inner-shell ionisation uses the relativistic Bethe cross-section [Bethe1930]_ in
 for TEM k-factors [WilliamsCarter2009]_ with Powell's constants b = 0.9, c = 0.65 [Powell1976]_
 for every sub-shell (n_s = the sub-shell occupancy). Between 100 and 300 kV it agrees with the
 distorted-wave Born cross-sections of Bote and Salvat [Bote2009]_ to within about 20 % for
-K, L3 and M5 shells (tested), and their ratios, which are all that k-factors need, to about
-10 %. Vacancies move between sub-shells by Coster-Kronig transitions before they decay.
+K, L3 and M5 shells (25 % tested). The ratio Bote / Bethe drifts with overvoltage (at 200 kV
+from 0.85 for Si K to 1.0 for Pt L3 and 1.1 for Ag K), so k-factor ratios of very different
+lines carry up to ~20 % from this approximation, neighbouring lines a few %. Vacancies move
+between sub-shells by Coster-Kronig transitions before they decay.
 Theoretical k-factors from any such model are good to about 10-20 % [WilliamsCarter2009]_:
 measure k-factors on standards when accuracy matters, and pass them as user k-factors.
 
@@ -40,6 +42,8 @@ References
    (SEM Inc., AMF O'Hare); the form also used by exspy (``get_FWHM_at_Energy``).
 .. [Kramers1923] H. A. Kramers, "On the theory of X-ray absorption and of the continuous X-ray
    spectrum", Phil. Mag. 46, 836-871 (1923).
+.. [KochMotz1959] H. W. Koch, J. W. Motz, "Bremsstrahlung cross-section formulas and related
+   data", Rev. Mod. Phys. 31, 920-955 (1959).
 .. [Powell1976] C. J. Powell, "Cross sections for ionization of inner-shell electrons by
    electrons", Rev. Mod. Phys. 48, 33-47 (1976).
 .. [Schlossmacher2010] P. Schlossmacher, D. O. Klenov, B. Freitag, H. S. von Harrach,
@@ -636,7 +640,8 @@ def _ck(z: int, family: str, i: int, j: int) -> float:
 def _vacancies(z: int, shell: str, e0: float) -> float:
     """Vacancies per electron per atom/cm^2 in ``shell`` after Coster-Kronig cascades (cm^2).
 
-    n_j = sigma_j + sum_{i<j} f_ij n_i over the sub-shells of the same shell [Bote2009]_.
+    n_j = sigma_j + sum_{i<j} f_ij n_i over the sub-shells of the same shell, f_ij the
+    Coster-Kronig probabilities.
     Vacancy transfer from deeper shells (K -> L) is neglected (a few % of L at 200 kV).
     """
     if shell == "K":
@@ -679,7 +684,7 @@ def _rad_fraction(z: int, transitions: tuple[str, ...]) -> float:
     is used: these fractions vary slowly with Z.
     """
     for dz in range(0, 16):
-        for zz in {z - dz, z + dz}:
+        for zz in (z - dz, z + dz) if dz else (z,):
             if 1 <= zz <= 99:
                 try:
                     return _rad_fraction_at(zz, transitions)
@@ -1168,9 +1173,9 @@ def bremsstrahlung_spectrum(
         d sigma / dE = (16 pi / (3 sqrt 3)) alpha r_e^2 Z^2 / (beta^2 E),   0 < E < E0,
 
     emitted isotropically, times the solid angle / 4 pi and ``detector.efficiency(E)``.
-    The real continuum is forward-peaked and its shape near E0 differs; the absolute level is
-    good to a factor of about 2, the shape below ~30 keV to ~20 %, enough for phantoms and
-    background-fit tests.
+    The real continuum at 100-300 kV is anisotropic and differs from Kramers' form in level
+    and shape [KochMotz1959]_: use it for realistic backgrounds of phantoms and background
+    fits, not for quantitative continuum work.
 
     Parameters
     ----------
