@@ -332,3 +332,17 @@ def test_isolated_load_from_a_script_on_stdin():
     )
     assert result.returncode == 0, result.stderr
     assert "(16, 16, 4096)" in result.stdout
+
+
+@pytest.mark.parametrize("suffix", [".hspy", ".zspy"])
+def test_phantom_files_load_with_truth_and_haadf(tmp_path, suffix):
+    from stemseg import simulate
+
+    phantom = simulate.phantom("sulfide-6cation", shape=(32, 32), random_state=3)
+    path = simulate.save(phantom, tmp_path / f"six{suffix}")
+    acq = io.load(path)
+    assert acq.haadf is not None and acq.haadf.data.shape == (32, 32)
+    np.testing.assert_array_equal(acq.labels, phantom.labels)
+    np.testing.assert_array_equal(acq.eds.data, phantom.eds.data)
+    lazy = io.load(path, lazy=True)
+    assert lazy.eds._lazy

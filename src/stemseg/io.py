@@ -61,7 +61,7 @@ def _check_path(path: str | Path) -> Path:
             f"No such file: '{path}'. Check the path; bundled examples are listed by "
             "stemseg.data.examples()."
         )
-    if path.is_dir():
+    if path.is_dir() and path.suffix.lower() != ".zspy":  # .zspy stores are folders
         raise StemsegFileNotFoundError(
             f"'{path}' is a directory, not a file. Pass one spectrum-image file "
             "(e.g. .emd, .bcf, .pts, .hspy); `stemseg run DIR` processes a folder."
@@ -74,7 +74,7 @@ def _check_path(path: str | Path) -> Path:
             "(JEOL), .hspy/.zspy (HyperSpy); convert the file or rename it if the "
             "extension is wrong."
         )
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise StemsegFileFormatError(
             f"'{path}' is empty (0 bytes): the file was not written completely. "
             "Copy it again from the instrument PC."
@@ -378,4 +378,9 @@ def load(
         signals = _read_isolated(path, lazy, reader_options)
     if signals is None:
         signals = _read_signals(path, lazy, reader_options)
+    if len(signals) == 1 and signals[0].metadata.has_item("Phantom.format"):
+        # a phantom written by `stemseg simulate`: bring back its HAADF image and truth
+        from .simulate import load as load_phantom
+
+        return load_phantom(path, lazy=lazy)
     return _assemble(signals, path, haadf)
