@@ -1,0 +1,176 @@
+"""The notebooks as they are used: in JupyterLab, in a real (headless) browser.
+
+A JupyterLab server is started on localhost; each notebook is opened in Debian's Chromium
+driven by Playwright (the system browser through its executable path, never
+``playwright install``), all cells are run, one slider is moved, and the test checks that a
+figure changed and that no cell produced an error.
+
+Without Chromium the test is skipped with the reason printed; with ``CI=true`` a missing
+browser is a failure (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+RUN_TIMEOUT_MS = 400_000
+
+# JavaScript run in the page: the state of the open notebook, read from JupyterLab's model.
+_STATE_JS = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  if (!panel || !panel.content || !panel.content.model) return null;
+  const cells = Array.from(panel.content.model.cells);
+  const code = cells.filter(c => c.type === 'code');
+  const errors = [];
+  for (const c of code) {
+    for (const o of c.outputs.toJSON()) {
+      if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+    }
+  }
+  const session = panel.sessionContext.session;
+  const status = session && session.kernel ? session.kernel.status : 'none';
+  return {n: code.length, done: code.filter(c => c.executionCount !== null).length,
+          status: status, errors: errors};
+}"""
+
+_IMAGES_JS = """() => Array.from(document.querySelectorAll(
+  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img')).map(i => i.src)"""
+
+
+def _browser_or_skip():
+    if CHROMIUM is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but no chromium: .ci/run should have installed it (apt-get)")
+        pytest.skip("no chromium on this machine (apt-get install chromium to run this test)")
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    _browser_or_skip()
+    if not NOTEBOOKS:
+        pytest.fail("no notebooks found in notebooks/")
+    # run copies: the committed notebooks stay output-free and untouched
+    work = tmp_path_factory.mktemp("lab")
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, work / nb.name)
+    port = _free_port()
+    env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=stemseg-test",
+         f"--ServerApp.root_dir={work}", "--allow-root",
+         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=subprocess.DEVNULL, stderr=open(work / "lab.log", "w"), env=env,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start: " + (work / "lab.log").read_text()[-2000:])
+        yield f"http://127.0.0.1:{port}", work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=_browser_or_skip(), headless=True,
+                                     args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _accept_kernel_dialog(page) -> None:
+    try:
+        page.wait_for_selector(".jp-Dialog .jp-mod-accept", timeout=3000)
+        page.click(".jp-Dialog .jp-mod-accept")
+    except Exception:  # noqa: BLE001 - no dialog: the kernel started by itself
+        pass
+
+
+def _wait_until_run(page, timeout_ms: int) -> dict:
+    page.wait_for_function(
+        "(js) => { const s = eval(js)(); return s && s.n > 0 && s.done === s.n "
+        "&& s.status === 'idle'; }",
+        arg=_STATE_JS, timeout=timeout_ms, polling=1000,
+    )
+    return page.evaluate(_STATE_JS)
+
+
+@pytest.mark.parametrize("notebook", [nb.name for nb in NOTEBOOKS])
+def test_notebook_runs_and_slider_updates_figure(lab, browser, notebook):
+    url, _ = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{url}/lab/tree/{notebook}?token=stemseg-test")
+        page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+        page.wait_for_function(
+            "() => window.jupyterapp && "
+            "window.jupyterapp.commands.hasCommand('notebook:run-all-cells')",
+            timeout=120_000,
+        )
+        _accept_kernel_dialog(page)
+        page.wait_for_function(
+            "() => { const p = window.jupyterapp.shell.currentWidget; return p && "
+            "p.sessionContext && p.sessionContext.session && "
+            "p.sessionContext.session.kernel; }", timeout=120_000)
+        page.evaluate(
+            "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return 1; }")
+        state = _wait_until_run(page, RUN_TIMEOUT_MS)
+        assert state["errors"] == [], f"{notebook}: {state['errors']}"
+
+        sliders = page.locator(".widget-slider .noUi-handle")
+        assert sliders.count() > 0, f"{notebook} shows no slider"
+        before = page.evaluate(_IMAGES_JS)
+        handle = sliders.first
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "([js, before]) => { const now = eval(js)(); return now.length > 0 && "
+            "JSON.stringify(now) !== JSON.stringify(before); }",
+            arg=[_IMAGES_JS, before], timeout=120_000,
+        )
+        state = _wait_until_run(page, 120_000)
+        assert state["errors"] == [], f"{notebook} after the slider: {state['errors']}"
+        # errors inside widget callbacks land in Output widgets as tracebacks
+        tracebacks = page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output:has-text('Traceback')")
+        assert tracebacks.count() == 0, f"{notebook}: a widget callback raised"
+    finally:
+        page.close()
