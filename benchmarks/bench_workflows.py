@@ -1,0 +1,87 @@
+"""Time, peak memory and ARI of the two workflows next to HyperSpy's baseline.
+
+Each measurement runs in a fresh child process (so numba compilation and memory are counted
+as a user meets them). Peak memory = the child's peak RSS minus its RSS after the imports
+and after the phantom was generated (the cube itself is not counted).
+
+Baseline (issue 6/9): HyperSpy ``decomposition(normalize_poissonian_noise=True,
+output_dimension=20, svd_solver="randomized")`` + ``cluster_analysis("decomposition",
+number_of_components=k, n_clusters=k, preprocessing="norm", algorithm="kmeans")`` on the same
+x2-binned cube; its labels are repeated onto the original pixels for the ARI.
+
+    python benchmarks/bench_workflows.py [--sizes 128 256] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+
+CHILD = r"""
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from stemseg import metrics, simulate, workflows
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+which, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ph = simulate.phantom("sulfide-6cation", shape=(size, size), random_state=seed)
+k = len(ph.phases)
+base = rss_mb()
+start = time.perf_counter()
+if which == "gmm":
+    labels = workflows.gmm(ph, n_clusters=k, random_state=seed).labels_full
+elif which == "hdbscan":
+    labels = workflows.hdbscan(ph, random_state=seed).labels_full
+else:
+    s = ph.eds.rebin(scale=(2, 2, 1))
+    s.change_dtype("float32")
+    s.decomposition(normalize_poissonian_noise=True, output_dimension=20,
+                    svd_solver="randomized", print_info=False)
+    s.cluster_analysis("decomposition", number_of_components=k, n_clusters=k,
+                       preprocessing="norm", algorithm="kmeans", random_state=seed)
+    binned = s.learning_results.cluster_labels.argmax(axis=0).reshape(size // 2, size // 2)
+    labels = np.repeat(np.repeat(binned, 2, 0), 2, 1)
+elapsed = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+cube_mb = ph.eds.data.size * 4 / 2**20
+print(json.dumps(dict(method=which, size=size, seconds=elapsed, peak_mb=peak - base,
+                      cube_float32_mb=cube_mb, ari=metrics.ari(labels, ph.labels))))
+"""
+
+
+def measure(which: str, size: int, seed: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, which, str(size), str(seed)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(f"machine: {platform.machine()}, {platform.processor() or '?'}, "
+          f"python {platform.python_version()}")
+    header = f"{'size':>9} {'method':>9} {'time s':>8} {'peak MB':>8} {'x cube':>7} {'ARI':>6} {'t/base':>7}"
+    print(header)
+    for size in args.sizes:
+        rows = {m: measure(m, size, args.seed) for m in ("hyperspy", "gmm", "hdbscan")}
+        for m, r in rows.items():
+            ratio = r["seconds"] / rows["hyperspy"]["seconds"]
+            print(f"{size:>4}x{size:<4} {m:>9} {r['seconds']:8.1f} {r['peak_mb']:8.0f} "
+                  f"{r['peak_mb'] / r['cube_float32_mb']:7.2f} {r['ari']:6.3f} {ratio:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
