@@ -130,3 +130,30 @@ def test_sigterm_leaves_no_partial_result(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- stemseg simulate
+
+
+def test_simulate_writes_a_phantom_and_refuses_to_overwrite(tmp_path, capsys):
+    from stemseg import io
+
+    out = tmp_path / "np.hspy"
+    args = ["simulate", "nanoparticles-7cation", "--out", str(out), "--shape", "48", "48",
+            "--seed", "2", "--option", "core_shell=true"]
+    assert cli.main(args) == 0
+    acq = io.load(out)
+    assert acq.eds.data.shape[:2] == (48, 48)
+    assert acq.truth["core_shell"] is True
+    stamp = out.read_bytes()
+    assert cli.main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == stamp
+    assert cli.main(args + ["--overwrite"]) == 0
+
+
+def test_simulate_unknown_name_lists_the_choices(tmp_path, capsys):
+    assert cli.main(["simulate", "granite", "--out", str(tmp_path / "g.hspy")]) == 2
+    err = capsys.readouterr().err
+    assert "sulfide-6cation" in err and "lfo-sto" in err
+    assert not (tmp_path / "g.hspy").exists()

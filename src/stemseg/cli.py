@@ -159,7 +159,16 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import simulate
+    from .errors import StemsegFileExistsError
+
+    if Path(args.out).exists() and not args.overwrite:  # before the work, in CLI words
+        raise StemsegFileExistsError(
+            f"'{args.out}' exists and was left untouched. Choose another name, or pass "
+            "--overwrite to replace it."
+        )
 
     options = dict(args.option or [])
     if args.shape is not None:
