@@ -21,7 +21,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",
+    "analysis", "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",
     "preprocess", "quant", "reduce", "simulate", "widgets", "workflows", "xray",
 )
 

@@ -1,0 +1,989 @@
+"""Small analyses the notebooks use to check the papers' claims (E1-E9).
+
+Each function takes arrays, HyperSpy signals, tables or a :class:`stemseg.Segmentation`
+and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
+:mod:`stemseg.plots`) and none of them fits a model.
+
+* Element maps: :func:`element_maps` (HyperSpy/exspy ``get_lines_intensity``, titles
+  shortened to the line), :func:`counts_per_pixel`, :func:`display_limits`,
+  :func:`displayed`.
+* Map-to-map correlation as the eye sees it (claim E1): :func:`apparent_overlap`,
+  :func:`pair_correlations`, :func:`truth_concentration_maps`, :func:`scaling_rankings`.
+* Radial profiles of particles (E2): :func:`radial_profile`, :func:`core_excess`.
+* Signal-to-noise of cluster-mean spectra (E4): :func:`effective_pixels`, :func:`snr_gain`.
+* Compositions (E5-E7): :func:`other_fraction`, :func:`s_to_metal`, :func:`entropy_table`,
+  :func:`compare_with_paper`, :func:`composition_difference`.
+* Support/background pixels in clusters (E9): :func:`support_absorption`.
+* Labels: :func:`bin_labels` (mode of every ``bin x bin`` block), :func:`phase_names`.
+
+Units: counts, counts per pixel, nm, at. %, R (gas constant) for entropies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import StemsegValueError
+
+__all__ = [
+    "EXPECTED_FROM_MAPS",
+    "element_maps",
+    "line_name",
+    "counts_per_pixel",
+    "display_limits",
+    "displayed",
+    "apparent_overlap",
+    "pair_correlations",
+    "truth_concentration_maps",
+    "scaling_rankings",
+    "radial_profile",
+    "core_excess",
+    "particle_regions",
+    "effective_pixels",
+    "snr_gain",
+    "other_fraction",
+    "s_to_metal",
+    "entropy_table",
+    "compare_with_paper",
+    "composition_wide",
+    "composition_difference",
+    "support_absorption",
+    "bin_labels",
+    "bin_fraction",
+    "phase_names",
+    "phase_recovery",
+    "align_labels",
+    "check_answer",
+]
+
+#: Elements a reader would assign to each sulfide phase *from the element maps* of
+#: Eggeman et al. (2025), Fig. 2: chalcopyrite is bright in Cu and Fe; jalpaite in Ag and
+#: Cd (the Cd La window overlaps Ag Lb1, so the Cd map copies the Ag map); S everywhere.
+#: With these sets the paper's Table 1 gives 4.9 (chalcopyrite) and 6.7 at. % (jalpaite)
+#: "other" elements for workflow 1 -- the quoted 5-7 % -- and 10.0 and 13.6 at. % for
+#: workflow 2 (quoted: 10-12 %).
+EXPECTED_FROM_MAPS: dict[str, tuple[str, ...]] = {
+    "chalcopyrite": ("Cu", "Fe", "S"),
+    "jalpaite": ("Ag", "Cd", "S"),
+}
+
+
+# --------------------------------------------------------------------------------------
+# element maps
+# --------------------------------------------------------------------------------------
+
+
+def line_name(image: Any) -> str:
+    """The X-ray line of an element map (``"Fe_Ka"``), from its title or metadata."""
+    line = image.metadata.get_item("Sample.xray_lines")
+    if line:
+        return str(line[0])
+    title = str(image.metadata.General.title)
+    # HyperSpy: "X-ray line intensity of <title>: Fe_Ka at 6.40 keV"
+    if ": " in title and " at " in title:
+        return title.rsplit(": ", 1)[1].split(" at ")[0]
+    return title
+
+
+def element_maps(data: Any, lines: Sequence[str] | None = None, *,
+                 background: bool = False, integration_windows: float = 2.0) -> list[Any]:
+    """Element maps (counts per pixel) by window integration, with HyperSpy/exspy.
+
+    Parameters
+    ----------
+    data : Acquisition, Phantom or EDS spectrum image (y, x | energy)
+        Not modified.
+    lines : sequence of str, optional
+        X-ray lines, e.g. ``["Co_Ka", "Ag_La"]``; default: the spectrum's
+        ``Sample.xray_lines`` (from its elements).
+    background : bool
+        Subtract the background estimated in windows either side of each line
+        (``estimate_background_windows``); default False: gross window counts, what most
+        acquisition software shows as a "map".
+    integration_windows : float
+        Width of the integration window in FWHM of the line (exspy's default 2).
+
+    Returns
+    -------
+    list of hyperspy.signals.Signal2D
+        One map per line, (y, x) in the spectrum's navigation units, counts per pixel;
+        ``metadata.General.title`` is the line (``"Co_Ka"``).
+
+    Raises
+    ------
+    StemsegValueError
+        No lines given and the spectrum has no elements.
+    """
+    from .preprocess import as_signal
+
+    eds = as_signal(data)
+    if lines is None and not eds.metadata.get_item("Sample.xray_lines") \
+            and not eds.metadata.get_item("Sample.elements"):
+        raise StemsegValueError(
+            "The spectrum image has no elements; give lines=[...] or add them with "
+            "acq.eds.add_elements(['Fe', 'S', ...])."
+        )
+    kwargs: dict[str, Any] = dict(integration_windows=integration_windows)
+    if lines is not None:
+        kwargs["xray_lines"] = list(lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if background:
+            kwargs["background_windows"] = eds.estimate_background_windows(
+                xray_lines=kwargs.get("xray_lines", "from_elements"))
+        maps = eds.get_lines_intensity(**kwargs)
+    for image in maps:
+        line = line_name(image)
+        image.metadata.General.title = line
+        image.metadata.set_item("Sample.xray_lines", [line])
+    return maps
+
+
+def _array(image: Any) -> np.ndarray:
+    return np.asarray(getattr(image, "data", image), dtype=float)
+
+
+def _mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    m = np.asarray(getattr(mask, "data", mask), dtype=bool)
+    if m.shape != tuple(shape):
+        raise StemsegValueError(f"mask has shape {m.shape}; the map has {tuple(shape)}.")
+    return m
+
+
+def counts_per_pixel(image: Any, mask: Any = None) -> float:
+    """Mean counts per pixel of a map, over ``mask`` (True = include) or the whole map."""
+    a = _array(image)
+    m = _mask(mask, a.shape)
+    if not m.any():
+        raise StemsegValueError("mask selects no pixel.")
+    return float(a[m].mean())
+
+
+def display_limits(images: Sequence[Any], scaling: str = "per-map",
+                   percentile: float = 99.0) -> list[tuple[float, float]]:
+    """Colour limits (vmin, vmax) with which each map would be displayed.
+
+    Parameters
+    ----------
+    images : sequence of maps (signals or arrays)
+    scaling : {"per-map", "common"}
+        ``"per-map"``: each map from 0 to its own ``percentile`` (what most software does,
+        "autoscale"); ``"common"``: every map from 0 to the ``percentile`` of all maps
+        pooled (one colour bar for all).
+    percentile : float
+        Upper percentile that maps to full brightness (robust to single hot pixels).
+
+    Returns
+    -------
+    list of (float, float)
+    """
+    arrays = [_array(im) for im in images]
+    if scaling == "per-map":
+        tops = [float(np.percentile(a, percentile)) for a in arrays]
+    elif scaling == "common":
+        top = float(np.percentile(np.concatenate([a.ravel() for a in arrays]), percentile))
+        tops = [top] * len(arrays)
+    else:
+        raise StemsegValueError(f"scaling must be 'per-map' or 'common'; got {scaling!r}.")
+    return [(0.0, t if t > 0 else 1.0) for t in tops]
+
+
+def displayed(images: Sequence[Any], scaling: str = "per-map",
+              percentile: float = 99.0) -> np.ndarray:
+    """Brightness of every pixel as displayed, in [0, 1], shape (n_maps, y, x)."""
+    limits = display_limits(images, scaling, percentile)
+    return np.array([np.clip((_array(im) - lo) / (hi - lo), 0.0, 1.0)
+                     for im, (lo, hi) in zip(images, limits)])
+
+
+def _names(images: Sequence[Any], names: Sequence[str] | None) -> list[str]:
+    if names is not None:
+        return list(names)
+    return [line_name(im) if hasattr(im, "metadata") else f"map {i}"
+            for i, im in enumerate(images)]
+
+
+def apparent_overlap(images: Sequence[Any], scaling: str = "per-map", mask: Any = None,
+                     names: Sequence[str] | None = None, percentile: float = 99.0
+                     ) -> pd.DataFrame:
+    """How much two displayed maps appear to coincide: fuzzy overlap of their brightness.
+
+    For displayed brightness ``a`` and ``b`` (:func:`displayed`) the overlap is
+    ``sum(min(a, b)) / sum(max(a, b))`` over ``mask`` (1 = identical images, 0 = disjoint
+    bright regions): a proxy for what a reader judges when comparing two maps by eye.
+    Unlike the Pearson correlation of the counts, it depends on the display scaling.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``a``, ``b``, ``overlap``, one row per pair.
+    """
+    d = displayed(images, scaling, percentile)
+    m = _mask(mask, d.shape[1:])
+    labels = _names(images, names)
+    rows = []
+    for i, j in itertools.combinations(range(len(d)), 2):
+        lo = np.minimum(d[i], d[j])[m].sum()
+        hi = np.maximum(d[i], d[j])[m].sum()
+        rows.append((labels[i], labels[j], float(lo / hi) if hi > 0 else 0.0))
+    return pd.DataFrame(rows, columns=["a", "b", "overlap"])
+
+
+def pair_correlations(images: Sequence[Any], mask: Any = None,
+                      names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pearson correlation of every pair of maps over ``mask`` (scale-invariant).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``a``, ``b``, ``r``.
+    """
+    arrays = [_array(im) for im in images]
+    m = _mask(mask, arrays[0].shape)
+    labels = _names(images, names)
+    rows = []
+    for i, j in itertools.combinations(range(len(arrays)), 2):
+        x, y = arrays[i][m], arrays[j][m]
+        r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else 0.0
+        rows.append((labels[i], labels[j], r))
+    return pd.DataFrame(rows, columns=["a", "b", "r"])
+
+
+def truth_concentration_maps(phantom: Any, elements: Sequence[str]) -> np.ndarray:
+    """True concentration (at. %) of each element in every pixel of a phantom.
+
+    Parameters
+    ----------
+    phantom : stemseg.Phantom
+        With ``labels`` and ``phases``.
+    elements : sequence of str
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_elements, y, x)
+    """
+    labels = np.asarray(phantom.labels)
+    table = np.array([[p.composition.get(el, 0.0) for p in phantom.phases]
+                      for el in elements])
+    return table[:, labels]
+
+
+def scaling_rankings(images: Sequence[Any], truth: np.ndarray | None = None,
+                     mask: Any = None, names: Sequence[str] | None = None,
+                     percentile: float = 99.0) -> pd.DataFrame:
+    """Pairs of maps ranked by apparent overlap under per-map and common scaling (E1).
+
+    Parameters
+    ----------
+    images : sequence of maps
+    truth : numpy.ndarray, shape (n_maps, y, x), optional
+        True concentration maps (:func:`truth_concentration_maps`); adds ``r_truth`` and
+        ``rank_truth`` (Pearson correlation of the truth, the answer the eye should give).
+    mask : array of bool, optional
+        Pixels to compare (e.g. the sample without the support).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``pair``, ``overlap_per_map``, ``overlap_common``, ``r_counts`` (Pearson of the
+        counts, the same under any scaling), ``rank_per_map``, ``rank_common``,
+        ``rank_counts`` (1 = most similar pair) and, with truth, ``r_truth``,
+        ``rank_truth``; sorted by ``rank_per_map``. ``attrs`` holds the Spearman rank
+        correlations between the rankings (``spearman``: dict).
+    """
+    from scipy.stats import spearmanr
+
+    labels = _names(images, names)
+    per = apparent_overlap(images, "per-map", mask, labels, percentile)
+    com = apparent_overlap(images, "common", mask, labels, percentile)
+    cor = pair_correlations(images, mask, labels)
+    df = pd.DataFrame({
+        "pair": per["a"] + " / " + per["b"],
+        "overlap_per_map": per["overlap"], "overlap_common": com["overlap"],
+        "r_counts": cor["r"],
+    })
+    for col, name in (("overlap_per_map", "per_map"), ("overlap_common", "common"),
+                      ("r_counts", "counts")):
+        df[f"rank_{name}"] = df[col].rank(ascending=False, method="min").astype(int)
+    rankings = ["per_map", "common", "counts"]
+    if truth is not None:
+        tr = pair_correlations(list(truth), mask, labels)
+        df["r_truth"] = tr["r"].to_numpy()
+        df["rank_truth"] = df["r_truth"].rank(ascending=False, method="min").astype(int)
+        rankings.append("truth")
+    rho = {}
+    for a, b in itertools.combinations(rankings, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rho[f"{a} vs {b}"] = float(spearmanr(df[f"rank_{a}"], df[f"rank_{b}"])[0])
+    df = df.sort_values("rank_per_map", kind="stable").reset_index(drop=True)
+    df.attrs["spearman"] = rho
+    return df
+
+
+# --------------------------------------------------------------------------------------
+# radial profiles (E2)
+# --------------------------------------------------------------------------------------
+
+
+def _particles(particles: Any) -> np.ndarray:
+    p = np.asarray(particles, dtype=float)
+    if p.ndim != 2 or p.shape[1] != 3 or not len(p):
+        raise StemsegValueError(
+            "particles must be a list of (centre_y, centre_x, radius) in pixels, e.g. "
+            "phantom.truth['particles_px']."
+        )
+    return p
+
+
+def _relative_radius(shape: tuple[int, int], particles: np.ndarray) -> np.ndarray:
+    """r / R of every pixel to the particle it lies in (inf outside every particle)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]] + 0.5
+    rel = np.full(shape, np.inf)
+    for cy, cx, r in particles:
+        d = np.hypot(yy - cy, xx - cx) / r
+        rel = np.minimum(rel, np.where(d < 1.0, d, np.inf))
+    return rel
+
+
+def radial_profile(image: Any, particles: Any, *, reference: Any = None, bins: int = 10,
+                   r_max: float = 1.0) -> pd.DataFrame:
+    """Mean counts per pixel against the relative radius r/R, over all particles.
+
+    Parameters
+    ----------
+    image : map (signal or array (y, x))
+        Counts per pixel, e.g. an element map.
+    particles : array_like, shape (n, 3)
+        (centre_y, centre_x, radius) of every particle in pixels (phantom:
+        ``truth["particles_px"]``; real data: from a segmentation of the HAADF image).
+    reference : map or array (y, x), optional
+        Something proportional to the signal expected from a *uniform* particle: the
+        thickness (nm), the HAADF image or a major element's map. Adds ``ratio`` =
+        sum(image) / sum(reference) per bin, normalised to the whole particle (1 =
+        uniform), and its counting error ``ratio_sigma`` (Poisson counts in ``image`` and,
+        when the reference is a map of counts, in it too).
+    bins : int
+        Number of equal-width radius bins from 0 to ``r_max``.
+    r_max : float
+        Outer limit in units of the particle radius.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``r`` (bin centre, r/R), ``n_pixels``, ``mean`` (counts per pixel), ``sem``
+        (Poisson, sqrt(sum) / n), and ``ratio``, ``ratio_sigma`` with a reference.
+    """
+    a = _array(image)
+    rel = _relative_radius(a.shape, _particles(particles))
+    edges = np.linspace(0.0, float(r_max), int(bins) + 1)
+    ref = None if reference is None else _array(reference)
+    ref_is_counts = reference is not None and _looks_like_counts(ref)
+    inside = rel < r_max
+    total_ratio = None
+    if ref is not None:
+        total_ratio = a[inside].sum() / max(ref[inside].sum(), 1e-300)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (rel >= lo) & (rel < hi)
+        n = int(sel.sum())
+        s = float(a[sel].sum())
+        row = dict(r=(lo + hi) / 2, n_pixels=n, mean=s / n if n else np.nan,
+                   sem=math.sqrt(max(s, 0.0)) / n if n else np.nan)
+        if ref is not None:
+            rs = float(ref[sel].sum())
+            ratio = s / rs / total_ratio if n and rs > 0 and total_ratio > 0 else np.nan
+            rel_var = (1.0 / s if s > 0 else np.inf) + (1.0 / rs if ref_is_counts and rs > 0
+                                                       else 0.0)
+            row.update(ratio=ratio, ratio_sigma=abs(ratio) * math.sqrt(rel_var))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _looks_like_counts(a: np.ndarray) -> bool:
+    return bool(np.all(a >= 0) and np.allclose(a, np.round(a)))
+
+
+def particle_regions(shape: tuple[int, int], particles: Any, *, core_fraction: float = 0.5,
+                     outer: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the particle cores and shells, e.g. as quantification weights.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Map shape (rows, columns).
+    particles : array_like, shape (n, 3)
+        (centre_y, centre_x, radius) in pixels.
+    core_fraction, outer : float
+        Core: r < ``core_fraction`` R; shell: ``core_fraction`` R <= r < ``outer`` R (the
+        outermost rim, where the particle is thinnest, is left out).
+
+    Returns
+    -------
+    core, shell : numpy.ndarray of bool, shape ``shape``
+    """
+    rel = _relative_radius(tuple(shape), _particles(particles))
+    return rel < core_fraction, (rel >= core_fraction) & (rel < outer)
+
+
+def core_excess(image: Any, particles: Any, reference: Any, *, core_fraction: float = 0.5,
+                outer: float = 0.9) -> dict[str, float]:
+    """Excess of a signal in the particle cores over their shells, normalised by a reference.
+
+    ``excess = (I_core / R_core) / (I_shell / R_shell)`` with ``I`` the summed counts of
+    ``image`` and ``R`` those of ``reference`` in the core (r < ``core_fraction`` R) and the
+    shell (``core_fraction`` R <= r < ``outer`` R) of all particles. For a uniform particle
+    and a reference proportional to the expected signal (thickness, HAADF, a uniform
+    element's map) the excess is 1 within ``sigma`` (Poisson counts).
+
+    Returns
+    -------
+    dict
+        ``excess``, ``sigma``, ``z`` ((excess - 1) / sigma), ``core_counts``,
+        ``shell_counts``, ``core_pixels``, ``shell_pixels``.
+    """
+    a, ref = _array(image), _array(reference)
+    if not 0 < core_fraction < outer <= 1.0:
+        raise StemsegValueError(
+            f"need 0 < core_fraction < outer <= 1; got {core_fraction}, {outer}.")
+    rel = _relative_radius(a.shape, _particles(particles))
+    core = rel < core_fraction
+    shell = (rel >= core_fraction) & (rel < outer)
+    ic, ish = float(a[core].sum()), float(a[shell].sum())
+    rc, rsh = float(ref[core].sum()), float(ref[shell].sum())
+    if min(ic, ish) <= 0 or min(rc, rsh) <= 0:
+        raise StemsegValueError("no counts in the core or the shell; check the particles.")
+    excess = (ic / rc) / (ish / rsh)
+    rel_var = 1.0 / ic + 1.0 / ish
+    if _looks_like_counts(ref):
+        rel_var += 1.0 / rc + 1.0 / rsh
+    sigma = excess * math.sqrt(rel_var)
+    return dict(excess=excess, sigma=sigma, z=(excess - 1.0) / sigma, core_counts=ic,
+                shell_counts=ish, core_pixels=int(core.sum()), shell_pixels=int(shell.sum()))
+
+
+# --------------------------------------------------------------------------------------
+# signal-to-noise (E4)
+# --------------------------------------------------------------------------------------
+
+
+def effective_pixels(weights: np.ndarray) -> np.ndarray:
+    """Effective number of pixels behind each weighted mean: (sum w)^2 / sum w^2.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray, shape (n_pixels, n_clusters)
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_clusters,)
+    """
+    w = np.asarray(weights, dtype=float)
+    s2 = (w**2).sum(axis=0)
+    return np.where(s2 > 0, w.sum(axis=0) ** 2 / np.where(s2 > 0, s2, 1.0), 0.0)
+
+
+def snr_gain(seg: Any, line: str, cluster: int | None = None) -> dict[str, float]:
+    """Signal-to-noise of one line: a cluster's mean spectrum vs its single pixels (E4).
+
+    SNR = net line intensity / its counting error, by window integration with background
+    windows (:func:`stemseg.quant.line_intensities`, ``method="windows"``), on the
+    binned pixels the clustering ran on. The single-pixel SNR is
+    ``mean(I_p) / sqrt(mean(var_p))`` over the pixels labelled ``cluster`` (a typical
+    pixel); the mean spectrum's uses its propagated variance
+    ``sum w^2 counts / (sum w)^2``. Poisson statistics predict a gain of
+    ``sqrt(N_eff)`` (:func:`effective_pixels`).
+
+    Parameters
+    ----------
+    seg : stemseg.Segmentation
+    line : str
+        E.g. ``"S_Ka"``.
+    cluster : int, optional
+        Default: the largest cluster whose mean spectrum has the most counts in ``line``.
+
+    Returns
+    -------
+    dict
+        ``cluster``, ``n_pixels``, ``n_effective``, ``snr_pixel``, ``snr_mean``, ``gain``,
+        ``sqrt_n_effective``.
+    """
+    from .quant import line_intensities
+
+    counts = seg.counts
+    flat = counts.data.reshape(-1, counts.data.shape[-1])
+    labels = np.asarray(seg.labels).ravel()
+    if cluster is None:
+        li = line_intensities(seg.mean_spectra, [line], method="windows",
+                              variance=seg.mean_variance)
+        cluster = int(np.argmax(li.intensity[:, 0]))
+    members = np.flatnonzero(labels == cluster)
+    if members.size < 2:
+        raise StemsegValueError(f"cluster {cluster} has fewer than two pixels.")
+    pixel_stack = _stack_like(seg.mean_spectra, np.asarray(flat[members], dtype=float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lp = line_intensities(pixel_stack, [line], method="windows",
+                              variance=np.asarray(flat[members], dtype=float))
+        one = seg.mean_spectra.inav[cluster]
+        lm = line_intensities(one, [line], method="windows",
+                              variance=seg.mean_variance.inav[cluster].data)
+    snr_pixel = float(lp.intensity[:, 0].mean() / math.sqrt(lp.variance[:, 0].mean()))
+    snr_mean = float(lm.intensity[0] / lm.sigma[0])
+    n_eff = float(effective_pixels(seg.weights)[cluster])
+    return dict(cluster=int(cluster), n_pixels=int(members.size), n_effective=n_eff,
+                snr_pixel=snr_pixel, snr_mean=snr_mean, gain=snr_mean / snr_pixel,
+                sqrt_n_effective=math.sqrt(n_eff))
+
+
+def _stack_like(template: Any, data: np.ndarray) -> Any:
+    """A navigation-1D EDS signal of ``template``'s class, energy axis and metadata."""
+    nav = dict(name="pixel", units="", size=data.shape[0], scale=1.0, offset=0.0,
+               navigate=True)
+    sig_axis = template.axes_manager.signal_axes[0].get_axis_dictionary()
+    metadata = template.metadata.as_dictionary()
+    metadata.get("Signal", {}).pop("Noise_properties", None)
+    return type(template)(data, axes=[nav, sig_axis], metadata=metadata)
+
+
+# --------------------------------------------------------------------------------------
+# compositions (E5-E8)
+# --------------------------------------------------------------------------------------
+
+
+def _composition(table: Any, cluster: Any = None) -> dict[str, tuple[float, float]]:
+    """Element -> (at. %, sigma) from a quantify/paper_table DataFrame or a dict."""
+    if isinstance(table, pd.DataFrame):
+        df = table if cluster is None else table[table["cluster"] == cluster]
+        if df.empty:
+            raise StemsegValueError(f"no rows for cluster {cluster!r}.")
+        sig = df["sigma"] if "sigma" in df else 0.0 * df["at_pct"]
+        return {str(e): (float(v), float(s)) for e, v, s in zip(df["element"], df["at_pct"], sig)}
+    out = {}
+    for el, v in dict(table).items():
+        out[str(el)] = (float(v[0]), float(v[1])) if isinstance(v, (tuple, list)) \
+            else (float(v), 0.0)
+    return out
+
+
+def other_fraction(composition: Any, expected: Sequence[str], cluster: Any = None
+                   ) -> tuple[float, float]:
+    """At. % of the elements *not* in ``expected`` (E5), with its counting error.
+
+    Parameters
+    ----------
+    composition : DataFrame (quantify or paper_table) or dict element -> at. % or
+        (at. %, sigma)
+    expected : sequence of str
+        Elements the phase is thought to contain, e.g. ``EXPECTED_FROM_MAPS["jalpaite"]``.
+    cluster : optional
+        Row selector when ``composition`` holds several clusters.
+
+    Returns
+    -------
+    (float, float)
+        Value and sigma in at. % of all atoms (the composition renormalised to 100 %).
+        The sigma adds the element sigmas in quadrature (an upper bound: Cliff-Lorimer
+        errors are anti-correlated through the normalisation).
+    """
+    comp = _composition(composition, cluster)
+    total = sum(v for v, _ in comp.values())
+    if total <= 0:
+        raise StemsegValueError("composition sums to zero.")
+    others = [(v, s) for el, (v, s) in comp.items() if el not in set(expected)]
+    value = 100.0 * sum(v for v, _ in others) / total
+    sigma = 100.0 * math.sqrt(sum(s * s for _, s in others)) / total
+    return value, sigma
+
+
+def s_to_metal(composition: Any, cluster: Any = None, anions: Sequence[str] = ("S",)
+               ) -> tuple[float, float]:
+    """Anion : cation ratio (e.g. S : metal) with its error (E6)."""
+    comp = _composition(composition, cluster)
+    a = [(v, s) for el, (v, s) in comp.items() if el in set(anions)]
+    m = [(v, s) for el, (v, s) in comp.items() if el not in set(anions)]
+    av, mv = sum(v for v, _ in a), sum(v for v, _ in m)
+    if av <= 0 or mv <= 0:
+        raise StemsegValueError("need both anions and cations in the composition.")
+    asg = math.sqrt(sum(s * s for _, s in a))
+    msg = math.sqrt(sum(s * s for _, s in m))
+    ratio = av / mv
+    return ratio, ratio * math.sqrt((asg / av) ** 2 + (msg / mv) ** 2)
+
+
+def entropy_table(table: pd.DataFrame, clusters: Sequence[Any] | None = None,
+                  anions: Sequence[str] = ("S",), names: Mapping[Any, str] | None = None
+                  ) -> pd.DataFrame:
+    """Configurational entropy of every cluster against the maximum for its cations (E7).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`stemseg.quant.quantify` or :func:`stemseg.quant.paper_table` output.
+    clusters : sequence, optional
+        Clusters to include (default all).
+    anions : sequence of str
+    names : dict, optional
+        Cluster -> phase name for the ``phase`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``cluster``, ``phase``, ``entropy_R``, ``sigma_R``, ``max_entropy_R`` (cation
+        fraction x ln(number of cations) of this composition), ``max_equimolar_R``
+        (0.5 ln(n cations): the maximum of an equimolar monosulfide, the paper's 0.9 R
+        for six cations), ``cation_fraction``.
+    """
+    from .quant import configurational_entropy, maximum_entropy
+
+    clusters = list(dict.fromkeys(table["cluster"])) if clusters is None else list(clusters)
+    names = {} if names is None else dict(names)
+    rows = []
+    for c in clusters:
+        sub = table[table["cluster"] == c][["element", "at_pct"] +
+                                           (["sigma"] if "sigma" in table else [])]
+        value, sigma = configurational_entropy(sub, anions=anions)
+        cations = sub[~sub["element"].isin(anions)]
+        n = int((cations["at_pct"] > 0).sum())
+        xm = float(cations["at_pct"].sum() / sub["at_pct"].sum())
+        rows.append(dict(cluster=c, phase=names.get(c, ""), entropy_R=value,
+                         sigma_R=sigma, max_entropy_R=maximum_entropy(max(n, 1), xm),
+                         max_equimolar_R=maximum_entropy(max(n, 1), 0.5),
+                         cation_fraction=xm))
+    return pd.DataFrame(rows)
+
+
+def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame,
+                       mapping: Mapping[Any, Any]) -> pd.DataFrame:
+    """Measured compositions next to the paper's, element by element.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`stemseg.quant.quantify` output (``cluster``, ``element``, ``at_pct``,
+        ``sigma``).
+    paper : pandas.DataFrame
+        :func:`stemseg.quant.paper_table` output.
+    mapping : dict
+        Our cluster -> the paper's cluster key (e.g. ``{2: "i", 3: "ii"}``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (paper cluster, element); columns ``ours``, ``ours_sigma``, ``paper``,
+        ``paper_sigma``, ``difference`` and ``z`` (difference / combined sigma).
+    """
+    rows = []
+    for ours, theirs in sorted(mapping.items(), key=lambda kv: str(kv[1])):
+        mine = _composition(table, ours)
+        ref = _composition(paper, theirs)
+        for el in ref:
+            v, s = mine.get(el, (np.nan, np.nan))
+            pv, ps = ref[el]
+            comb = math.hypot(s, ps)
+            rows.append(dict(paper_cluster=theirs, element=el, cluster=ours, ours=v,
+                             ours_sigma=s, paper=pv, paper_sigma=ps, difference=v - pv,
+                             z=(v - pv) / comb if comb > 0 else np.nan))
+    return pd.DataFrame(rows).set_index(["paper_cluster", "element"])
+
+
+def composition_wide(table: pd.DataFrame, mapping: Mapping[Any, Any] | None = None,
+                     digits: int = 2) -> pd.DataFrame:
+    """A tidy composition table as text "at. % ± sigma", elements x clusters, for display.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`stemseg.quant.quantify` or :func:`stemseg.quant.paper_table` output.
+    mapping : dict, optional
+        Cluster -> column name (and the clusters to keep); default every cluster.
+    digits : int
+
+    Returns
+    -------
+    pandas.DataFrame of str
+    """
+    sub = table if mapping is None else table[table["cluster"].isin(list(mapping))]
+    sub = sub.copy()
+    sub["column"] = sub["cluster"] if mapping is None else sub["cluster"].map(mapping)
+    sig = sub["sigma"] if "sigma" in sub else 0.0 * sub["at_pct"]
+    sub["text"] = [f"{v:.{digits}f} ± {s:.{digits}f}" for v, s in zip(sub["at_pct"], sig)]
+    wide = sub.pivot(index="element", columns="column", values="text")
+    if mapping is not None:
+        wide = wide[[c for c in dict.fromkeys(mapping.values()) if c in wide.columns]]
+    return wide
+
+
+def composition_difference(table: pd.DataFrame, a: Any, b: Any,
+                           elements: Sequence[str] | None = None) -> pd.DataFrame:
+    """Difference between two clusters' compositions in units of its error (E8).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index element; columns ``a``, ``a_sigma``, ``b``, ``b_sigma``, ``difference``
+        (a - b, at. %), ``sigma`` (combined) and ``z``.
+    """
+    ca, cb = _composition(table, a), _composition(table, b)
+    rows = []
+    for el in (elements or list(ca)):
+        (va, sa), (vb, sb) = ca[el], cb[el]
+        comb = math.hypot(sa, sb)
+        rows.append(dict(element=el, a=va, a_sigma=sa, b=vb, b_sigma=sb,
+                         difference=va - vb, sigma=comb,
+                         z=(va - vb) / comb if comb > 0 else np.nan))
+    return pd.DataFrame(rows).set_index("element")
+
+
+# --------------------------------------------------------------------------------------
+# support pixels in clusters (E9)
+# --------------------------------------------------------------------------------------
+
+
+def support_absorption(seg: Any, truth_labels: np.ndarray, support: int = 0,
+                       mapping: Mapping[int, int] | None = None) -> pd.DataFrame:
+    """Where the support (resin, carbon film) pixels end up, per cluster (E9).
+
+    Parameters
+    ----------
+    seg : stemseg.Segmentation
+    truth_labels : numpy.ndarray, shape of ``seg.labels_full``
+        Truth phase of every original pixel.
+    support : int
+        Truth label of the support.
+    mapping : dict, optional
+        Cluster -> truth label (default :func:`stemseg.metrics.match_clusters`); the
+        cluster matched to the support is marked ``is_support_cluster``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per label (-1 = noise): ``cluster``, ``matched_phase``, ``pixels``,
+        ``support_pixels``, ``support_share_of_cluster`` (fraction of the cluster's
+        pixels that are support), ``share_of_support`` (fraction of all support pixels),
+        ``support_weight_share`` (fraction of the cluster's mean-spectrum weight carried
+        by binned pixels made only of support) and ``is_support_cluster``.
+        ``attrs["absorbed"]``: share of all support pixels inside non-support, non-noise
+        clusters; ``attrs["noise"]``: share labelled noise.
+    """
+    from . import metrics
+
+    labels = np.asarray(seg.labels_full)
+    truth = np.asarray(truth_labels)
+    if labels.shape != truth.shape:
+        raise StemsegValueError(
+            f"truth {truth.shape} must match seg.labels_full {labels.shape}.")
+    mapping = dict(metrics.match_clusters(labels, truth) if mapping is None else mapping)
+    sup = truth == support
+    n_sup = int(sup.sum())
+    bin_ = int(seg.params.get("bin", 1))
+    ny, nx = seg.labels.shape
+    blocks = sup[: ny * bin_, : nx * bin_].reshape(ny, bin_, nx, bin_)
+    w_sup = blocks.all(axis=(1, 3)).ravel()  # binned pixels made only of support
+    w = np.asarray(seg.weights)
+    rows = []
+    for c in sorted(set(np.unique(labels)) | set(range(seg.n_clusters))):
+        in_c = labels == c
+        px = int(in_c.sum())
+        sp = int((in_c & sup).sum())
+        wshare = np.nan
+        if c >= 0 and c < w.shape[1] and w[:, c].sum() > 0:
+            wshare = float(w[w_sup, c].sum() / w[:, c].sum())
+        rows.append(dict(cluster=int(c), matched_phase=mapping.get(int(c), -1), pixels=px,
+                         support_pixels=sp, support_share_of_cluster=sp / px if px else 0.0,
+                         share_of_support=sp / n_sup if n_sup else 0.0,
+                         support_weight_share=wshare,
+                         is_support_cluster=mapping.get(int(c), -1) == support))
+    df = pd.DataFrame(rows)
+    phase_rows = (df["cluster"] >= 0) & ~df["is_support_cluster"]
+    df.attrs["absorbed"] = float(df.loc[phase_rows, "share_of_support"].sum())
+    df.attrs["noise"] = float(df.loc[df["cluster"] < 0, "share_of_support"].sum())
+    return df
+
+
+# --------------------------------------------------------------------------------------
+# labels
+# --------------------------------------------------------------------------------------
+
+
+def bin_labels(labels: np.ndarray, bin: int, shape: tuple[int, int] | None = None
+               ) -> np.ndarray:
+    """Most frequent label of every ``bin x bin`` block (remainder rows/columns cropped).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (y, x)
+    bin : int
+    shape : (int, int), optional
+        Binned shape (default ``(y // bin, x // bin)``).
+
+    Returns
+    -------
+    numpy.ndarray of int
+    """
+    labels = np.asarray(labels)
+    ny, nx = shape or (labels.shape[0] // bin, labels.shape[1] // bin)
+    if bin == 1:
+        return labels[:ny, :nx].copy()
+    blocks = labels[: ny * bin, : nx * bin].reshape(ny, bin, nx, bin)
+    blocks = blocks.transpose(0, 2, 1, 3).reshape(ny, nx, bin * bin)
+    lo = int(blocks.min())
+    shifted = blocks - lo
+    k = int(shifted.max()) + 1
+    onehot = (shifted[..., None] == np.arange(k)).sum(axis=2)
+    return np.argmax(onehot, axis=-1) + lo
+
+
+def phase_recovery(labels: np.ndarray, truth: np.ndarray,
+                   names: Mapping[int, str] | Sequence[Any] | None = None) -> pd.DataFrame:
+    """How well each truth phase is recovered by its matched cluster (E3).
+
+    Parameters
+    ----------
+    labels, truth : numpy.ndarray of int, same shape
+        Clusters (-1 = noise) and truth phases.
+    names : dict or sequence, optional
+        Phase names (``Phase`` objects or strings) by truth label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per truth phase: ``phase``, ``name``, ``cluster`` (matched by
+        :func:`stemseg.metrics.match_clusters`, -1 if none), ``pixels``, ``recall`` (share
+        of the phase's pixels in that cluster), ``precision`` (share of the cluster's
+        pixels that belong to the phase), ``f1``.
+    """
+    from . import metrics
+
+    labels, truth = np.asarray(labels), np.asarray(truth)
+    table = metrics.confusion_matrix(labels, truth)
+    mapping = {p: c for c, p in metrics.match_clusters(labels, truth).items()}
+    rows = []
+    for p in table.columns:
+        c = mapping.get(int(p), -1)
+        n_p = int(table[p].sum())
+        hit = int(table.loc[c, p]) if c in table.index and c >= 0 else 0
+        n_c = int(table.loc[c].sum()) if c in table.index and c >= 0 else 0
+        recall = hit / n_p if n_p else 0.0
+        precision = hit / n_c if n_c else 0.0
+        if names is None:
+            name = str(p)
+        elif isinstance(names, Mapping):
+            name = str(names.get(int(p), p))
+        else:
+            name = str(getattr(names[int(p)], "name", names[int(p)]))
+        rows.append(dict(phase=int(p), name=name, cluster=int(c), pixels=n_p, recall=recall,
+                         precision=precision,
+                         f1=2 * recall * precision / (recall + precision)
+                         if recall + precision > 0 else 0.0))
+    return pd.DataFrame(rows)
+
+
+def align_labels(labels: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Renumber clusters so that each matched cluster carries its truth phase's number.
+
+    For figures only: with the Hungarian matching (:func:`stemseg.metrics.match_clusters`)
+    a cluster matched to phase ``p`` becomes ``p``; unmatched clusters get numbers after the
+    largest truth label; noise stays -1. Then the same colour means the same phase in the
+    cluster map and the truth map.
+
+    Returns
+    -------
+    aligned : numpy.ndarray of int, shape of ``labels``
+    renumbering : dict of int to int
+        Old cluster -> new number.
+    """
+    from . import metrics
+
+    labels = np.asarray(labels)
+    mapping = metrics.match_clusters(labels, truth)
+    nxt = int(np.max(truth)) + 1
+    renumber = {}
+    for c in sorted(int(v) for v in np.unique(labels) if v >= 0):
+        if c in mapping:
+            renumber[c] = int(mapping[c])
+        else:
+            renumber[c] = nxt
+            nxt += 1
+    out = np.full(labels.shape, -1, dtype=int)
+    for old, new in renumber.items():
+        out[labels == old] = new
+    return out, renumber
+
+
+def bin_fraction(mask: np.ndarray, bin: int, shape: tuple[int, int] | None = None
+                 ) -> np.ndarray:
+    """Fraction of every ``bin x bin`` block that is True (remainder cropped).
+
+    Use it to turn a mask at the original resolution into weights for the binned map, e.g.
+    ``quant.quantify(seg.counts, weights=bin_fraction(mask, 2).reshape(-1, 1))``.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (y // bin, x // bin) or ``shape``
+    """
+    m = np.asarray(mask, dtype=float)
+    ny, nx = shape or (m.shape[0] // bin, m.shape[1] // bin)
+    return m[: ny * bin, : nx * bin].reshape(ny, bin, nx, bin).mean(axis=(1, 3))
+
+
+def phase_names(mapping: Mapping[int, int], phases: Sequence[Any]) -> dict[int, str]:
+    """Cluster -> name of the matched truth phase (``Phase.name``)."""
+    return {int(c): str(getattr(phases[p], "name", p)) for c, p in mapping.items()}
+
+
+# --------------------------------------------------------------------------------------
+# coursework
+# --------------------------------------------------------------------------------------
+
+
+def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float = 0.0,
+                 name: str = "answer") -> str:
+    """Self-check of a coursework exercise: a one-line verdict (never raises).
+
+    Parameters
+    ----------
+    answer : number, str, tuple or None
+        The student's answer; None = not attempted yet.
+    expected : same kind
+        The reference value computed from the data in the notebook.
+    rtol, atol : float
+        Tolerance for numbers: ``|answer - expected| <= atol + rtol * |expected|``.
+    name : str
+        Shown in the verdict.
+
+    Returns
+    -------
+    str
+        "not attempted yet", "correct" or "not yet" with a hint (the expected value is not
+        revealed).
+    """
+    if answer is None:
+        return f"{name}: not attempted yet (replace None with your answer and re-run)."
+    if isinstance(expected, (int, float, np.integer, np.floating)) and \
+            not isinstance(expected, bool):
+        try:
+            value = float(answer)
+        except (TypeError, ValueError):
+            return f"{name}: not yet -- give a number."
+        ok = abs(value - float(expected)) <= atol + rtol * abs(float(expected))
+        if ok:
+            return f"{name}: correct."
+        hint = "too high" if value > float(expected) else "too low"
+        return f"{name}: not yet -- {hint}."
+    if isinstance(expected, str):
+        ok = str(answer).strip().lower() == expected.strip().lower()
+    elif isinstance(expected, (set, frozenset)):
+        ok = set(answer) == set(expected)
+    else:
+        ok = answer == expected
+    return f"{name}: correct." if ok else f"{name}: not yet."

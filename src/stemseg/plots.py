@@ -1,0 +1,555 @@
+"""Figures for every stage: maps with scale bars, spectra with line markers, curves, tables.
+
+Every function draws what it is given (arrays, HyperSpy signals, tables, a
+:class:`stemseg.Segmentation`) and computes nothing heavy; the numbers come from
+:mod:`stemseg.analysis`, :mod:`stemseg.metrics` and :mod:`stemseg.quant`. Each takes an
+optional ``ax`` (or ``axes``/``fig``) to draw into and returns what it drew on, so that the
+widgets (:mod:`stemseg.widgets`) can redraw in place.
+
+Conventions: cluster ``c`` is drawn in colour ``tab10(c)`` in every figure (maps,
+embeddings, spectra), noise (-1) in grey; maps carry a scale bar in nm
+(matplotlib-scalebar) and a colour bar with units; energies in keV; counts per pixel in
+the titles of element maps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "NOISE_COLOUR",
+    "cluster_colours",
+    "label_colours",
+    "pixel_size_nm",
+    "add_scalebar",
+    "label_map",
+    "element_maps",
+    "update_element_maps",
+    "radial_profiles",
+    "spectra",
+    "scree",
+    "bic",
+    "embedding",
+    "confusion",
+    "composition_bars",
+    "entropy_bars",
+]
+
+NOISE_COLOUR = (0.6, 0.6, 0.6, 1.0)
+_LENGTH_FACTORS = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "mm": 1e6, "m": 1e9,
+                   "å": 0.1, "a": 0.1, "angstrom": 0.1, "pm": 1e-3}
+
+
+def _new_axes(ax: Any = None, figsize: tuple[float, float] = (4.5, 4.0)) -> Any:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def cluster_colours(n: int, cmap: str = "tab10") -> list[tuple[float, ...]]:
+    """Colour of clusters 0..n-1 (the same in every figure of the suite)."""
+    import matplotlib.pyplot as plt
+
+    base = plt.get_cmap(cmap)
+    return [tuple(base(i % base.N)) for i in range(n)]
+
+
+def pixel_size_nm(image: Any) -> float | None:
+    """Pixel width (x) in nm of a HyperSpy signal's navigation or signal axes, or None."""
+    am = getattr(image, "axes_manager", None)
+    if am is None:
+        return None
+    axes = am.signal_axes if am.signal_dimension == 2 else am.navigation_axes
+    if not axes:
+        return None
+    unit = str(axes[0].units or "").strip().lower()
+    if unit not in _LENGTH_FACTORS:
+        return None
+    return abs(float(axes[0].scale)) * _LENGTH_FACTORS[unit]
+
+
+def add_scalebar(ax: Any, pixel_size: float | None, units: str = "nm",
+                 location: str = "lower right") -> None:
+    """Add a scale bar (matplotlib-scalebar) for ``pixel_size`` (nm per pixel); hide ticks.
+
+    Without a calibration (None) the pixel size is written under the axes instead.
+    """
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if pixel_size is None:
+        ax.set_xlabel("uncalibrated (pixels)", fontsize=8)
+        return
+    from matplotlib_scalebar.scalebar import ScaleBar
+
+    ax.add_artist(ScaleBar(float(pixel_size), units, location=location, frameon=True,
+                           box_alpha=0.6, font_properties={"size": 8}))
+
+
+# --------------------------------------------------------------------------------------
+# maps
+# --------------------------------------------------------------------------------------
+
+
+def label_map(labels: np.ndarray, *, ax: Any = None, pixel_size: float | None = None,
+              names: Mapping[int, str] | Sequence[str] | None = None,
+              title: str | None = None, n_clusters: int | None = None,
+              colorbar: bool = True, cmap: str = "tab10", colorbar_label: str = "cluster"
+              ) -> Any:
+    """Label map with a colour per cluster (``tab10``), noise (-1) in grey, scale bar.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (y, x)
+        -1 = noise or masked.
+    ax : matplotlib Axes, optional
+    pixel_size : float, optional
+        nm per pixel (of *this* map; binned maps have bigger pixels).
+    names : dict or sequence, optional
+        Label -> text for the colour bar (e.g. phase names).
+    title : str, optional
+    n_clusters : int, optional
+        Number of colours (default ``labels.max() + 1``), so that several maps share them.
+    colorbar : bool
+    cmap : str
+    colorbar_label : str
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from matplotlib.colors import ListedColormap
+
+    ax = _new_axes(ax)
+    labels = np.asarray(labels)
+    k = max(int(n_clusters if n_clusters is not None else labels.max() + 1), 1)
+    colours = [NOISE_COLOUR] + cluster_colours(k, cmap)
+    image = ax.imshow(labels + 1, cmap=ListedColormap(colours), vmin=-0.5, vmax=k + 0.5,
+                      interpolation="nearest")
+    if colorbar:
+        cbar = ax.figure.colorbar(image, ax=ax, ticks=range(k + 1), fraction=0.046, pad=0.02)
+        text = []
+        for i in range(-1, k):
+            if names is not None and not isinstance(names, Mapping):
+                name = names[i] if 0 <= i < len(names) else None
+            else:
+                name = (names or {}).get(i)
+            text.append("noise" if i < 0 else (f"{i}: {name}" if name else str(i)))
+        cbar.ax.set_yticklabels(text, fontsize=8)
+        cbar.set_label(colorbar_label, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    add_scalebar(ax, pixel_size)
+    return ax
+
+
+def element_maps(maps: Sequence[Any], *, scaling: str = "per-map", mask: Any = None,
+                 percentile: float = 99.0, ncols: int = 4, fig: Any = None,
+                 cmap: str = "viridis", panel_size: float = 2.6,
+                 names: Sequence[str] | None = None) -> Any:
+    """Element maps side by side, with counts per pixel in every title.
+
+    Parameters
+    ----------
+    maps : sequence of Signal2D (e.g. :func:`stemseg.analysis.element_maps`) or arrays
+    scaling : {"per-map", "common"}
+        Colour limits from each map's own ``percentile`` or one limit for all
+        (:func:`stemseg.analysis.display_limits`).
+    mask : array of bool, optional
+        Pixels over which the counts per pixel in the titles are averaged (e.g. the
+        particles); default the whole map.
+    percentile : float
+    ncols : int
+    fig : matplotlib Figure, optional
+        Draw into this (empty) figure; default a new pyplot figure.
+    cmap : str
+    panel_size : float
+        Inches per map.
+    names : sequence of str, optional
+        Titles (default the X-ray line of each map).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.stemseg_images`` holds the AxesImage of every map (for
+        :func:`update_element_maps`).
+    """
+    from . import analysis
+
+    n = len(maps)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(panel_size * ncols + 0.6, panel_size * nrows + 0.3),
+                         layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    limits = analysis.display_limits(maps, scaling, percentile)
+    labels = names or [analysis.line_name(m) if hasattr(m, "metadata") else f"map {i}"
+                       for i, m in enumerate(maps)]
+    images, cbars = [], []
+    for ax, m, (lo, hi), name in zip(axes, maps, limits, labels):
+        data = np.asarray(getattr(m, "data", m), dtype=float)
+        im = ax.imshow(data, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        cpp = analysis.counts_per_pixel(data, mask)
+        ax.set_title(f"{name}: {cpp:.2f} counts/px", fontsize=9)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        cb.ax.tick_params(labelsize=7)
+        cb.set_label("counts", fontsize=8)
+        add_scalebar(ax, pixel_size_nm(m))
+        images.append(im)
+        cbars.append(cb)
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.suptitle(f"{'per-map autoscale' if scaling == 'per-map' else 'one common scale'}"
+                 f" (0 to {percentile:g}th percentile)", fontsize=10)
+    fig.stemseg_images = images
+    fig.stemseg_colorbars = cbars
+    return fig
+
+
+def update_element_maps(fig: Any, maps: Sequence[Any], scaling: str,
+                        percentile: float = 99.0) -> None:
+    """Change the colour limits of a figure made by :func:`element_maps` in place."""
+    from . import analysis
+
+    limits = analysis.display_limits(maps, scaling, percentile)
+    for im, (lo, hi) in zip(fig.stemseg_images, limits):
+        im.set_clim(lo, hi)
+    fig.suptitle(f"{'per-map autoscale' if scaling == 'per-map' else 'one common scale'}"
+                 f" (0 to {percentile:g}th percentile)", fontsize=10)
+
+
+def radial_profiles(profiles: Mapping[str, pd.DataFrame], *, column: str = "mean",
+                    ax: Any = None, title: str | None = None) -> Any:
+    """Radial profiles (:func:`stemseg.analysis.radial_profile`) with error bars.
+
+    Parameters
+    ----------
+    profiles : dict of str to DataFrame
+        Label -> profile table.
+    column : {"mean", "ratio"}
+        Counts per pixel (with ``sem``) or the reference-normalised ratio (with
+        ``ratio_sigma``; 1 = uniform).
+    """
+    ax = _new_axes(ax, (4.8, 3.4))
+    err = "sem" if column == "mean" else "ratio_sigma"
+    for i, (label, df) in enumerate(profiles.items()):
+        ax.errorbar(df["r"], df[column], yerr=df[err], marker="o", ms=4, capsize=2,
+                    label=label, color=cluster_colours(10)[i % 10])
+    ax.set_xlabel("distance from particle centre, r / R")
+    ax.set_ylabel("counts per pixel" if column == "mean"
+                  else "signal / expected for a uniform particle")
+    if column == "ratio":
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+# --------------------------------------------------------------------------------------
+# spectra
+# --------------------------------------------------------------------------------------
+
+
+def _energy(signal: Any) -> np.ndarray:
+    axis = signal.axes_manager.signal_axes[0]
+    e = np.asarray(axis.axis, dtype=float)
+    return e / 1000.0 if str(axis.units).strip().lower() == "ev" else e
+
+
+def spectra(signal: Any, *, labels: Sequence[str] | None = None, ax: Any = None,
+            lines: Sequence[str] | None = None, energy_range: tuple[float, float] = (0.2, 10.0),
+            log: bool = False, highlight: int | None = None, colours: Any = None,
+            normalise: bool = False, title: str | None = None) -> Any:
+    """EDS spectra (one or a stack, e.g. cluster mean spectra) with X-ray line markers.
+
+    Parameters
+    ----------
+    signal : EDS signal (1 spectrum or navigation (n,)), or a list of EDS spectra
+        with the same energy axis
+    labels : sequence of str, optional
+        Legend entries (default "cluster i").
+    lines : sequence of str, optional
+        X-ray lines to mark (default the signal's ``Sample.xray_lines``).
+    energy_range : (float, float)
+        keV.
+    log : bool
+        Logarithmic counts axis.
+    highlight : int, optional
+        Draw this spectrum thick and the others faint.
+    colours : sequence, optional
+        Default the cluster colours.
+    normalise : bool
+        Divide each spectrum by its total counts in ``energy_range``.
+    """
+    from .xray import line_energy
+
+    ax = _new_axes(ax, (6.4, 3.4))
+    if isinstance(signal, (list, tuple)):
+        e = _energy(signal[0])
+        data = np.vstack([np.asarray(s.data, dtype=float).reshape(-1, e.size)
+                          for s in signal])
+        signal = signal[0]
+    else:
+        e = _energy(signal)
+        data = np.atleast_2d(np.asarray(signal.data, dtype=float))
+    sel = (e >= energy_range[0]) & (e <= energy_range[1])
+    colours = colours or cluster_colours(len(data))
+    for i, y in enumerate(data):
+        if normalise:
+            y = y / max(y[sel].sum(), 1e-300)
+        faint = highlight is not None and i != highlight
+        ax.plot(e[sel], y[sel], lw=0.6 if faint else 1.2, alpha=0.35 if faint else 1.0,
+                color=colours[i % len(colours)],
+                label=(labels[i] if labels is not None else f"cluster {i}"))
+    if log:
+        ax.set_yscale("log")
+        shown = data[:, sel]
+        top_value = float(shown.max()) if shown.size else 1.0
+        positive = shown[shown > 0]
+        bottom = max(float(positive.min()) if positive.size else 1e-3, top_value * 1e-4)
+        if normalise:
+            bottom = 1e-5
+        ax.set_ylim(bottom, top_value * 2.0 if not normalise else None)
+    lines = lines if lines is not None else (signal.metadata.get_item("Sample.xray_lines")
+                                            or [])
+    top = ax.get_ylim()[1]
+    for line in lines:
+        try:
+            en = line_energy(line)
+        except Exception:  # an unknown line is not worth failing a figure for
+            continue
+        if energy_range[0] <= en <= energy_range[1]:
+            ax.axvline(en, color="k", lw=0.5, ls=":")
+            ax.text(en, top, line.replace("_", " "), rotation=90, va="top", ha="right",
+                    fontsize=7)
+    ax.set_xlabel("energy (keV)")
+    ax.set_ylabel("fraction of counts per channel" if normalise else "counts per channel")
+    ax.set_xlim(*energy_range)
+    if len(data) > 1 or labels is not None:  # outside, so that it hides no line marker
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+# --------------------------------------------------------------------------------------
+# curves
+# --------------------------------------------------------------------------------------
+
+
+def scree(explained_variance_ratio: np.ndarray, *, knee: int | None = None,
+          chosen: int | None = None, ax: Any = None, max_points: int = 20) -> Any:
+    """Scree plot (log explained variance ratio) with the automatic knee and the choice.
+
+    Parameters
+    ----------
+    explained_variance_ratio : array (n,)
+    knee : int, optional
+        Components at the automatic change point (:func:`stemseg.reduce.scree_knee`).
+    chosen : int, optional
+        Components in use (e.g. a slider's override).
+    """
+    ax = _new_axes(ax, (4.5, 3.2))
+    evr = np.asarray(explained_variance_ratio)[:max_points]
+    n = np.arange(1, evr.size + 1)
+    ax.semilogy(n, evr, "o-", ms=4, color="0.3", label="explained variance")
+    if knee is not None:
+        ax.axvline(knee, color="tab:red", ls="--", lw=1, label=f"automatic: {knee}")
+    if chosen is not None and chosen != knee:
+        ax.axvline(chosen, color="tab:blue", lw=1.5, label=f"chosen: {chosen}")
+    ax.set_xlabel("principal component")
+    ax.set_ylabel("explained variance ratio")
+    ax.legend(fontsize=8)
+    ax.set_title("PCA scree", fontsize=10)
+    return ax
+
+
+def bic(table: pd.DataFrame, *, chosen: int | None = None, ax: Any = None) -> Any:
+    """BIC (and AIC) against the number of clusters (:func:`stemseg.cluster.bic_curve`)."""
+    ax = _new_axes(ax, (4.5, 3.2))
+    ax.plot(table["n_clusters"], table["bic"], "o-", ms=4, label="BIC")
+    if "aic" in table:
+        ax.plot(table["n_clusters"], table["aic"], "s--", ms=3, alpha=0.6, label="AIC")
+    best = table.attrs.get("best")
+    if best is not None:
+        ax.axvline(best, color="tab:red", ls="--", lw=1, label=f"lowest BIC: {best}")
+    if chosen is not None:
+        ax.axvline(chosen, color="tab:blue", lw=1.5, label=f"chosen: {chosen}")
+    ax.set_xlabel("number of clusters")
+    ax.set_ylabel("information criterion (lower is better)")
+    ax.legend(fontsize=8)
+    ax.set_title("Gaussian mixture: BIC", fontsize=10)
+    return ax
+
+
+def embedding(points: np.ndarray, labels: np.ndarray, *, ax: Any = None,
+              dims: tuple[int, int] = (0, 1), title: str | None = None,
+              names: Mapping[int, str] | None = None, n_colours: int | None = None,
+              max_points: int = 20000, size: float = 3.0, legend: bool = True) -> Any:
+    """Scatter of an embedding (UMAP or PCA scores) coloured by label, noise grey.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.stemseg_scatter`` is the PathCollection (recolour it with
+        ``set_facecolors``).
+    """
+    ax = _new_axes(ax, (4.5, 4.0))
+    points = np.asarray(points)
+    labels = np.asarray(labels).ravel()
+    n = points.shape[0]
+    idx = np.arange(n)
+    if n > max_points:
+        idx = np.random.default_rng(0).choice(n, max_points, replace=False)
+    colours = label_colours(labels[idx], n_colours)
+    sc = ax.scatter(points[idx, dims[0]], points[idx, dims[1]], c=colours, s=size,
+                    linewidths=0, rasterized=True)
+    ax.stemseg_scatter = sc
+    ax.stemseg_index = idx
+    ax.stemseg_dims = tuple(dims)
+    ax.set_xlabel(f"dimension {dims[0] + 1}")
+    ax.set_ylabel(f"dimension {dims[1] + 1}")
+    if legend:
+        _label_legend(ax, labels, names, n_colours)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def label_colours(labels: np.ndarray, n_colours: int | None = None) -> np.ndarray:
+    """RGBA per label: ``tab10(label)``, grey for -1."""
+    labels = np.asarray(labels).ravel()
+    k = max(int(n_colours if n_colours is not None else labels.max() + 1), 1)
+    table = np.array([NOISE_COLOUR] + cluster_colours(k))
+    return table[np.clip(labels, -1, k - 1) + 1]
+
+
+def _label_legend(ax: Any, labels: np.ndarray, names: Mapping[int, str] | None,
+                  n_colours: int | None) -> None:
+    from matplotlib.lines import Line2D
+
+    present = sorted(set(np.unique(labels).tolist()))
+    k = max(int(n_colours if n_colours is not None else max(present) + 1), 1)
+    colours = [NOISE_COLOUR] + cluster_colours(k)
+    handles = [Line2D([], [], marker="o", ls="", color=colours[min(c, k - 1) + 1],
+                      label="noise" if c < 0 else (names or {}).get(c, str(c)))
+               for c in present]
+    ax.legend(handles=handles, fontsize=7, loc="best", markerscale=1.2)
+
+
+def confusion(table: pd.DataFrame, *, ax: Any = None, normalise: str | None = None,
+              xlabel: str = "truth", ylabel: str = "cluster",
+              xnames: Mapping[Any, str] | None = None,
+              ynames: Mapping[Any, str] | None = None, title: str | None = None) -> Any:
+    """Heat map of a confusion matrix (:func:`stemseg.metrics.confusion_matrix`).
+
+    Parameters
+    ----------
+    normalise : {None, "row", "column"}
+        Show counts, or the share of each row / column (with the counts in the cells).
+    """
+    ax = _new_axes(ax, (5.0, 4.0))
+    counts = table.to_numpy().astype(float)
+    shown = counts
+    if normalise == "row":
+        shown = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    elif normalise == "column":
+        shown = counts / np.maximum(counts.sum(0, keepdims=True), 1)
+    im = ax.imshow(shown, cmap="Blues", aspect="auto")
+    for (i, j), v in np.ndenumerate(counts):
+        frac = shown[i, j] / max(shown.max(), 1e-12)
+        ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7,
+                color="white" if frac > 0.6 else "black")
+    ax.set_xticks(range(table.shape[1]))
+    ax.set_xticklabels([(xnames or {}).get(c, str(c)) for c in table.columns],
+                       rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]))
+    ax.set_yticklabels([(ynames or {}).get(c, "noise" if c == -1 else str(c))
+                        for c in table.index], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    cb = ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    cb.set_label({"row": "share of row", "column": "share of column"}.get(
+        normalise or "", "pixels"), fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def composition_bars(compare: pd.DataFrame, *, ax: Any = None,
+                     names: Mapping[Any, str] | None = None, title: str | None = None,
+                     labels: tuple[str, str] = ("this analysis", "paper")) -> Any:
+    """Grouped bars: our at. % next to the paper's, per cluster and element, with sigmas.
+
+    Parameters
+    ----------
+    compare : pandas.DataFrame
+        :func:`stemseg.analysis.compare_with_paper` output.
+    """
+    import matplotlib.pyplot as plt
+
+    clusters = list(dict.fromkeys(compare.index.get_level_values(0)))
+    if ax is None:
+        _, axes = plt.subplots(1, len(clusters), figsize=(3.2 * len(clusters), 3.2),
+                               sharey=True, layout="constrained")
+        axes = np.atleast_1d(axes)
+    else:
+        axes = np.atleast_1d(ax)
+    for a, cl in zip(axes, clusters):
+        sub = compare.loc[cl]
+        x = np.arange(len(sub))
+        a.bar(x - 0.2, sub["ours"], 0.4, yerr=sub["ours_sigma"], capsize=2,
+              label=labels[0], color="tab:blue")
+        a.bar(x + 0.2, sub["paper"], 0.4, yerr=sub["paper_sigma"], capsize=2,
+              label=labels[1], color="tab:orange")
+        a.set_xticks(x)
+        a.set_xticklabels(sub.index, fontsize=8)
+        a.set_title((names or {}).get(cl, str(cl)), fontsize=9)
+    axes[0].set_ylabel("at. %")
+    axes[0].legend(fontsize=7)
+    if title:
+        axes[0].figure.suptitle(title, fontsize=10)
+    return axes
+
+
+def entropy_bars(table: pd.DataFrame, *, ax: Any = None, label_column: str = "phase",
+                 reference: float | None = None, title: str | None = None,
+                 others: tuple[float, float] | None = (0.5, 0.6)) -> Any:
+    """Configurational entropy per cluster (:func:`stemseg.analysis.entropy_table`).
+
+    Bars with their sigma, the per-composition maximum as a marker, an optional reference
+    line (the equimolar maximum, e.g. 0.9 R) and the band quoted for the other phases.
+    """
+    ax = _new_axes(ax, (4.8, 3.2))
+    x = np.arange(len(table))
+    ax.bar(x, table["entropy_R"], yerr=table["sigma_R"], capsize=3, color="tab:green",
+           label="configurational entropy")
+    if "max_entropy_R" in table:
+        ax.plot(x, table["max_entropy_R"], "k_", ms=18, mew=2,
+                label="maximum for these cations")
+    if reference is not None:
+        ax.axhline(reference, color="tab:red", ls="--", lw=1,
+                   label=f"equimolar maximum {reference:.2f} R")
+    if others is not None:
+        ax.axhspan(*others, color="0.85", zorder=0, label=f"{others[0]}-{others[1]} R")
+    names = table[label_column] if label_column in table else table["cluster"]
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(n) or str(c) for n, c in zip(names, table["cluster"])],
+                       rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("S_conf / R (per mole of atoms)")
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax

@@ -1,0 +1,743 @@
+"""Sliders and selectors (ipywidgets) that steer the workflows in a notebook.
+
+Every explorer computes the heavy results once -- binning and scaling
+(:func:`stemseg.preprocess.preprocess`), the PCA fit, the UMAP embedding -- or takes them
+from a finished :class:`stemseg.Segmentation` (``segmentation=``), and caches them. A
+slider then redoes only the cheap step:
+
+* :class:`ElementMapExplorer` -- per-map vs common colour scaling of element maps (plot
+  only);
+* :class:`GMMExplorer` -- number of PCA components (scree, knee) and of clusters (BIC),
+  a Gaussian-mixture refit on the cached PCA scores;
+* :class:`HDBSCANExplorer` -- ``min_cluster_size`` (pixels and nm^2) and ``min_samples``,
+  an HDBSCAN refit on the cached UMAP embedding; colour the embedding by cluster or by
+  truth (plot only);
+* :class:`QuantExplorer` -- k-factors (theoretical at the beam energy, or your own) and
+  the intensity method, a Cliff-Lorimer requantification of the cached mean spectra.
+
+Figures are rendered to PNG into an :class:`ipywidgets.Image` (no interactive backend
+needed, so they work the same in JupyterLab, on Binder and in a headless test). Every
+control is a public attribute: ``explorer.n_clusters.value = 4`` triggers exactly what
+moving the slider does, and ``explorer.timings`` records how long the last update of each
+kind took (``"refit"``, ``"plot"``, in seconds). Display an explorer by leaving it as the
+last expression of a cell, or with ``display(explorer)``.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import analysis, plots
+from .errors import StemsegValueError
+
+__all__ = ["ElementMapExplorer", "GMMExplorer", "HDBSCANExplorer", "QuantExplorer"]
+
+
+def _widgets() -> Any:
+    import ipywidgets
+
+    return ipywidgets
+
+
+class _Explorer:
+    """A figure rendered to PNG in an Image widget, controls above it, a status line."""
+
+    dpi = 72
+
+    def __init__(self, figsize: tuple[float, float]) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        w = _widgets()
+        self.fig = Figure(figsize=figsize, layout="constrained")
+        FigureCanvasAgg(self.fig)
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.status = w.HTML()
+        self.timings: dict[str, float] = {}
+        self.n_renders = 0
+
+    # ------------------------------------------------------------------ rendering
+    def _render(self) -> None:
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png", dpi=self.dpi)
+        self.image.value = buf.getvalue()
+        self.n_renders += 1
+
+    def _timed(self, kind: str, fn: Any, *args: Any) -> None:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fn(*args)
+        self.timings[kind] = time.perf_counter() - start
+
+    def _controls(self) -> list[Any]:  # pragma: no cover - overridden
+        return []
+
+    @property
+    def widget(self) -> Any:
+        """The ipywidgets box: controls, status line, figure."""
+        w = _widgets()
+        if not hasattr(self, "_box"):
+            self._box = w.VBox([*self._controls(), self.status, self.image])
+        return self._box
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def close(self) -> None:
+        """Close the widgets (frees the kernel-side comms)."""
+        for child in self._controls() + [self.status, self.image, self.widget]:
+            child.close()
+
+
+def _html_table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:
+    return df.to_html(float_format=lambda v: floatfmt.format(v), border=0)
+
+
+# ======================================================================================
+# element maps
+# ======================================================================================
+
+
+class ElementMapExplorer(_Explorer):
+    """Element maps with a per-map vs common colour-scaling toggle (claim E1).
+
+    Parameters
+    ----------
+    maps : sequence of Signal2D
+        E.g. :func:`stemseg.analysis.element_maps`.
+    mask : array of bool, optional
+        Pixels for the counts per pixel in the titles and for the apparent overlaps (e.g.
+        the sample without its support).
+    scaling : {"per-map", "common"}
+    percentile : float
+        Percentile shown at full brightness.
+    ncols : int
+
+    Attributes
+    ----------
+    scaling : ipywidgets.ToggleButtons
+    percentile : ipywidgets.FloatSlider
+    overlap : pandas.DataFrame
+        Apparent overlap of every pair under the current scaling
+        (:func:`stemseg.analysis.apparent_overlap`), most similar first.
+    """
+
+    def __init__(self, maps: Sequence[Any], *, mask: Any = None, scaling: str = "per-map",
+                 percentile: float = 99.0, ncols: int = 4) -> None:
+        import math
+
+        w = _widgets()
+        n = len(maps)
+        ncols = max(1, min(ncols, n))
+        nrows = math.ceil(n / ncols)
+        super().__init__((2.6 * ncols + 0.6, 2.6 * nrows + 0.4))
+        self.maps = list(maps)
+        self.mask = mask
+        self.scaling = w.ToggleButtons(
+            options=[("per-map autoscale", "per-map"), ("one common scale", "common")],
+            value=scaling, description="scaling")
+        self.percentile = w.FloatSlider(value=percentile, min=90.0, max=100.0, step=0.5,
+                                        description="top pct", continuous_update=False)
+        self.pairs = w.HTML()
+        plots.element_maps(self.maps, scaling=scaling, mask=mask, percentile=percentile,
+                           ncols=ncols, fig=self.fig)
+        self.scaling.observe(self._on_change, names="value")
+        self.percentile.observe(self._on_change, names="value")
+        self._timed("plot", self._update)
+
+    def _controls(self) -> list[Any]:
+        w = _widgets()
+        return [w.HBox([self.scaling, self.percentile]), self.pairs]
+
+    def _on_change(self, change: Any = None) -> None:
+        self._timed("plot", self._update)
+
+    def _update(self) -> None:
+        plots.update_element_maps(self.fig, self.maps, self.scaling.value,
+                                  self.percentile.value)
+        self.overlap = analysis.apparent_overlap(
+            self.maps, self.scaling.value, self.mask, percentile=self.percentile.value
+        ).sort_values("overlap", ascending=False).reset_index(drop=True)
+        top = self.overlap.head(5)
+        self.pairs.value = ("<b>Pairs that look most alike</b> (overlap of displayed "
+                            "brightness, 1 = identical): " + "; ".join(
+                                f"{html.escape(a)}/{html.escape(b)} {v:.2f}"
+                                for a, b, v in top.itertuples(index=False)))
+        self._render()
+
+
+# ======================================================================================
+# GMM workflow
+# ======================================================================================
+
+
+class GMMExplorer(_Explorer):
+    """Workflow 1 with sliders: PCA components (scree + knee) and clusters (BIC).
+
+    Binning, scaling and the PCA fit are done once (or taken from ``segmentation``); a
+    slider refits only the Gaussian mixture on the cached scores.
+
+    Parameters
+    ----------
+    data : Acquisition, Phantom or EDS spectrum image
+    segmentation : Segmentation, optional
+        A result of :func:`stemseg.workflows.gmm` on ``data``: its preprocessing and PCA
+        are reused (nothing heavy is recomputed).
+    n_clusters : int
+    n_components : int, optional
+        Default: the segmentation's, else the scree knee (at least n_clusters - 1).
+    bin, max_components, random_state, n_init
+        As :func:`stemseg.workflows.gmm`.
+    truth : numpy.ndarray of int (y, x), optional
+        Truth labels at the original resolution; adds the ARI (binned) to the status.
+    names : dict, optional
+        Truth label -> phase name, for the status line.
+    bic_range : iterable of int
+        Cluster numbers of the BIC curve.
+    bic_n_init : int
+        Initialisations per point of the BIC curve (default 1, fast).
+
+    Attributes
+    ----------
+    n_components, n_clusters : ipywidgets.IntSlider
+    highlight : ipywidgets.Dropdown
+        Cluster whose mean spectrum is drawn thick (plot only).
+    labels : numpy.ndarray (binned y, x)
+        Current labels, clusters numbered by size, -1 = masked.
+    weights : numpy.ndarray (n_binned_pixels, k)
+    mean_spectra : EDS signal
+    ari : float or None
+    """
+
+    def __init__(self, data: Any, *, segmentation: Any = None, n_clusters: int = 5,
+                 n_components: int | None = None, bin: int = 2, max_components: int = 30,
+                 random_state: int | None = 0, n_init: int | None = None,
+                 truth: np.ndarray | None = None, names: Mapping[int, str] | None = None,
+                 bic_range: Sequence[int] = range(1, 11), bic_n_init: int = 1) -> None:
+        from . import cluster, preprocess, reduce
+
+        w = _widgets()
+        super().__init__((12.0, 7.0))
+        self.data = data
+        self.random_state = random_state
+        self.n_init = cluster.DEFAULT_N_INIT if n_init is None else int(n_init)
+        self.bic_range = list(bic_range)
+        self.bic_n_init = int(bic_n_init)
+        if segmentation is not None and segmentation.workflow == "gmm":
+            self.prepared = segmentation.models["prepared"]
+            self.reducer = segmentation.models["reducer"]
+            n_components = n_components or int(segmentation.params["n_components"])
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.prepared = preprocess.preprocess(data, bin)
+                self.reducer = reduce.PCAReducer(max_components=max_components,
+                                                 random_state=random_state
+                                                 ).fit(self.prepared.X)
+        self.scores = self.reducer.pca_.transform(self.prepared.X)
+        self.knee = int(self.reducer.knee_)
+        if n_components is None:
+            n_components = max(self.knee, n_clusters - 1, 1)
+        self.truth = None if truth is None else analysis.bin_labels(
+            truth, self.prepared.bin, self.prepared.nav_shape)
+        self.names = dict(names or {})
+        self._bic: dict[int, pd.DataFrame] = {}
+        self._fits: dict[tuple[int, int], Any] = {}
+        self._segmentations: dict[tuple[int, int], Any] = {}
+        self.n_components = w.IntSlider(value=int(n_components), min=1,
+                                        max=self.scores.shape[1],
+                                        description="PCA comps", continuous_update=False)
+        self.n_clusters = w.IntSlider(value=int(n_clusters), min=1,
+                                      max=max(12, int(n_clusters)), description="clusters",
+                                      continuous_update=False)
+        self.highlight = w.Dropdown(options=[("all", -1)], value=-1,
+                                    description="highlight")
+        self.n_components.observe(self._on_refit, names="value")
+        self.n_clusters.observe(self._on_refit, names="value")
+        self.highlight.observe(self._on_plot, names="value")
+        self._timed("refit", self._refit)
+
+    def _controls(self) -> list[Any]:
+        w = _widgets()
+        return [w.HBox([self.n_components, self.n_clusters, self.highlight])]
+
+    # ------------------------------------------------------------------ computation
+    def bic_table(self, n_components: int | None = None) -> pd.DataFrame:
+        """BIC curve on the first ``n_components`` PCA scores (cached)."""
+        from . import cluster
+
+        nc = int(n_components or self.n_components.value)
+        if nc not in self._bic:
+            ks = [k for k in self.bic_range if k <= self.scores.shape[0]]
+            self._bic[nc] = cluster.bic_curve(self.scores[:, :nc], ks, n_init=self.bic_n_init,
+                                              random_state=self.random_state)
+        return self._bic[nc]
+
+    def _fit(self, nc: int, k: int) -> Any:
+        from . import cluster
+
+        key = (nc, k)
+        if key not in self._fits:
+            self._fits[key] = cluster.fit_gmm(self.scores[:, :nc], k, n_init=self.n_init,
+                                              random_state=self.random_state)
+        return self._fits[key]
+
+    def _refit(self) -> None:
+        from . import cluster, workflows
+
+        nc, k = self.n_components.value, self.n_clusters.value
+        model = self._fit(nc, k)
+        s = self.scores[:, :nc]
+        used = self.prepared.used.ravel()
+        labels = np.full(used.size, -1, dtype=int)
+        labels[used] = model.predict(s)
+        weights = np.zeros((used.size, k))
+        weights[used] = model.predict_proba(s)
+        labels, weights, _ = cluster.order_by_size(labels, weights)
+        self.model = model
+        self.labels = labels.reshape(self.prepared.nav_shape)
+        self.weights = weights
+        self.mean_spectra, self.mean_variance = workflows.mean_spectra(self.prepared.counts,
+                                                                       weights)
+        self.ari = None
+        if self.truth is not None:
+            from . import metrics
+
+            self.ari = metrics.ari(self.labels, self.truth)
+        options = [("all", -1)] + [(f"cluster {i}", i) for i in range(k)]
+        current = self.highlight.value if self.highlight.value < k else -1
+        self.highlight.unobserve(self._on_plot, names="value")
+        try:
+            self.highlight.options = options
+            self.highlight.value = current
+        finally:
+            self.highlight.observe(self._on_plot, names="value")
+        self._draw()
+
+    def _on_refit(self, change: Any = None) -> None:
+        self._timed("refit", self._refit)
+
+    def _on_plot(self, change: Any = None) -> None:
+        self._timed("plot", self._draw_spectra_only)
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self) -> None:
+        self.fig.clear()
+        axd = self.fig.subplot_mosaic([["scree", "bic", "map"], ["spectra"] * 3],
+                                      height_ratios=[1.1, 1.0])
+        self._axes = axd
+        nc, k = self.n_components.value, self.n_clusters.value
+        plots.scree(self.reducer.explained_variance_ratio_, knee=self.knee, chosen=nc,
+                    ax=axd["scree"])
+        plots.bic(self.bic_table(nc), chosen=k, ax=axd["bic"])
+        px = self.prepared.pixel_size_nm
+        title = f"GMM: {k} clusters on {nc} PCA components"
+        if self.ari is not None:
+            title += f"\nARI vs truth {self.ari:.3f} (binned)"
+        plots.label_map(self.labels, ax=axd["map"], n_clusters=k, title=title,
+                        pixel_size=None if px is None else px[1] * self.prepared.bin)
+        self._draw_spectra(render=False)
+        sizes = np.bincount(self.labels[self.labels >= 0].ravel(), minlength=k)
+        self.status.value = (f"scree knee (automatic): <b>{self.knee}</b> components; "
+                             f"lowest BIC at <b>{self.bic_table(nc).attrs.get('best')}</b> "
+                             f"clusters; cluster sizes (binned px): {sizes.tolist()}")
+        self._render()
+
+    def _draw_spectra(self, render: bool = True) -> None:
+        ax = self._axes["spectra"]
+        ax.clear()
+        h = self.highlight.value
+        plots.spectra(self.mean_spectra, ax=ax, highlight=None if h < 0 else h, log=True,
+                      title="weighted mean spectra (counts per binned pixel)")
+        if render:
+            self._render()
+
+    def _draw_spectra_only(self) -> None:
+        self._draw_spectra(render=True)
+
+    # ------------------------------------------------------------------ results
+    def segmentation(self) -> Any:
+        """The full :func:`stemseg.workflows.gmm` result for the current sliders (cached)."""
+        from . import workflows
+
+        key = (self.n_components.value, self.n_clusters.value)
+        if key not in self._segmentations:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._segmentations[key] = workflows.gmm(
+                    self.data, n_clusters=key[1], n_components=key[0],
+                    bin=self.prepared.bin, random_state=self.random_state,
+                    n_init=self.n_init, max_components=self.scores.shape[1])
+        return self._segmentations[key]
+
+
+# ======================================================================================
+# HDBSCAN workflow
+# ======================================================================================
+
+
+class HDBSCANExplorer(_Explorer):
+    """Workflow 2 with sliders: ``min_cluster_size`` (px and nm^2) and ``min_samples``.
+
+    The UMAP embedding is computed once (or taken from ``segmentation``); a slider refits
+    only HDBSCAN on it (a fraction of a second for a 64 x 64 binned map).
+
+    Parameters
+    ----------
+    data : Acquisition, Phantom or EDS spectrum image
+    segmentation : Segmentation, optional
+        A result of :func:`stemseg.workflows.hdbscan` on ``data`` (its preprocessing and
+        embedding are reused).
+    min_cluster_size : float
+        In original pixels.
+    min_samples : int, optional
+        In binned pixels; None = HDBSCAN's default (the binned min_cluster_size).
+    bin, n_components, n_neighbors, random_state
+        As :func:`stemseg.workflows.hdbscan` (used only without ``segmentation``).
+    truth : numpy.ndarray of int (y, x), optional
+        Truth labels; enables colouring by truth and the ARI.
+    names : dict, optional
+        Truth label -> phase name.
+    max_cluster_size : int, optional
+        Upper end of the slider in original pixels (default a quarter of the map).
+
+    Attributes
+    ----------
+    min_cluster_size, min_samples : ipywidgets.IntSlider
+        ``min_samples`` 0 means HDBSCAN's default.
+    colour_by : ipywidgets.ToggleButtons
+        "cluster" or "truth" (plot only).
+    dims : ipywidgets.Dropdown
+        Embedding dimensions shown (plot only).
+    labels, noise_fraction, n_found, ari
+        Of the current fit (binned grid; -1 = noise).
+    """
+
+    def __init__(self, data: Any, *, segmentation: Any = None,
+                 min_cluster_size: float = 200, min_samples: int | None = None,
+                 bin: int = 2, n_components: int = 4, n_neighbors: int = 30,
+                 random_state: int | None = 0, truth: np.ndarray | None = None,
+                 names: Mapping[int, str] | None = None,
+                 max_cluster_size: int | None = None) -> None:
+        from . import preprocess, reduce
+
+        w = _widgets()
+        super().__init__((11.0, 4.6))
+        self.data = data
+        self.random_state = random_state
+        self.reducer = None
+        if segmentation is not None and segmentation.workflow == "hdbscan":
+            self.prepared = segmentation.models["prepared"]
+            self.embedding = np.asarray(segmentation.embedding)
+            self.reducer = segmentation.models.get("reducer")
+            self._params = dict(segmentation.params)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.prepared = preprocess.preprocess(data, bin)
+                self.reducer = reduce.UMAPReducer(n_components=n_components,
+                                                  n_neighbors=n_neighbors,
+                                                  random_state=random_state)
+                self.embedding = self.reducer.fit_transform(self.prepared.X)
+            self._params = dict(n_components=n_components, n_neighbors=n_neighbors,
+                                **self.prepared.params)
+        b = self.prepared.bin
+        px = self.prepared.pixel_size_nm
+        self.pixel_area_nm2 = None if px is None else px[0] * px[1]
+        n_orig = self.prepared.original_shape[0] * self.prepared.original_shape[1]
+        top = int(max_cluster_size or max(n_orig // 4, 4 * b * b))
+        self.truth = None if truth is None else analysis.bin_labels(
+            truth, b, self.prepared.nav_shape)
+        self.names = dict(names or {})
+        self._fits: dict[tuple[int, int], Any] = {}
+        self.min_cluster_size = w.IntSlider(
+            value=int(min_cluster_size), min=2 * b * b, max=top, step=b * b,
+            description="min size (px)", continuous_update=False,
+            style={"description_width": "initial"})
+        self.area = w.Label()
+        self.min_samples = w.IntSlider(value=int(min_samples or 0), min=0, max=100,
+                                       description="min_samples", continuous_update=False)
+        self.colour_by = w.ToggleButtons(
+            options=["cluster", "truth"] if self.truth is not None else ["cluster"],
+            value="cluster", description="colour by")
+        nd = self.embedding.shape[1]
+        pairs = [(i, j) for i in range(nd) for j in range(i + 1, nd)]
+        self.dims = w.Dropdown(options=[(f"dims {i + 1}-{j + 1}", (i, j)) for i, j in pairs],
+                               value=pairs[0], description="embedding")
+        self.min_cluster_size.observe(self._on_refit, names="value")
+        self.min_samples.observe(self._on_refit, names="value")
+        self.colour_by.observe(self._on_plot, names="value")
+        self.dims.observe(self._on_plot, names="value")
+        self._timed("refit", self._refit)
+
+    def _controls(self) -> list[Any]:
+        w = _widgets()
+        return [w.HBox([self.min_cluster_size, self.area, self.min_samples]),
+                w.HBox([self.colour_by, self.dims])]
+
+    # ------------------------------------------------------------------ computation
+    @property
+    def min_cluster_size_binned(self) -> int:
+        from . import cluster
+
+        return cluster.binned_min_cluster_size(self.min_cluster_size.value, "px",
+                                               self.prepared.bin)
+
+    def _model(self) -> Any:
+        from . import cluster
+
+        mcs = self.min_cluster_size_binned
+        ms = self.min_samples.value or None
+        key = (mcs, ms or 0)
+        if key not in self._fits:
+            if ms is not None:
+                ms = min(ms, self.embedding.shape[0] - 1)
+            self._fits[key] = cluster.fit_hdbscan(self.embedding, mcs, min_samples=ms)
+        return self._fits[key]
+
+    def _refit(self) -> None:
+        from . import cluster, metrics
+
+        model = self._model()
+        used = self.prepared.used.ravel()
+        labels = np.full(used.size, -1, dtype=int)
+        labels[used] = model.labels_
+        labels, _, self._order = cluster.order_by_size(labels)
+        self.model = model
+        self.labels = labels.reshape(self.prepared.nav_shape)
+        self.n_found = int(labels.max()) + 1
+        self.noise_fraction = cluster.noise_fraction(self.labels, self.prepared.used)
+        self.ari = None if self.truth is None else metrics.ari(self.labels, self.truth)
+        if self.pixel_area_nm2 is not None:
+            self.area.value = f"= {self.min_cluster_size.value * self.pixel_area_nm2:,.0f} nm²"
+        ms = self.min_samples.value or "auto"
+        text = (f"<b>{self.n_found}</b> clusters, noise <b>{100 * self.noise_fraction:.1f} %"
+                f"</b> (min_cluster_size {self.min_cluster_size.value} px = "
+                f"{self.min_cluster_size_binned} binned px, min_samples {ms})")
+        if self.ari is not None:
+            text += f"; ARI vs truth {self.ari:.3f} (binned, noise as a label)"
+        self.status.value = text
+        self._draw()
+
+    def _on_refit(self, change: Any = None) -> None:
+        self._timed("refit", self._refit)
+
+    def _on_plot(self, change: Any = None) -> None:
+        self._timed("plot", self._recolour)
+
+    # ------------------------------------------------------------------ drawing
+    def _embedding_labels(self) -> tuple[np.ndarray, int, Mapping[int, str] | None]:
+        used = self.prepared.used.ravel()
+        if self.colour_by.value == "truth" and self.truth is not None:
+            lab = self.truth.ravel()[used]
+            return lab, int(self.truth.max()) + 1, self.names
+        return self.labels.ravel()[used], max(self.n_found, 1), None
+
+    def _draw(self) -> None:
+        self.fig.clear()
+        axd = self.fig.subplot_mosaic([["map", "embedding"]], width_ratios=[1.1, 1.0])
+        self._axes = axd
+        px = self.prepared.pixel_size_nm
+        plots.label_map(self.labels, ax=axd["map"], n_clusters=max(self.n_found, 1),
+                        title=f"HDBSCAN: {self.n_found} clusters, noise "
+                              f"{100 * self.noise_fraction:.1f} %",
+                        pixel_size=None if px is None else px[1] * self.prepared.bin)
+        lab, k, names = self._embedding_labels()
+        plots.embedding(self.embedding, lab, ax=axd["embedding"], dims=self.dims.value,
+                        n_colours=k, names=names,
+                        title=f"UMAP embedding coloured by {self.colour_by.value}")
+        self._render()
+
+    def _recolour(self) -> None:
+        ax = self._axes["embedding"]
+        lab, k, names = self._embedding_labels()
+        dims = self.dims.value
+        title = f"UMAP embedding coloured by {self.colour_by.value}"
+        if getattr(ax, "stemseg_dims", None) != dims:
+            ax.clear()
+            plots.embedding(self.embedding, lab, ax=ax, dims=dims, n_colours=k, names=names,
+                            title=title)
+        else:
+            ax.stemseg_scatter.set_facecolors(plots.label_colours(lab[ax.stemseg_index], k))
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.remove()
+            plots._label_legend(ax, lab, names, k)
+            ax.set_title(title, fontsize=10)
+        self._render()
+
+    # ------------------------------------------------------------------ results
+    def segmentation(self, weights: str = "membership") -> Any:
+        """A :class:`stemseg.Segmentation` of the current fit, without recomputing UMAP.
+
+        ``labels_full`` copies the binned labels onto their blocks (``"repeat"``, see
+        :mod:`stemseg.workflows`); weights and mean spectra as
+        :func:`stemseg.workflows.hdbscan` (noise weight 0).
+        """
+        from . import cluster, workflows
+        from ._types import Segmentation
+
+        model = self._model()
+        prep = self.prepared
+        used = prep.used.ravel()
+        soft = cluster.hdbscan_weights(model, "zero", weights)
+        k = soft.shape[1]
+        labels = np.full(used.size, -1, dtype=int)
+        labels[used] = model.labels_
+        w_all = np.zeros((used.size, k))
+        w_all[used] = soft
+        labels, w_all, _ = cluster.order_by_size(labels, w_all)
+        labels = labels.reshape(prep.nav_shape)
+        full = workflows.upsample_labels(labels, prep.bin, prep.original_shape)
+        mean, var = workflows.mean_spectra(prep.counts, w_all)
+        px = prep.pixel_size_nm
+        params = dict(self._params, workflow="hdbscan",
+                      min_cluster_size=self.min_cluster_size.value,
+                      min_cluster_size_units="px",
+                      min_cluster_size_binned=self.min_cluster_size_binned,
+                      min_samples=self.min_samples.value or None, weights=weights,
+                      noise="zero", labels_full="repeat")
+        return Segmentation(
+            labels=labels, labels_full=full, weights=w_all, mean_spectra=mean,
+            mean_variance=var, counts=prep.counts,
+            sizes=np.bincount(labels[labels >= 0].ravel(), minlength=k),
+            noise_fraction=cluster.noise_fraction(labels, prep.used), workflow="hdbscan",
+            params=params, random_state=self.random_state,
+            pixel_size_nm=None if px is None else (px[0] * prep.bin, px[1] * prep.bin),
+            embedding=self.embedding,
+            models=dict(prepared=prep, reducer=self.reducer, clusterer=model))
+
+
+# ======================================================================================
+# quantification
+# ======================================================================================
+
+
+class QuantExplorer:
+    """Cliff-Lorimer compositions of a segmentation's clusters with editable k-factors.
+
+    The mean spectra and their variances are taken from the segmentation (nothing is
+    re-clustered); changing a k-factor or the intensity method requantifies them
+    (:func:`stemseg.quant.quantify`, about a second).
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+    clusters : sequence of int, optional
+        Clusters to show (default all).
+    names : dict, optional
+        Cluster -> name (column headers).
+    kfactors : dict, optional
+        Starting k-factors (default theoretical at the beam energy,
+        :func:`stemseg.xray.kfactors`).
+    beam_energy_kV : float, optional
+        Default: the spectra's metadata.
+    method : {"model", "windows"}
+
+    Attributes
+    ----------
+    kfactor_inputs : dict of str to ipywidgets.BoundedFloatText
+        One per line; set ``.value`` to override.
+    method : ipywidgets.ToggleButtons
+    reset : ipywidgets.Button
+        Back to the theoretical k-factors.
+    table : pandas.DataFrame
+        The current :func:`stemseg.quant.quantify` result.
+    timings : dict
+    """
+
+    def __init__(self, segmentation: Any, *, clusters: Sequence[int] | None = None,
+                 names: Mapping[int, str] | None = None,
+                 kfactors: Mapping[str, float] | None = None,
+                 beam_energy_kV: float | None = None, method: str = "model") -> None:
+        from . import xray
+
+        w = _widgets()
+        self.segmentation = segmentation
+        self.clusters = None if clusters is None else list(clusters)
+        self.names = dict(names or {})
+        spectra = segmentation.mean_spectra
+        lines = spectra.metadata.get_item("Sample.xray_lines")
+        if not lines:
+            elements = spectra.metadata.get_item("Sample.elements") or []
+            if not elements:
+                raise StemsegValueError(
+                    "The spectra have no elements; add them with "
+                    "acq.eds.add_elements([...]) before clustering.")
+            lines = None
+        beam = beam_energy_kV or spectra.metadata.get_item(
+            "Acquisition_instrument.TEM.beam_energy")
+        if lines is None:
+            lines = xray.principal_lines(elements, beam)
+        self.lines = list(lines)
+        self.beam_energy_kV = beam
+        self.theoretical = xray.kfactors(self.lines, beam)
+        start = dict(self.theoretical if kfactors is None else kfactors)
+        self.kfactor_inputs = {
+            ln: w.BoundedFloatText(value=round(float(start[ln]), 4), min=1e-3, max=1e3,
+                                   step=0.01, description=ln,
+                                   layout=w.Layout(width="160px"),
+                                   style={"description_width": "55px"})
+            for ln in self.lines}
+        self.method = w.ToggleButtons(options=["model", "windows"], value=method,
+                                      description="intensities")
+        self.reset = w.Button(description="theoretical k-factors")
+        self.output = w.HTML()
+        self.timings: dict[str, float] = {}
+        for box in self.kfactor_inputs.values():
+            box.observe(self._on_change, names="value")
+        self.method.observe(self._on_change, names="value")
+        self.reset.on_click(self._on_reset)
+        self._on_change()
+
+    @property
+    def kfactors(self) -> dict[str, float]:
+        """The k-factors in use, line -> value."""
+        return {ln: float(b.value) for ln, b in self.kfactor_inputs.items()}
+
+    def _on_reset(self, _: Any = None) -> None:
+        for ln, box in self.kfactor_inputs.items():
+            box.unobserve(self._on_change, names="value")
+            box.value = round(float(self.theoretical[ln]), 4)
+            box.observe(self._on_change, names="value")
+        self._on_change()
+
+    def _on_change(self, change: Any = None) -> None:
+        from . import quant
+
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = quant.quantify(self.segmentation, kfactors=self.kfactors,
+                                   lines=self.lines, method=self.method.value)
+        if self.clusters is not None:
+            table = table[table["cluster"].isin(self.clusters)].reset_index(drop=True)
+        self.table = table
+        wide = table.assign(value=[f"{v:.2f} ± {s:.2f}" for v, s in
+                                   zip(table["at_pct"], table["sigma"])]
+                            ).pivot(index="element", columns="cluster", values="value")
+        wide.columns = [self.names.get(c, f"cluster {c}") for c in wide.columns]
+        self.output.value = (f"<b>at. % ± 1 s.d. (counting), {self.method.value} "
+                             f"intensities</b>" + wide.to_html(border=0))
+        self.timings["quantify"] = time.perf_counter() - start
+
+    @property
+    def widget(self) -> Any:
+        w = _widgets()
+        if not hasattr(self, "_box"):
+            boxes = list(self.kfactor_inputs.values())
+            rows = [w.HBox(boxes[i:i + 4]) for i in range(0, len(boxes), 4)]
+            self._box = w.VBox([w.HBox([self.method, self.reset]), *rows, self.output])
+        return self._box
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,259 @@
+"""stemseg.analysis: the small analyses behind the notebooks' claim checks (E1-E9)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _synth import synthetic_cube, truth_map
+from stemseg import analysis, quant, simulate, workflows
+from stemseg.errors import StemsegValueError
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def sulfide():
+    return simulate.phantom("sulfide-6cation", shape=(64, 64), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def synth_seg():
+    cube, truth = synthetic_cube()
+    return workflows.gmm(cube, n_clusters=4, random_state=0, labels_full="repeat"), truth
+
+
+def _disc_image(value_per_nm=2.0, enrich=1.0, seed=0, shape=(80, 80)):
+    """Two spheres; counts ~ Poisson(chord x value, x enrich inside half the radius)."""
+    particles = [(20.0, 20.0, 14.0), (55.0, 52.0, 18.0)]
+    yy, xx = np.mgrid[: shape[0], : shape[1]] + 0.5
+    chord = np.zeros(shape)
+    core = np.zeros(shape, dtype=bool)
+    for cy, cx, r in particles:
+        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        inside = d2 < r * r
+        chord[inside] = 2 * np.sqrt(r * r - d2[inside])
+        core |= d2 < (0.5 * r) ** 2
+    lam = chord * value_per_nm * np.where(core, enrich, 1.0)
+    counts = np.random.default_rng(seed).poisson(lam).astype(float)
+    return counts, chord, particles
+
+
+# ---------------------------------------------------------------- element maps (E1)
+
+def test_element_maps_titles_and_counts(sulfide):
+    maps = analysis.element_maps(sulfide)
+    lines = [analysis.line_name(m) for m in maps]
+    assert lines == list(sulfide.eds.metadata.Sample.xray_lines)
+    assert all(m.metadata.General.title == ln for m, ln in zip(maps, lines))
+    assert all(m.data.shape == (64, 64) for m in maps)
+    s = maps[lines.index("S_Ka")]
+    resin = sulfide.labels == 0
+    assert analysis.counts_per_pixel(s, ~resin) > 10 * analysis.counts_per_pixel(s, resin)
+    # background subtraction lowers the gross window counts
+    net = analysis.element_maps(sulfide, ["S_Ka"], background=True)[0]
+    assert net.data.mean() < s.data.mean()
+
+
+def test_element_maps_without_elements_raises():
+    cube, _ = synthetic_cube(shape=(8, 8), n_channels=64)
+    with pytest.raises(StemsegValueError, match="add_elements"):
+        analysis.element_maps(cube)
+
+
+def test_display_limits_and_displayed():
+    a = np.arange(100.0).reshape(10, 10)
+    b = 0.1 * a
+    per = analysis.display_limits([a, b], "per-map", 100)
+    com = analysis.display_limits([a, b], "common", 100)
+    assert per == [(0.0, 99.0), (0.0, pytest.approx(9.9))]
+    assert com[0] == com[1] == (0.0, 99.0)
+    d = analysis.displayed([a, b], "common", 100)
+    assert d.shape == (2, 10, 10) and d.min() >= 0 and d.max() <= 1
+    assert d[1].max() == pytest.approx(0.1)
+    with pytest.raises(StemsegValueError):
+        analysis.display_limits([a], "log")
+
+
+def test_apparent_overlap_depends_on_scaling_correlation_does_not():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 1, (20, 20))
+    maps = [a, 0.1 * a, rng.uniform(0, 1, (20, 20))]
+    per = analysis.apparent_overlap(maps, "per-map", names=list("abc"))
+    com = analysis.apparent_overlap(maps, "common", names=list("abc"))
+    ab_per = per.set_index(["a", "b"]).loc[("a", "b"), "overlap"]
+    ab_com = com.set_index(["a", "b"]).loc[("a", "b"), "overlap"]
+    assert ab_per == pytest.approx(1.0, abs=0.02)      # identical once each is autoscaled
+    assert ab_com < 0.2                                 # one is dark under a common scale
+    r = analysis.pair_correlations(maps, names=list("abc")).set_index(["a", "b"])["r"]
+    assert r[("a", "b")] == pytest.approx(1.0)
+
+
+def test_scaling_rankings_with_truth(sulfide):
+    maps = analysis.element_maps(sulfide)
+    lines = [analysis.line_name(m) for m in maps]
+    truth = analysis.truth_concentration_maps(sulfide, [ln.split("_")[0] for ln in lines])
+    assert truth.shape == (len(lines), 64, 64)
+    fe = truth[lines.index("Fe_Ka")]
+    assert fe[sulfide.labels == 0].max() == 0  # no Fe in the resin
+    table = analysis.scaling_rankings(maps, truth=truth, mask=sulfide.labels > 0)
+    n = len(lines)
+    assert len(table) == n * (n - 1) // 2
+    assert {"rank_per_map", "rank_common", "rank_counts", "rank_truth"} <= set(table)
+    rho = table.attrs["spearman"]
+    assert set(rho) >= {"per_map vs common", "per_map vs truth", "common vs truth"}
+    assert all(-1 <= v <= 1 for v in rho.values())
+    assert list(table["rank_per_map"]) == sorted(table["rank_per_map"])
+
+
+# ---------------------------------------------------------------- radial profiles (E2)
+
+def test_radial_profile_uniform_sphere_is_flat_after_normalising():
+    counts, chord, particles = _disc_image()
+    prof = analysis.radial_profile(counts, particles, reference=chord, bins=5)
+    assert list(prof.columns) == ["r", "n_pixels", "mean", "sem", "ratio", "ratio_sigma"]
+    assert prof["mean"].iloc[0] > 1.5 * prof["mean"].iloc[-1]   # raw: bright centre
+    assert np.all(np.abs(prof["ratio"] - 1) < 4 * prof["ratio_sigma"])
+    assert prof["n_pixels"].sum() == int(np.isfinite(analysis._relative_radius(
+        counts.shape, np.array(particles))).sum())
+
+
+def test_core_excess_uniform_vs_enriched():
+    counts, chord, particles = _disc_image(value_per_nm=1.0)
+    uni = analysis.core_excess(counts, particles, chord)
+    assert abs(uni["z"]) < 3 and uni["core_pixels"] > 0 and uni["shell_pixels"] > 0
+    counts2, chord2, _ = _disc_image(value_per_nm=1.0, enrich=1.3, seed=1)
+    rich = analysis.core_excess(counts2, particles, chord2)
+    assert rich["z"] > 3 and rich["excess"] == pytest.approx(1.3, rel=0.1)
+    # a reference made of counts adds its own Poisson error
+    ref_counts = np.random.default_rng(5).poisson(chord * 3.0).astype(float)
+    with_ref = analysis.core_excess(counts, particles, ref_counts)
+    assert with_ref["sigma"] > uni["sigma"] * 0.9
+    with pytest.raises(StemsegValueError):
+        analysis.core_excess(counts, particles, chord, core_fraction=0.95)
+    with pytest.raises(StemsegValueError):
+        analysis.radial_profile(counts, [(1, 2)])
+
+
+def test_particle_regions_disjoint():
+    _, _, particles = _disc_image()
+    core, shell = analysis.particle_regions((80, 80), particles)
+    assert core.any() and shell.any() and not (core & shell).any()
+
+
+# ---------------------------------------------------------------- SNR (E4)
+
+def test_effective_pixels():
+    w = np.zeros((10, 2))
+    w[:4, 0] = 1.0
+    w[:, 1] = 0.5
+    np.testing.assert_allclose(analysis.effective_pixels(w), [4.0, 10.0])
+    assert analysis.effective_pixels(np.zeros((3, 1)))[0] == 0
+
+
+def test_snr_gain_follows_sqrt_n(synth_seg):
+    seg, _ = synth_seg
+    res = analysis.snr_gain(seg, "Fe_Ka")
+    assert res["n_pixels"] > 20
+    assert res["gain"] > 5
+    assert 0.8 < res["gain"] / res["sqrt_n_effective"] < 1.25
+
+
+# ---------------------------------------------------------------- compositions (E5-E8)
+
+def test_other_fraction_and_s_to_metal_exact():
+    comp = {"Cu": (20.0, 1.0), "Fe": (25.0, 1.0), "S": (50.0, 2.0), "Ag": (3.0, 0.3),
+            "Zn": (2.0, 0.4)}
+    value, sigma = analysis.other_fraction(comp, ("Cu", "Fe", "S"))
+    assert value == pytest.approx(5.0) and sigma == pytest.approx(0.5)
+    ratio, rs = analysis.s_to_metal(comp)
+    assert ratio == pytest.approx(1.0)
+    assert rs == pytest.approx(math.hypot(2 / 50, math.sqrt(1 + 1 + 0.09 + 0.16) / 50))
+    assert analysis.other_fraction({"Cu": 50, "S": 50}, ("Cu", "S"))[0] == 0
+
+
+def test_paper_table_gives_the_quoted_numbers():
+    p1 = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
+    exp = analysis.EXPECTED_FROM_MAPS
+    assert analysis.other_fraction(p1, exp["chalcopyrite"], "i")[0] == pytest.approx(4.92, abs=0.01)
+    assert analysis.other_fraction(p1, exp["jalpaite"], "ii")[0] == pytest.approx(6.69, abs=0.01)
+    assert analysis.s_to_metal(p1, "iii")[0] == pytest.approx(1.512, abs=0.002)
+    ent = analysis.entropy_table(p1).set_index("cluster")
+    assert ent.loc["iv", "entropy_R"] == pytest.approx(0.839, abs=0.002)
+    assert ent.loc["iv", "max_equimolar_R"] == pytest.approx(0.5 * math.log(6))
+    assert ent.loc[["i", "ii", "iii"], "entropy_R"].between(0.5, 0.61).all()
+    assert (ent["sigma_R"] > 0).all()
+
+
+def test_compare_with_paper_and_wide_table():
+    p1 = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
+    ours = p1.assign(cluster=p1["cluster"].map({"i": 7, "ii": 8, "iii": 9, "iv": 10}))
+    cmp_ = analysis.compare_with_paper(ours, p1, {8: "ii", 7: "i"})
+    assert list(dict.fromkeys(cmp_.index.get_level_values(0))) == ["i", "ii"]
+    assert np.allclose(cmp_["difference"], 0) and np.allclose(cmp_["z"], 0)
+    wide = analysis.composition_wide(p1)
+    assert wide.loc["Ag", "ii"] == "39.00 ± 4.00"
+    wide2 = analysis.composition_wide(ours, {10: "minority", 7: "chalco"})
+    assert list(wide2.columns) == ["minority", "chalco"]
+
+
+def test_composition_difference():
+    t = pd.DataFrame({"cluster": [0, 0, 1, 1], "element": ["Co", "S", "Co", "S"],
+                      "at_pct": [4.0, 50.0, 3.0, 50.0], "sigma": [0.3, 1.0, 0.4, 1.0]})
+    d = analysis.composition_difference(t, 0, 1)
+    assert d.loc["Co", "difference"] == pytest.approx(1.0)
+    assert d.loc["Co", "z"] == pytest.approx(2.0)
+    assert d.loc["S", "z"] == 0
+
+
+# ---------------------------------------------------------------- support (E9)
+
+def test_support_absorption(synth_seg):
+    seg, truth = synth_seg
+    df = analysis.support_absorption(seg, truth, support=0)
+    assert df["support_pixels"].sum() == int((truth == 0).sum())
+    assert df["share_of_support"].sum() == pytest.approx(1.0)
+    assert df["is_support_cluster"].sum() == 1
+    assert 0 <= df.attrs["absorbed"] <= 1 and df.attrs["noise"] == 0
+    with pytest.raises(StemsegValueError):
+        analysis.support_absorption(seg, truth[:10])
+
+
+# ---------------------------------------------------------------- labels
+
+def test_bin_labels_and_fraction():
+    labels = np.array([[0, 0, 1, 1], [0, 1, 1, 1], [2, 2, 3, 3], [2, 2, 3, 2]])
+    np.testing.assert_array_equal(analysis.bin_labels(labels, 2), [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(analysis.bin_labels(labels - 1, 2), [[-1, 0], [1, 2]])
+    np.testing.assert_array_equal(analysis.bin_labels(labels, 1), labels)
+    np.testing.assert_allclose(analysis.bin_fraction(labels == 1, 2), [[0.25, 1.0], [0, 0]])
+
+
+def test_align_labels_and_phase_recovery():
+    truth = truth_map((64, 64))
+    perm = np.array([2, 0, 3, 1])
+    labels = perm[truth]
+    labels[0, 0] = -1
+    aligned, renumber = analysis.align_labels(labels, truth)
+    assert renumber == {2: 0, 0: 1, 3: 2, 1: 3}
+    assert (aligned[truth >= 0][1:] == truth.ravel()[1:]).all()
+    assert aligned[0, 0] == -1
+    rec = analysis.phase_recovery(labels, truth, ["a", "b", "c", "d"])
+    assert list(rec["name"]) == list("abcd")
+    assert (rec["precision"] == 1).all() and (rec["recall"] > 0.99).all()
+
+
+def test_check_answer():
+    assert "not attempted" in analysis.check_answer(None, 3.0)
+    assert analysis.check_answer(3.05, 3.0, rtol=0.05).endswith("correct.")
+    assert "too high" in analysis.check_answer(4, 3.0)
+    assert "too low" in analysis.check_answer(2, 3.0)
+    assert "give a number" in analysis.check_answer("x", 3.0)
+    assert analysis.check_answer(" Cu_Ka / Fe_Ka", "cu_ka / fe_ka").endswith("correct.")
+    assert analysis.check_answer("no", "yes").endswith("not yet.")

@@ -1,0 +1,76 @@
+"""stemseg.plots: every figure draws from given arrays, tables and signals."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from _synth import synthetic_cube  # noqa: E402
+from stemseg import analysis, cluster, plots, quant  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_label_map_names_noise_and_scalebar():
+    labels = np.array([[-1, 0], [1, 2]])
+    ax = plots.label_map(labels, pixel_size=40.0, names={0: "resin"}, title="t")
+    texts = [t.get_text() for t in ax.figure.axes[-1].get_yticklabels()]
+    assert texts[0] == "noise" and texts[1] == "0: resin"
+    assert any(type(a).__name__ == "ScaleBar" for a in ax.artists)
+    ax2 = plots.label_map(labels, pixel_size=None, colorbar=False)
+    assert "uncalibrated" in ax2.get_xlabel()
+
+
+def test_element_maps_titles_and_update():
+    cube, _ = synthetic_cube(shape=(16, 16), n_channels=64)
+    total = cube.sum(-1).T  # Signal2D with nm axes
+    maps = [total, total * 0.1]
+    fig = plots.element_maps(maps, names=["A", "B"], ncols=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("A:") and "counts/px" in titles[0]
+    assert len({im.get_clim() for im in fig.stemseg_images}) == 2
+    plots.update_element_maps(fig, maps, "common")
+    assert len({im.get_clim() for im in fig.stemseg_images}) == 1
+    assert plots.pixel_size_nm(maps[0]) == pytest.approx(0.5)
+
+
+def test_curves_and_tables():
+    evr = np.array([0.5, 0.3, 0.1, 0.001, 0.0009, 0.0008])
+    ax = plots.scree(evr, knee=4, chosen=5)
+    assert ax.get_yscale() == "log" and len(ax.get_legend().texts) == 3
+    table = cluster.bic_curve(np.random.default_rng(0).normal(size=(200, 2)), range(1, 4))
+    plots.bic(table, chosen=2)
+    conf = pd.DataFrame([[5, 1], [0, 7]], index=pd.Index([-1, 0], name="cluster"),
+                        columns=pd.Index([0, 1], name="truth"))
+    ax = plots.confusion(conf, normalise="row", xnames={0: "a", 1: "b"})
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["noise", "0"]
+    p1 = quant.paper_table()
+    axes = plots.composition_bars(analysis.compare_with_paper(p1, p1, {"i": "i", "ii": "ii"}))
+    assert len(axes) == 2
+    plots.entropy_bars(analysis.entropy_table(p1), reference=0.9)
+    emb = np.random.default_rng(0).normal(size=(50, 4))
+    ax = plots.embedding(emb, np.r_[np.zeros(25, int), -np.ones(25, int)], dims=(1, 2))
+    assert ax.stemseg_dims == (1, 2) and len(ax.stemseg_index) == 50
+
+
+def test_spectra_and_profiles():
+    cube, _ = synthetic_cube(shape=(8, 8), n_channels=128)
+    cube.metadata.set_item("Sample.xray_lines", ["S_Ka", "Fe_Ka"])
+    ax = plots.spectra(cube.inav[0, 0], log=True, energy_range=(0.2, 4.0))
+    assert ax.get_xlabel() == "energy (keV)"
+    assert any(t.get_text() == "S Ka" for t in ax.texts)
+    ax = plots.spectra([cube.inav[0, 0], cube.inav[1, 1]], labels=["a", "b"], normalise=True)
+    assert len(ax.lines) >= 2
+    prof = pd.DataFrame({"r": [0.25, 0.75], "mean": [2.0, 1.0], "sem": [0.1, 0.1],
+                         "ratio": [1.0, 1.0], "ratio_sigma": [0.05, 0.05]})
+    plots.radial_profiles({"Co": prof}, column="ratio")

@@ -1,0 +1,179 @@
+"""stemseg.widgets driven from code: construct, move a slider, check what changed, time it.
+
+A plot-only update (colour scaling, highlight, colour-by) must take at most 0.5 s; a refit
+redoes only the cheap step (the cached preprocessing, PCA scores and UMAP embedding are
+the same objects before and after).
+"""
+
+from __future__ import annotations
+
+import statistics
+import warnings
+
+import numpy as np
+import pytest
+
+from stemseg import analysis, plots, quant, simulate, widgets, workflows
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+PLOT_BUDGET_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return simulate.phantom("sulfide-6cation", shape=(64, 64), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def gmm_seg(phantom):
+    return workflows.gmm(phantom, n_clusters=5, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def hdb_seg(phantom):
+    return workflows.hdbscan(phantom, min_cluster_size=100, random_state=0,
+                             labels_full="repeat")
+
+
+def _median_time(explorer, kind, actions):
+    times = []
+    for act in actions:
+        act()
+        times.append(explorer.timings[kind])
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------- element maps
+
+def test_element_map_explorer_toggle(phantom):
+    maps = analysis.element_maps(phantom)
+    ex = widgets.ElementMapExplorer(maps, mask=phantom.labels > 0)
+    png0, renders = ex.image.value, ex.n_renders
+    assert png0[:4] == b"\x89PNG"
+    clims = [im.get_clim() for im in ex.fig.stemseg_images]
+    assert len(set(clims)) > 1                                  # per-map: all different
+    ex.scaling.value = "common"
+    assert ex.n_renders == renders + 1 and ex.image.value != png0
+    assert len({im.get_clim() for im in ex.fig.stemseg_images}) == 1
+    assert list(ex.overlap["overlap"]) == sorted(ex.overlap["overlap"], reverse=True)
+    assert "look most alike" in ex.pairs.value
+    t = _median_time(ex, "plot", [lambda v=v: setattr(ex.scaling, "value", v)
+                                  for v in ("per-map", "common", "per-map")])
+    assert t < PLOT_BUDGET_S, t
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+# ---------------------------------------------------------------- GMM
+
+def test_gmm_explorer_reuses_the_segmentation(phantom, gmm_seg):
+    ex = widgets.GMMExplorer(phantom, segmentation=gmm_seg, n_clusters=5,
+                             truth=phantom.labels)
+    assert ex.prepared is gmm_seg.models["prepared"]
+    assert ex.reducer is gmm_seg.models["reducer"]
+    assert ex.n_components.value == gmm_seg.params["n_components"]
+    # the explorer's labels are the workflow's binned labels
+    np.testing.assert_array_equal(ex.labels, gmm_seg.labels)
+    assert 0 < ex.ari <= 1
+
+
+def test_gmm_explorer_sliders(phantom):
+    ex = widgets.GMMExplorer(phantom, n_clusters=4, truth=phantom.labels)
+    scores_id = id(ex.scores)
+    labels4, png4 = ex.labels.copy(), ex.image.value
+    ex.n_clusters.value = 5
+    assert ex.labels.max() == 4 and labels4.max() == 3
+    assert ex.image.value != png4
+    assert ex.weights.shape == (ex.labels.size, 5)
+    assert ex.mean_spectra.data.shape[0] == 5
+    assert [o[1] for o in ex.highlight.options] == [-1, 0, 1, 2, 3, 4]
+    nc = ex.n_components.value
+    ex.n_components.value = nc + 1
+    assert id(ex.scores) == scores_id                 # PCA not refitted
+    assert set(ex._bic) == {nc, nc + 1}               # one BIC curve per component count
+    assert "refit" in ex.timings
+    # plot-only: the highlighted mean spectrum
+    t = _median_time(ex, "plot", [lambda c=c: setattr(ex.highlight, "value", c)
+                                  for c in (1, 2, 0)])
+    assert t < PLOT_BUDGET_S, t
+    # the full workflow for the current sliders gives the same binned labels
+    seg = ex.segmentation()
+    assert seg.params["n_components"] == nc + 1 and seg.n_clusters == 5
+    np.testing.assert_array_equal(seg.labels, ex.labels)
+    assert ex.segmentation() is seg                   # cached
+
+
+# ---------------------------------------------------------------- HDBSCAN
+
+def test_hdbscan_explorer_sliders(phantom, hdb_seg):
+    ex = widgets.HDBSCANExplorer(phantom, segmentation=hdb_seg, min_cluster_size=100,
+                                 truth=phantom.labels,
+                                 names={i: p.name for i, p in enumerate(phantom.phases)})
+    emb = ex.embedding
+    assert ex.prepared is hdb_seg.models["prepared"]
+    np.testing.assert_array_equal(ex.labels, hdb_seg.labels)
+    assert ex.n_found == hdb_seg.n_clusters
+    assert "nm²" in ex.area.value
+    png = ex.image.value
+    ex.min_cluster_size.value = 1000
+    assert ex.embedding is emb                         # UMAP not recomputed
+    assert ex.n_found < hdb_seg.n_clusters or ex.noise_fraction > hdb_seg.noise_fraction
+    assert ex.image.value != png
+    ex.min_cluster_size.value = 100
+    ex.min_samples.value = 1
+    assert ex.noise_fraction <= hdb_seg.noise_fraction + 1e-12
+    ex.min_samples.value = 0
+    np.testing.assert_array_equal(ex.labels, hdb_seg.labels)
+    # plot-only: colour by truth / cluster, other dimensions
+    t = _median_time(ex, "plot", [lambda v=v: setattr(ex.colour_by, "value", v)
+                                  for v in ("truth", "cluster", "truth")])
+    assert t < PLOT_BUDGET_S, t
+    ex.dims.value = (2, 3)
+    assert ex._axes["embedding"].stemseg_dims == (2, 3)
+    assert ex.timings["plot"] < 2 * PLOT_BUDGET_S
+
+
+def test_hdbscan_explorer_segmentation_quantifies(phantom, hdb_seg):
+    ex = widgets.HDBSCANExplorer(phantom, segmentation=hdb_seg, min_cluster_size=100)
+    seg = ex.segmentation(weights="probability")
+    assert seg.workflow == "hdbscan" and seg.params["labels_full"] == "repeat"
+    assert seg.n_clusters == ex.n_found
+    assert seg.labels_full.shape == phantom.labels.shape
+    assert seg.mean_spectra.data.shape[0] == seg.n_clusters
+    np.testing.assert_array_equal(seg.labels, hdb_seg.labels)
+    table = quant.quantify(seg)
+    assert set(table["cluster"]) == set(range(seg.n_clusters))
+
+
+def test_hdbscan_explorer_computes_its_own_embedding():
+    small = simulate.phantom("sulfide-6cation", shape=(32, 32), random_state=1)
+    ex = widgets.HDBSCANExplorer(small, min_cluster_size=40, n_neighbors=10)
+    assert ex.embedding.shape == (256, 4)
+    assert ex.reducer is not None and ex.colour_by.options == ("cluster",)
+
+
+# ---------------------------------------------------------------- quantification
+
+def test_quant_explorer_override_and_reset(gmm_seg):
+    qx = widgets.QuantExplorer(gmm_seg, clusters=[1, 2])
+    assert set(qx.table["cluster"]) == {1, 2}
+    assert set(qx.kfactor_inputs) == set(qx.lines)
+    base = qx.table.set_index(["cluster", "element"])["at_pct"]
+    qx.kfactor_inputs["Fe_Ka"].value = 2 * qx.theoretical["Fe_Ka"]
+    assert qx.kfactors["Fe_Ka"] == pytest.approx(2 * qx.theoretical["Fe_Ka"], rel=1e-3)
+    moved = qx.table.set_index(["cluster", "element"])["at_pct"]
+    assert (moved.xs("Fe", level="element") > base.xs("Fe", level="element")).all()
+    qx.reset.click()
+    back = qx.table.set_index(["cluster", "element"])["at_pct"]
+    np.testing.assert_allclose(back, base, rtol=1e-3)
+    qx.method.value = "windows"
+    assert qx.table.attrs["method"] == "windows"
+    assert "windows intensities" in qx.output.value
+    assert "application/vnd.jupyter.widget-view+json" in qx._repr_mimebundle_()
+
+
+def test_plots_label_colours_consistent():
+    colours = plots.label_colours(np.array([-1, 0, 3]), 5)
+    assert tuple(colours[0]) == plots.NOISE_COLOUR
+    assert tuple(colours[2]) == plots.cluster_colours(5)[3]
