@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from stemseg import analysis, plots, quant, simulate, widgets, workflows
+from stemseg.errors import StemsegValueError
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -177,3 +178,48 @@ def test_plots_label_colours_consistent():
     colours = plots.label_colours(np.array([-1, 0, 3]), 5)
     assert tuple(colours[0]) == plots.NOISE_COLOUR
     assert tuple(colours[2]) == plots.cluster_colours(5)[3]
+
+
+def test_quant_explorer_dose_slider_is_plot_only(gmm_seg, monkeypatch):
+    """The dose slider rescales the counting error bars without requantifying."""
+    qx = widgets.QuantExplorer(gmm_seg, clusters=[1, 2, 3, 4])
+    assert qx.dose.value == 1.0 and qx.dose.min < 0 < qx.dose.max  # log10 range
+    table, png, renders = qx.table, qx.image.value, qx.n_renders
+    pair = qx.separation.iloc[0]
+    assert list(qx.separation["z"]) == sorted(qx.separation["z"])
+    assert len(qx.separation) == 6 and pair["z"] > 0                # 4 clusters: 6 pairs
+
+    def no_requantification(*args, **kwargs):
+        raise AssertionError("a dose change must not requantify")
+
+    monkeypatch.setattr(quant, "quantify", no_requantification)
+    qx.dose.value = 0.01
+    assert qx.table is table and qx.n_renders == renders + 1 and qx.image.value != png
+    np.testing.assert_allclose(qx.sigma_at_dose, 10 * table["sigma"])
+    assert f"z = <b>{0.1 * pair['z']:.1f}</b>" in qx.status.value
+    for bars, _, _, sigma in qx._errorbars:                    # drawn bars: +-2 sigma(dose)
+        lengths = [seg[1][1] - seg[0][1] for seg in bars.get_segments()]
+        np.testing.assert_allclose(lengths, 4 * 10 * sigma)
+    # both ends of the slider draw a result; back at 1 the figure is the original one
+    for value in (10 ** qx.dose.min, 10 ** qx.dose.max, 1.0):
+        qx.dose.value = value
+        assert qx.timings["plot"] > 0 and "counting error up to" in qx.status.value
+    assert qx.image.value == png
+    t = _median_time(qx, "plot", [lambda v=v: setattr(qx.dose, "value", v)
+                                  for v in (0.1, 10.0, 1.0)])
+    assert t < PLOT_BUDGET_S, t
+    monkeypatch.undo()
+    # the rule the slider applies is what a real quantification of 4x the counts gives
+    more = gmm_seg.counts.deepcopy()
+    more.data = more.data * 4
+    t1 = quant.quantify(gmm_seg.counts, weights=gmm_seg.weights)
+    t4 = quant.quantify(more, weights=gmm_seg.weights)
+    major = (t1["at_pct"] > 1.0) & t1["cluster"].isin([1, 2, 3, 4])
+    np.testing.assert_allclose(t4.loc[major, "at_pct"], t1.loc[major, "at_pct"], rtol=2e-3)
+    np.testing.assert_allclose(t4.loc[major, "sigma"] / t1.loc[major, "sigma"], 0.5,
+                               rtol=0.02)
+
+
+def test_quant_explorer_rejects_a_dose_outside_the_slider(gmm_seg):
+    with pytest.raises(StemsegValueError, match="dose=1000.*between 0.01 and 100"):
+        widgets.QuantExplorer(gmm_seg, dose=1000)

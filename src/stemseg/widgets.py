@@ -13,7 +13,9 @@ slider then redoes only the cheap step:
   an HDBSCAN refit on the cached UMAP embedding; colour the embedding by cluster or by
   truth (plot only);
 * :class:`QuantExplorer` -- k-factors (theoretical at the beam energy, or your own) and
-  the intensity method, a Cliff-Lorimer requantification of the cached mean spectra.
+  the intensity method, a Cliff-Lorimer requantification of the cached mean spectra; the
+  dose (counts relative to the map) scales the counting error bars and the z-score of the
+  two most similar clusters (plot only).
 
 Figures are rendered to PNG into an :class:`ipywidgets.Image` (no interactive backend
 needed, so they work the same in JupyterLab, on Binder and in a headless test). Every
@@ -622,12 +624,21 @@ class HDBSCANExplorer(_Explorer):
 # ======================================================================================
 
 
-class QuantExplorer:
+class QuantExplorer(_Explorer):
     """Cliff-Lorimer compositions of a segmentation's clusters with editable k-factors.
 
     The mean spectra and their variances are taken from the segmentation (nothing is
     re-clustered); changing a k-factor or the intensity method requantifies them
     (:func:`stemseg.quant.quantify`, about a second).
+
+    The **dose** slider (relative to this map's counts, 1/100 to 100 times) is plot only:
+    it asks "with this many counts, could I tell the clusters apart?". Counting errors of
+    Poisson data scale as 1 / sqrt(counts), so the at. % error bars become
+    ``sigma / sqrt(dose)`` (the propagated counting error of :func:`stemseg.quant.quantify`,
+    exact to first order; the expected compositions do not change), and the z-score of a
+    composition difference between two clusters grows as sqrt(dose). The figure shows the
+    compositions with +-2 s.d. bars at that dose and, for the two most similar clusters
+    (lowest largest-element z), z against dose with the 3 s.d. line.
 
     Parameters
     ----------
@@ -642,29 +653,55 @@ class QuantExplorer:
     beam_energy_kV : float, optional
         Default: the spectra's metadata.
     method : {"model", "windows"}
+    dose : float
+        Starting dose factor (default 1 = the measured counts), between 0.01 and 100.
 
     Attributes
     ----------
+    dose : ipywidgets.FloatLogSlider
+        Counts relative to the measured map (plot only).
     kfactor_inputs : dict of str to ipywidgets.BoundedFloatText
         One per line; set ``.value`` to override.
     method : ipywidgets.ToggleButtons
     reset : ipywidgets.Button
         Back to the theoretical k-factors.
     table : pandas.DataFrame
-        The current :func:`stemseg.quant.quantify` result.
+        The current :func:`stemseg.quant.quantify` result (at the measured dose).
+    sigma_at_dose : pandas.Series
+        ``table["sigma"] / sqrt(dose)``, indexed like ``table``.
+    separation : pandas.DataFrame
+        One row per pair of shown clusters: ``a``, ``b``, ``element`` (the one that
+        differs most in units of its error), ``z`` at the measured dose; sorted, most
+        similar pair first. ``z * sqrt(dose)`` is the z at another dose.
     timings : dict
+        ``"quantify"`` (a requantification) and ``"plot"`` (a dose change), seconds.
     """
+
+    DOSE_RANGE = (1e-2, 1e2)
 
     def __init__(self, segmentation: Any, *, clusters: Sequence[int] | None = None,
                  names: Mapping[int, str] | None = None,
                  kfactors: Mapping[str, float] | None = None,
-                 beam_energy_kV: float | None = None, method: str = "model") -> None:
+                 beam_energy_kV: float | None = None, method: str = "model",
+                 dose: float = 1.0) -> None:
         from . import xray
 
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         w = _widgets()
+        super().__init__((10.5, 3.8))
+        # fixed margins, no layout engine: a dose change then draws the figure once
+        self.fig = Figure(figsize=(10.5, 3.8))
+        FigureCanvasAgg(self.fig)
         self.segmentation = segmentation
         self.clusters = None if clusters is None else list(clusters)
         self.names = dict(names or {})
+        lo, hi = self.DOSE_RANGE
+        if not (isinstance(dose, (int, float)) and lo <= dose <= hi):
+            raise StemsegValueError(
+                f"dose={dose!r} is outside the slider's range; give a factor between {lo:g} "
+                f"and {hi:g} (1 = the measured counts).")
         spectra = segmentation.mean_spectra
         lines = spectra.metadata.get_item("Sample.xray_lines")
         if not lines:
@@ -688,14 +725,22 @@ class QuantExplorer:
                                    layout=w.Layout(width="160px"),
                                    style={"description_width": "55px"})
             for ln in self.lines}
+        self.dose = w.FloatLogSlider(value=float(dose), base=10, min=np.log10(lo),
+                                     max=np.log10(hi), step=0.25, readout_format=".3g",
+                                     description="dose ×", continuous_update=False)
         self.method = w.ToggleButtons(options=["model", "windows"], value=method,
                                       description="intensities")
         self.reset = w.Button(description="theoretical k-factors")
         self.output = w.HTML()
-        self.timings: dict[str, float] = {}
+        counts = getattr(segmentation, "counts", None)
+        data = getattr(counts, "data", counts)
+        self.counts_per_pixel = (None if data is None or np.ndim(data) < 2 else
+                                 float(np.asarray(data).reshape(-1, np.shape(data)[-1])
+                                       .sum(1).mean()))
         for box in self.kfactor_inputs.values():
             box.observe(self._on_change, names="value")
         self.method.observe(self._on_change, names="value")
+        self.dose.observe(self._on_dose, names="value")
         self.reset.on_click(self._on_reset)
         self._on_change()
 
@@ -703,6 +748,10 @@ class QuantExplorer:
     def kfactors(self) -> dict[str, float]:
         """The k-factors in use, line -> value."""
         return {ln: float(b.value) for ln, b in self.kfactor_inputs.items()}
+
+    @property
+    def sigma_at_dose(self) -> pd.Series:
+        return self.table["sigma"] / np.sqrt(float(self.dose.value))
 
     def _on_reset(self, _: Any = None) -> None:
         for ln, box in self.kfactor_inputs.items():
@@ -722,22 +771,146 @@ class QuantExplorer:
         if self.clusters is not None:
             table = table[table["cluster"].isin(self.clusters)].reset_index(drop=True)
         self.table = table
+        self.separation = self._separation(table)
         wide = table.assign(value=[f"{v:.2f} ± {s:.2f}" for v, s in
                                    zip(table["at_pct"], table["sigma"])]
                             ).pivot(index="element", columns="cluster", values="value")
         wide.columns = [self.names.get(c, f"cluster {c}") for c in wide.columns]
-        self.output.value = (f"<b>at. % ± 1 s.d. (counting), {self.method.value} "
-                             f"intensities</b>" + wide.to_html(border=0))
+        self.output.value = (f"<b>at. % ± 1 s.d. (counting, measured dose), "
+                             f"{self.method.value} intensities</b>" + wide.to_html(border=0))
+        self._draw()
         self.timings["quantify"] = time.perf_counter() - start
+
+    def _on_dose(self, change: Any = None) -> None:
+        self._timed("plot", self._update_dose)
+
+    # ------------------------------------------------------------------ computation
+    @staticmethod
+    def _separation(table: pd.DataFrame) -> pd.DataFrame:
+        """Most different element of every cluster pair, in units of its counting error."""
+        x = table.pivot(index="cluster", columns="element", values="at_pct")
+        s = table.pivot(index="cluster", columns="element", values="sigma")
+        rows = []
+        ids = list(x.index)
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                diff = (x.loc[a] - x.loc[b]).abs()
+                err = np.sqrt(s.loc[a] ** 2 + s.loc[b] ** 2)
+                z = np.where(err > 0, diff / err.where(err > 0, 1.0),
+                             np.where(diff > 0, np.inf, 0.0))
+                j = int(np.argmax(z))
+                rows.append({"a": a, "b": b, "element": x.columns[j], "z": float(z[j])})
+        return (pd.DataFrame(rows, columns=["a", "b", "element", "z"])
+                .sort_values("z").reset_index(drop=True))
+
+    def _name(self, c: Any) -> str:
+        return str(self.names.get(c, f"cluster {c}"))
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self) -> None:
+        """Build the figure for the current table (after a requantification)."""
+        from matplotlib.ticker import NullLocator
+
+        table = self.table
+        self.fig.clear()
+        ax, axz = self.fig.subplots(1, 2, width_ratios=[2.3, 1.0], gridspec_kw=dict(
+            left=0.06, right=0.97, bottom=0.13, top=0.91, wspace=0.2))
+        self._axes = {"composition": ax, "z": axz}
+        clusters = list(dict.fromkeys(table["cluster"]))
+        elements = list(dict.fromkeys(table["element"]))
+        k = len(clusters)
+        colours = plots.cluster_colours(max([int(c) + 1 for c in clusters] + [k, 1]))
+        width = 0.8 / max(k, 1)
+        self._errorbars = []
+        for i, c in enumerate(clusters):
+            part = (table["cluster"] == c).to_numpy()
+            sub = table[part].set_index("element").reindex(elements)
+            x = np.arange(len(elements)) - 0.4 + (i + 0.5) * width
+            ax.bar(x, sub["at_pct"], width, label=self._name(c), color=colours[int(c)])
+            bars = ax.vlines(x, sub["at_pct"], sub["at_pct"], color="k", lw=0.9)
+            self._errorbars.append((bars, x, sub["at_pct"].to_numpy(),
+                                    sub["sigma"].to_numpy()))
+        ax.set_xticks(np.arange(len(elements)))
+        ax.set_xticklabels(elements, fontsize=9)
+        ax.set_ylabel("at. %")
+        top = float(table["at_pct"].max()) if len(table) else 1.0
+        ax.set_ylim(0, 1.25 * top)  # fixed: the error bars grow past it at low dose
+        ax.legend(fontsize=7, ncol=2, loc="upper left")
+        lo, hi = self.DOSE_RANGE
+        axz.axhline(3.0, color="tab:red", ls="--", lw=1, label="3 s.d.")
+        self._dose_line = axz.axvline(1.0, color="0.4", lw=1)
+        axz.set_xscale("log")
+        axz.set_xlim(lo, hi)
+        axz.xaxis.set_minor_locator(NullLocator())  # fewer tick artists: a faster redraw
+        axz.set_xlabel("dose (× this map)")
+        axz.set_ylabel("z of the largest difference")
+        self._marker = None
+        pair = self._closest_pair()
+        if pair is not None:
+            doses = np.logspace(np.log10(lo), np.log10(hi), 50)
+            z = max(pair["z"], 1e-3)
+            axz.plot(doses, z * np.sqrt(doses), color="tab:blue",
+                     label=f"{self._name(pair['a'])} vs {self._name(pair['b'])}")
+            (self._marker,) = axz.plot([1.0], [z], "o", color="tab:blue")
+            axz.set_yscale("log")  # z grows as sqrt(dose): a straight line on log-log
+            axz.set_ylim(min(1.0, 0.5 * z * np.sqrt(lo)), None)  # keep the 3 s.d. line in
+            axz.yaxis.set_minor_locator(NullLocator())
+            axz.set_title(f"most similar pair: {pair['element']}", fontsize=10)
+        else:
+            axz.set_title("fewer than two clusters shown", fontsize=10)
+        axz.legend(fontsize=7, loc="upper left")
+        self._update_dose()
+
+    def _closest_pair(self) -> Any:
+        if len(self.separation) and np.isfinite(self.separation["z"].iloc[0]):
+            return self.separation.iloc[0]
+        return None
+
+    def _update_dose(self) -> None:
+        """Error bars, dose marker and status for the current dose (plot only)."""
+        f = float(self.dose.value)
+        for bars, x, y, s in self._errorbars:
+            e = 2.0 * s / np.sqrt(f)
+            bars.set_segments([[(xi, yi - ei), (xi, yi + ei)] for xi, yi, ei in zip(x, y, e)])
+        ax = self._axes["composition"]
+        ax.set_title(f"composition ± 2 s.d. (counting) at dose × {f:.3g}", fontsize=10)
+        self._dose_line.set_xdata([f, f])
+        text = (f"dose × <b>{f:.3g}</b>"
+                + ("" if self.counts_per_pixel is None else
+                   f" (≈ {f * self.counts_per_pixel:,.3g} counts per binned pixel)")
+                + f": counting error up to <b>{self.sigma_at_dose.max():.2f}</b> at. % "
+                  "(1 s.d.)")
+        pair = self._closest_pair()
+        if pair is not None:
+            z_now = pair["z"] * np.sqrt(f)
+            f_min = (3.0 / pair["z"]) ** 2 if pair["z"] > 0 else np.inf
+            self._marker.set_data([f], [max(z_now, 1e-3 * np.sqrt(f))])
+            verdict = "distinguishable" if z_now >= 3 else "<b>not</b> distinguishable"
+            text += (f"; the most similar clusters, {html.escape(self._name(pair['a']))} and "
+                     f"{html.escape(self._name(pair['b']))}, differ most in "
+                     f"{html.escape(str(pair['element']))}: z = <b>{z_now:.1f}</b>, "
+                     f"{verdict} at 3 s.d. (needs dose × {f_min:.2g} or more)")
+        else:
+            text += "; fewer than two clusters shown: no pair to compare"
+        self.status.value = text
+        self._render()
+
+    def _controls(self) -> list[Any]:
+        w = _widgets()
+        boxes = list(self.kfactor_inputs.values())
+        rows = [w.HBox(boxes[i:i + 4]) for i in range(0, len(boxes), 4)]
+        return [self.dose, w.HBox([self.method, self.reset]), *rows]
 
     @property
     def widget(self) -> Any:
+        """The ipywidgets box: dose slider, method, k-factors, status, figure, table."""
         w = _widgets()
         if not hasattr(self, "_box"):
-            boxes = list(self.kfactor_inputs.values())
-            rows = [w.HBox(boxes[i:i + 4]) for i in range(0, len(boxes), 4)]
-            self._box = w.VBox([w.HBox([self.method, self.reset]), *rows, self.output])
+            self._box = w.VBox([*self._controls(), self.status, self.image, self.output])
         return self._box
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def close(self) -> None:
+        """Close the widgets (frees the kernel-side comms)."""
+        for child in [self.dose, self.method, self.reset, *self.kfactor_inputs.values(),
+                      self.status, self.image, self.output, self.widget]:
+            child.close()
