@@ -390,3 +390,114 @@ def test_percent_difference():
                                [10.0, -25.0])
     with pytest.raises(StemsegValueError, match="ordered"):
         mm.percent_difference(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+def test_support_from_truth_interior_random_and_seed():
+    truth = np.zeros((8, 8), int)
+    truth[:, 4:] = 1
+    truth[6:, :] = 2                                     # a thin bottom band
+    sup = mm.support_from_truth(truth, names={0: "left", 1: "right", 2: "band"})
+    assert list(sup) == ["left", "right", "band"] and all(len(v) == 4 for v in sup.values())
+    rows, cols = np.divmod(np.asarray(sup["left"]), 8)
+    # interior: the chips farthest from the other classes (the map edge is no boundary):
+    # depth min(6 - row, 4 - col) is 4 at column 0, rows 0-2, and 3 next to them
+    assert (np.minimum(6 - rows, 4 - cols) >= 3).all() and 0 in cols
+    assert all(truth.ravel()[i] == k for k, name in enumerate(sup) for i in sup[name])
+    r1 = mm.support_from_truth(truth, how="random", random_state=3)
+    r2 = mm.support_from_truth(truth, how="random", random_state=3)
+    assert r1 == r2
+    with pytest.raises(StemsegValueError, match="how"):
+        mm.support_from_truth(truth, how="best")
+    with pytest.raises(StemsegValueError, match="class"):
+        mm.support_from_truth(np.zeros((4, 4), int))
+
+
+def test_segment_all_equals_segment(chips8):
+    truth = _halves(chips8.grid, 0) + 2 * _halves(chips8.grid, 1)
+    feats = {"haadf": _blobs(truth, np.eye(4) * 3, 0.5, seed=20),
+             "eds": _blobs(truth, np.eye(4)[::-1] * 3, 0.5, seed=21)}
+    support = _support(truth)
+    allres = mm.segment_all(chips8, n_clusters=4, support=support, features=feats)
+    assert set(allres) == set(mm.METHODS)
+    for method in mm.METHODS:
+        for modality in mm.MODALITIES:
+            one = mm.segment(chips8, method, modality, n_clusters=4, support=support,
+                             features=feats)
+            np.testing.assert_array_equal(allres[method][modality].labels, one.labels)
+    table = mm.ami_table(allres, truth=truth)
+    assert table.loc["Ensemble-Truth", "fewshot"] == pytest.approx(1.0)
+
+
+def test_assign_regions_and_region_recovery():
+    truth = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    labels = np.array([[5, 5, 5, 7], [5, 5, 7, 7]])    # cluster 5 is mostly region 0
+    np.testing.assert_array_equal(mm.assign_regions(labels, truth),
+                                  [[0, 0, 0, 1], [0, 0, 1, 1]])
+    rec = mm.region_recovery(labels, truth, 1)
+    assert rec["recall"] == pytest.approx(0.75) and rec["precision"] == pytest.approx(1.0)
+    assert rec["iou"] == pytest.approx(0.75) and rec["found"]
+    missed = mm.region_recovery(np.zeros_like(truth), truth, 1)  # one cluster: region 0 wins
+    assert missed["iou"] == 0.0 and not missed["found"]
+    with pytest.raises(StemsegValueError, match="shape"):
+        mm.assign_regions(labels, truth[:, :2])
+
+
+def test_paper_ami_table_is_the_papers_table_one():
+    from stemseg.data import paper_values
+
+    t1 = paper_values()["terpetrosyan2024_multimodal"]["ami_table1"]
+    one = mm.paper_ami_table("Pristine 0.1 dpa")
+    assert list(one.columns) == ["community", "agglomerative", "fewshot"]
+    assert list(one.index) == ["HAADF-EDS", "HAADF-Ensemble", "EDS-Ensemble"]
+    assert one.loc["HAADF-Ensemble"].tolist() == t1["Pristine 0.1 dpa"]["HAADF-Ensemble"]
+    assert mm.paper_ami_table().shape == (12, 3)
+    with pytest.raises(StemsegValueError, match="Table I"):
+        mm.paper_ami_table("Pristine 1 dpa")
+
+
+def test_truth_labels_takes_an_array():
+    chips = mm.chip(_acquisition(shape=(20, 30)), size=10)
+    mask = np.zeros((20, 30), int)
+    mask[:, 15:] = 1
+    np.testing.assert_array_equal(mm.truth_labels(mask, chips), [[0, 0, 1], [0, 0, 1]])
+
+
+@pytest.fixture(scope="module")
+def irradiated_pristine():
+    from stemseg import simulate
+
+    ph = simulate.phantom("lfo-sto", irradiated=True, random_state=0)  # the paper's 24 x 24 grid
+    chips = mm.chip(ph, size=ph.truth["chip_px"])
+    return ph, chips, mm.truth_labels(ph, chips)
+
+
+def test_fewshot_ensemble_on_the_irradiated_pristine_phantom(irradiated_pristine):
+    ph, chips, truth = irradiated_pristine
+    support = mm.support_from_truth(truth)
+    res = mm.segment_all(chips, methods=("fewshot",), support=support)["fewshot"]
+    table = mm.ami_table(res, truth=truth)["AMI"]
+    best_single = max(table["HAADF-Truth"], table["EDS-Truth"])
+    assert table["Ensemble-Truth"] >= best_single - 0.02, table
+    amorphous = ph.truth["regions"]["amorphous LFO"]
+    assert mm.region_recovery(res["ensemble"], truth, amorphous)["found"]
+    # same seed, same labels
+    again = mm.segment(chips, "fewshot", "ensemble", support=support, random_state=0)
+    np.testing.assert_array_equal(again.labels, res["ensemble"].labels)
+
+
+def test_region_summary_of_chosen_regions(irradiated_pristine):
+    ph, chips, truth = irradiated_pristine
+    regs = ph.truth["regions"]
+    lfo = [regs["ordered LFO"], regs["amorphous LFO"]]
+    s = mm.region_summary(chips, truth, regions=lfo, names={v: k for k, v in regs.items()})
+    assert list(s["name"]) == ["ordered LFO", "amorphous LFO"]
+    ordered, amorph = s.iloc[0], s.iloc[1]
+    assert ordered["d_spacing_nm"] == pytest.approx(ph.truth["lattice_spacing_nm"]["ordered LFO"],
+                                                    rel=0.01)
+    assert amorph["d_spacing_nm"] is None or np.isnan(amorph["d_spacing_nm"])
+    assert amorph["O"] > ordered["O"] and amorph["La"] < ordered["La"]
+    with pytest.raises(StemsegValueError, match="no chip"):
+        mm.region_summary(chips, truth, regions=[99])

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 # the notebooks of issue 7 (later notebooks are checked by the same rules once they exist)
 REQUIRED = ["01-element-maps-vs-clustering", "02-gmm-workflow", "03-hdbscan-workflow",
-            "04-quantification-and-entropy"]
+            "04-quantification-and-entropy", "05-multimodal-ensemble"]
 ALLOWED_IMPORTS = {"stemseg", "numpy", "pandas", "matplotlib", "scipy", "sklearn",
                    "IPython", "ipywidgets", "hyperspy", "exspy", "warnings", "logging", "gc",
                    "math", "time", "pathlib"}

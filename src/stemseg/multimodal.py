@@ -84,6 +84,12 @@ __all__ = [
     "pixel_labels",
     "region_summary",
     "percent_difference",
+    "support_from_truth",
+    "segment_all",
+    "assign_regions",
+    "region_recovery",
+    "paper_sample",
+    "paper_ami_table",
 ]
 
 METHODS = ("community", "agglomerative", "fewshot")
@@ -1188,8 +1194,9 @@ def truth_labels(phantom, chips: Chips) -> np.ndarray:
 
     Parameters
     ----------
-    phantom : Phantom
-        With ``labels`` (y, x) on the same pixel grid as the chipped map.
+    phantom : Phantom or numpy.ndarray of int
+        With ``labels`` (y, x) on the same pixel grid as the chipped map, or such a
+        label (or 0/1 mask) array itself.
     chips : Chips
         From :func:`chip` of that phantom.
 
@@ -1198,7 +1205,7 @@ def truth_labels(phantom, chips: Chips) -> np.ndarray:
     numpy.ndarray of int, shape (n_rows, n_cols)
         The most frequent ``phantom.labels`` value in each chip (ties: the lowest).
     """
-    labels = getattr(phantom, "labels", None)
+    labels = phantom if isinstance(phantom, np.ndarray) else getattr(phantom, "labels", None)
     if labels is None:
         raise StemsegValueError(
             "truth_labels() needs a phantom with truth labels (stemseg.simulate.phantom(...)); "
@@ -1281,6 +1288,7 @@ def region_summary(
     names: Mapping[int, str] | None = None,
     quant_kwargs: Mapping[str, Any] | None = None,
     d_spacing: bool = True,
+    regions: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Composition and lattice spacing of each segmented region (the paper's Figs. 4-5).
 
@@ -1302,6 +1310,10 @@ def region_summary(
         Passed to :func:`stemseg.quant.quantify`.
     d_spacing : bool
         Measure the d-spacing (needs HAADF chips).
+    regions : sequence of int, optional
+        Only these labels (e.g. the LFO regions); default every label present. Each
+        quantification costs about a second, so leaving out the cap and substrate
+        saves time.
 
     Returns
     -------
@@ -1316,7 +1328,17 @@ def region_summary(
         raise StemsegValueError(
             f"labels have shape {lab.shape}; expected the chip grid {chips.grid}."
         )
-    regions = [int(v) for v in np.unique(lab)]
+    present = [int(v) for v in np.unique(lab)]
+    if regions is None:
+        regions = present
+    else:
+        regions = [int(r) for r in regions]
+        missing = [r for r in regions if r not in present]
+        if missing:
+            raise StemsegValueError(
+                f"regions {missing} have no chip in these labels (present: {present}); "
+                "drop them or check the labelling."
+            )
     flat = lab.ravel()
     summed = np.stack([chips.spectra[flat == r].sum(axis=0) for r in regions])
     table = _quantify(chips, summed, quant_kwargs)
@@ -1371,3 +1393,278 @@ def percent_difference(a, b):
             "an element absent from the ordered region has no percent difference."
         )
     return 100.0 * (b - a) / a
+
+
+# =========================================================================== notebook helpers
+
+
+def support_from_truth(
+    truth: np.ndarray,
+    *,
+    how: str = "interior",
+    per_class: int = SUPPORT_SIZE,
+    names: Mapping[int, str] | None = None,
+    random_state: int | None = 0,
+) -> dict[Any, list[int]]:
+    """A few-shot support set of ``per_class`` chips per class, picked from known labels.
+
+    Stands in for the paper's hand-picked support chips (chosen by looking at the
+    HAADF image) when a truth -- or any reference labelling -- is at hand.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray of int, shape (n_rows, n_cols)
+        Label of each chip (e.g. :func:`truth_labels`).
+    how : {"interior", "random"}
+        ``"interior"``: the chips deepest inside each class (largest chessboard
+        distance, in chips, to a chip of another class -- the map edge is not a
+        boundary; ties broken at random), as a
+        microscopist would pick clear examples. ``"random"``: chips drawn at random
+        among those of the class, boundary chips included.
+    per_class : int
+        Chips per class (the few-shot method needs 4).
+    names : dict of int to str, optional
+        Class names (the keys of the result); default the label values.
+    random_state : int or None
+        Seed of the random choices; the same seed gives the same support set.
+
+    Returns
+    -------
+    dict
+        Class name -> sorted flat chip indices (row * n_cols + col). Classes with fewer
+        than ``per_class`` chips are left out.
+
+    Raises
+    ------
+    StemsegValueError
+        Unknown ``how``, or fewer than two classes with enough chips.
+    """
+    from scipy import ndimage
+
+    _check_choice("how", how, ("interior", "random"))
+    truth = np.asarray(truth)
+    if truth.ndim != 2:
+        raise StemsegValueError(
+            f"truth has shape {truth.shape}; give the labels of the chip grid (n_rows, n_cols), "
+            "e.g. multimodal.truth_labels(phantom, chips)."
+        )
+    rng = np.random.default_rng(random_state)
+    flat = truth.ravel()
+    out: dict[Any, list[int]] = {}
+    for k in np.unique(flat):
+        members = np.flatnonzero(flat == k)
+        if members.size < per_class:
+            continue
+        if how == "random":
+            pick = rng.choice(members, per_class, replace=False)
+        else:
+            depth = ndimage.distance_transform_cdt(
+                np.pad(truth == k, 1, constant_values=True), metric="chessboard"
+            )[1:-1, 1:-1].ravel()[members]
+            order = np.lexsort((rng.random(members.size), -depth))
+            pick = members[order[:per_class]]
+        out[(names or {}).get(int(k), int(k))] = sorted(int(i) for i in pick)
+    if len(out) < 2:
+        raise StemsegValueError(
+            f"only {len(out)} class(es) have at least {per_class} chips; use smaller chips "
+            "or a reference labelling with more classes."
+        )
+    return out
+
+
+def segment_all(
+    chips: Chips,
+    methods: Sequence[str] = METHODS,
+    modalities: Sequence[str] = MODALITIES,
+    *,
+    n_clusters: int | None = None,
+    support: Mapping[Any, Sequence] | None = None,
+    features: Mapping[str, np.ndarray] | None = None,
+    **kwargs: Any,
+) -> dict[str, dict[str, MultimodalResult]]:
+    """Every method on every modality, with each modality's features computed once.
+
+    Parameters
+    ----------
+    chips : Chips
+    methods, modalities : sequence of str
+        Subsets of :data:`METHODS` and :data:`MODALITIES`.
+    n_clusters : int, optional
+        Needed when ``"agglomerative"`` is in ``methods``.
+    support : dict, optional
+        Needed when ``"fewshot"`` is in ``methods``.
+    features : dict, optional
+        Precomputed ``{"haadf": ..., "eds": ...}``; the others are computed here with
+        ``haadf_method`` / ``eds_method`` / ``haadf_kwargs`` / ``eds_kwargs`` from
+        ``kwargs``.
+    **kwargs
+        Passed to :func:`segment` (``threshold``, ``weights``, ``random_state``, ...).
+
+    Returns
+    -------
+    dict
+        method -> modality -> :class:`MultimodalResult`; the layout :func:`ami_table`
+        takes.
+    """
+    for m in methods:
+        _check_choice("method", m, METHODS)
+    for m in modalities:
+        _check_choice("modality", m, MODALITIES)
+    feats = dict(features or {})
+    needed = {"haadf", "eds"} if "ensemble" in modalities else set(modalities)
+    if "haadf" in needed and "haadf" not in feats:
+        if chips.haadf is None:
+            raise _no_haadf_error("segment_all() with the HAADF modality")
+        feats["haadf"] = haadf_features(chips, kwargs.get("haadf_method", "fft"),
+                                        **dict(kwargs.get("haadf_kwargs") or {}))
+    if "eds" in needed and "eds" not in feats:
+        feats["eds"] = eds_features(chips, kwargs.get("eds_method", "spectra"),
+                                    **dict(kwargs.get("eds_kwargs") or {}))
+    source = {"haadf": kwargs.pop("haadf_method", "fft"), "eds": kwargs.pop("eds_method", "spectra")}
+    kwargs.pop("haadf_kwargs", None), kwargs.pop("eds_kwargs", None)
+    standardize = kwargs.pop("standardize", "auto")
+    # standardise here, as segment() would for computed features, then pass them on as-is
+    if standardize is False or standardize == "none":
+        prepared = {m: np.asarray(x, dtype=float) for m, x in feats.items()}
+    else:
+        prepared = {
+            m: _standardise(x, _standardise_how(standardize, m,
+                                                source[m] if not (features and m in features)
+                                                else None))
+            for m, x in feats.items()
+        }
+    out: dict[str, dict[str, MultimodalResult]] = {}
+    for method in methods:
+        extra = {}
+        if method == "agglomerative":
+            extra["n_clusters"] = n_clusters
+        if method == "fewshot":
+            extra["support"] = support
+        out[method] = {
+            modality: segment(chips, method, modality, features=prepared, standardize="none",
+                              **extra, **kwargs)
+            for modality in modalities
+        }
+    return out
+
+
+def assign_regions(labels, reference: np.ndarray) -> np.ndarray:
+    """Name each cluster after the reference region it overlaps most.
+
+    The paper's post-segmentation step: the clusters found in the LFO are sorted into
+    "ordered" and "disordered"; here each cluster takes the label of the reference
+    region (e.g. the phantom's truth, or a hand-drawn map) that holds most of its chips.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (n_rows, n_cols), or MultimodalResult
+    reference : numpy.ndarray of int, same shape
+
+    Returns
+    -------
+    numpy.ndarray of int, same shape
+        For every chip the reference label of its cluster (several clusters may map
+        to one region; a region may receive none).
+    """
+    lab = np.asarray(labels.labels if isinstance(labels, MultimodalResult) else labels)
+    ref = np.asarray(reference)
+    if lab.shape != ref.shape:
+        raise StemsegValueError(
+            f"labels {lab.shape} and reference {ref.shape} differ in shape; both must be "
+            "labels of the same chip grid."
+        )
+    out = np.empty_like(ref)
+    offset = int(ref.min())
+    for c in np.unique(lab):
+        inside = lab == c
+        out[inside] = int(np.argmax(np.bincount(ref[inside] - offset))) + offset
+    return out
+
+
+def region_recovery(labels, truth: np.ndarray, region: int) -> dict[str, float]:
+    """How well a segmentation finds one truth region (e.g. the amorphous LFO).
+
+    The chips of the clusters assigned to ``region`` by :func:`assign_regions` are
+    compared with the chips whose truth is ``region``.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (n_rows, n_cols), or MultimodalResult
+    truth : numpy.ndarray of int, same shape
+    region : int
+        The truth label of the region.
+
+    Returns
+    -------
+    dict
+        ``recall`` (share of the region's chips found), ``precision`` (share of the
+        found chips that are in the region), ``iou`` (intersection over union; 0 when
+        no cluster is assigned to the region) and ``found`` (``iou >= 0.5``).
+    """
+    found = assign_regions(labels, truth) == region
+    true = np.asarray(truth) == region
+    inter = float((found & true).sum())
+    union = float((found | true).sum())
+    recall = inter / true.sum() if true.any() else 0.0
+    precision = inter / found.sum() if found.any() else 0.0
+    iou = inter / union if union else 0.0
+    return {"recall": recall, "precision": precision, "iou": iou, "found": bool(iou >= 0.5)}
+
+
+_PAPER_METHODS = {"community_detection": "community", "agglomerative_clustering": "agglomerative",
+                  "few_shot": "fewshot"}
+
+
+def paper_sample(phantom) -> str:
+    """The paper's sample name of an lfo-sto phantom, e.g. ``"Pristine 0.1 dpa"``.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        From ``stemseg.simulate.phantom("lfo-sto", ...)``.
+
+    Returns
+    -------
+    str
+        A row-group key of the paper's Table I (see :func:`paper_ami_table`).
+    """
+    t2 = getattr(phantom, "truth", {}).get("table2") if hasattr(phantom, "truth") else None
+    if not t2:
+        raise StemsegValueError(
+            "paper_sample() needs an lfo-sto phantom (stemseg.simulate.phantom('lfo-sto', "
+            "...)); measured data have no paper sample."
+        )
+    return f"{t2['sample']} {t2['dpa']:g} dpa"
+
+
+def paper_ami_table(sample: str | None = None) -> pd.DataFrame:
+    """The paper's Table I (AMI between modalities) from the package data.
+
+    Parameters
+    ----------
+    sample : str, optional
+        ``"Pristine 0 dpa"``, ``"Pristine 0.1 dpa"``, ``"Defective 0 dpa"`` or
+        ``"Defective 0.1 dpa"``; all four when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``community``, ``agglomerative``, ``fewshot`` (this module's method
+        names); index the pairs ``HAADF-EDS``, ``HAADF-Ensemble``, ``EDS-Ensemble``
+        (for one sample) or (sample, pair) for all, as :func:`ami_table`.
+    """
+    from .data import paper_values
+
+    t1 = paper_values()["terpetrosyan2024_multimodal"]["ami_table1"]
+    cols = [_PAPER_METHODS[c] for c in t1["columns"]]
+    samples = [k for k in t1 if k != "columns"]
+    if sample is not None and sample not in samples:
+        raise StemsegValueError(
+            f"sample={sample!r} is not in the paper's Table I; use one of "
+            f"{', '.join(map(repr, samples))}."
+        )
+    frames = {
+        s: pd.DataFrame.from_dict(t1[s], orient="index", columns=cols).loc[[p[2] for p in _PAIRS]]
+        for s in samples
+    }
+    return frames[sample] if sample is not None else pd.concat(frames, names=["sample", "pair"])

@@ -914,3 +914,340 @@ class QuantExplorer(_Explorer):
         for child in [self.dose, self.method, self.reset, *self.kfactor_inputs.values(),
                       self.status, self.image, self.output, self.widget]:
             child.close()
+
+
+# ======================================================================================
+# multimodal (HAADF + EDS chips; Ter-Petrosyan et al. 2024)
+# ======================================================================================
+
+
+class MultimodalExplorer(_Explorer):
+    """Chip segmentation of a registered HAADF + EDS map with every choice on a control.
+
+    The heavy steps are cached per chip size: the chips (:func:`stemseg.multimodal.chip`),
+    both modalities' standardised features and their cosine affinity matrices. Moving a
+    control then redoes only what depends on it:
+
+    * ``opacity`` -- the label overlay on the HAADF image (plot only, no recomputation);
+    * ``method``, ``modality``, ``threshold``, ``eds_weight``, ``support``, ``n_clusters``
+      -- one segmentation on the cached features / affinities (``timings["segment"]``);
+      results are cached too, so going back to a setting costs only the drawing;
+    * ``chip_size`` -- chipping and features for a size not seen yet
+      (``timings["chip"]``), then the segmentation.
+
+    Parameters
+    ----------
+    data : Acquisition or Phantom
+        With ``eds`` (y, x | E) and a registered ``haadf`` (Signal2D, same grid).
+    size : int, optional
+        Chip edge in px; default the phantom's ``truth["chip_px"]``, else 15.
+    sizes : (int, int), optional
+        Range of the chip-size slider (px); default (max(4, size // 2), 2 * size).
+    method : {"community", "agglomerative", "fewshot"}
+    modality : {"haadf", "eds", "ensemble"}
+    threshold : {"mode", "mean", "median"}
+        Community detection's similarity statistic.
+    eds_weight : float
+        Weight of the EDS modality in the community and few-shot ensembles (the HAADF
+        weight is ``1 - eds_weight``); 0.5 averages them, 0.55 is the paper's choice for
+        the irradiated defective film.
+    n_clusters : int, optional
+        Agglomerative clustering; default the number of truth regions, else 4.
+    support : dict, optional
+        Few-shot support set ``{class: 4 chips}`` (flat indices or (row, col)) at the
+        starting chip size; for other sizes each support chip is moved to the chip that
+        holds its centre pixel. With a truth the choices ``"interior"`` and ``"random"``
+        (:func:`stemseg.multimodal.support_from_truth`) are added.
+    truth : numpy.ndarray of int, shape (y, x), optional
+        Pixel truth (default ``data.labels`` when present): adds the AMI against truth
+        to the status line and the truth map to the figure.
+    names : dict of int to str, optional
+        Truth label -> region name (default from ``data.phases``).
+    random_state : int or None
+        Seed of Louvain and of the random support set.
+
+    Attributes
+    ----------
+    opacity, chip_size, eds_weight, n_clusters : ipywidgets sliders
+    method, modality, threshold : ipywidgets.ToggleButtons
+    support : ipywidgets.Dropdown
+    result : stemseg.multimodal.MultimodalResult
+        The current segmentation.
+    chips : stemseg.multimodal.Chips
+        The chips at the current size.
+    truth_chips : numpy.ndarray of int (n_rows, n_cols) or None
+    ami : float or None
+        AMI of the current labels against the chip truth.
+    n_computed : dict of str to int
+        How many times each heavy step ran (``"chip"``, ``"features"``, ``"affinity"``,
+        ``"segment"``): a control that should be cheap leaves the heavy counts alone.
+    """
+
+    def __init__(self, data: Any, *, size: int | None = None,
+                 sizes: tuple[int, int] | None = None, method: str = "community",
+                 modality: str = "ensemble", threshold: str = "mode",
+                 eds_weight: float = 0.5, n_clusters: int | None = None,
+                 support: Mapping[Any, Sequence] | None = None,
+                 truth: np.ndarray | None = None, names: Mapping[int, str] | None = None,
+                 random_state: int | None = 0) -> None:
+        from . import multimodal as mm
+
+        if getattr(data, "haadf", None) is None:
+            raise StemsegValueError(
+                "MultimodalExplorer needs a registered HAADF image (data.haadf is None); "
+                "load the file with its HAADF/ADF image, or use "
+                "stemseg.multimodal.segment(chips, modality='eds') without the explorer.")
+        for name, value, allowed in (("method", method, mm.METHODS),
+                                     ("modality", modality, mm.MODALITIES),
+                                     ("threshold", threshold, mm.THRESHOLDS)):
+            if value not in allowed:
+                raise StemsegValueError(f"{name}={value!r} is not known; use one of "
+                                        f"{', '.join(map(repr, allowed))}.")
+        if not 0.0 <= float(eds_weight) <= 1.0:
+            raise StemsegValueError(f"eds_weight={eds_weight!r} must lie in [0, 1] (the "
+                                    "HAADF weight is 1 - eds_weight), e.g. 0.5 or 0.55.")
+        w = _widgets()
+        super().__init__((11.0, 4.4))
+        self.data = data
+        self.random_state = random_state
+        truth_info = getattr(data, "truth", None) or {}
+        size = int(size or truth_info.get("chip_px", 15))
+        lo, hi = sizes or (max(4, size // 2), 2 * size)
+        n_min = min(int(n) for n in data.eds.data.shape[:-1])
+        hi = min(int(hi), n_min)
+        if not 2 <= int(lo) <= size <= hi:
+            raise StemsegValueError(
+                f"chip size {size} px is outside sizes=({lo}, {hi}) (and the map is "
+                f"{n_min} px across); give 2 <= sizes[0] <= size <= sizes[1] <= {n_min}.")
+        self.pixel_truth = truth if truth is not None else getattr(data, "labels", None)
+        if names is None and self.pixel_truth is not None and hasattr(data, "phases"):
+            names = {k: p.name for k, p in enumerate(data.phases)}
+        self.names = dict(names or {})
+        self.base_size = size
+        self._base_support = None
+        self._cache: dict[int, dict[str, Any]] = {}
+        self._results: dict[tuple, Any] = {}
+        self.n_computed = {"chip": 0, "features": 0, "affinity": 0, "segment": 0}
+        self._prepare(size)
+        if support is not None:  # validated once at the starting size
+            self._base_support = mm._support_indices(support, self._cache[size]["chips"].grid)
+        options = []
+        if self._base_support is not None:
+            options.append(("given", "given"))
+        if self.pixel_truth is not None:
+            options += [("4 interior chips per region (truth)", "interior"),
+                        ("4 random chips per region (truth)", "random")]
+        if n_clusters is None:
+            n_clusters = (int(np.unique(self._cache[size]["truth"]).size)
+                          if self._cache[size]["truth"] is not None else 4)
+
+        self.opacity = w.FloatSlider(value=0.45, min=0.0, max=1.0, step=0.05,
+                                     description="overlay", continuous_update=False)
+        self.chip_size = w.IntSlider(value=size, min=int(lo), max=hi, step=1,
+                                     description="chip (px)", continuous_update=False)
+        self.size_nm = w.Label()
+        self.method = w.ToggleButtons(options=list(mm.METHODS), value=method,
+                                      description="method")
+        self.modality = w.ToggleButtons(options=list(mm.MODALITIES), value=modality,
+                                        description="modality")
+        self.threshold = w.ToggleButtons(options=list(mm.THRESHOLDS), value=threshold,
+                                         description="threshold")
+        self.eds_weight = w.FloatSlider(value=float(eds_weight), min=0.0, max=1.0,
+                                        step=0.05, description="EDS weight",
+                                        continuous_update=False, readout_format=".2f")
+        self.n_clusters = w.IntSlider(value=int(n_clusters), min=2, max=12,
+                                      description="clusters", continuous_update=False)
+        self.support = w.Dropdown(options=options or [("(none: give support=)", "")],
+                                  value=(options[0][1] if options else ""),
+                                  description="support")
+        self.opacity.observe(self._on_plot, names="value")
+        self.chip_size.observe(self._on_chip, names="value")
+        for control in (self.method, self.modality, self.threshold, self.eds_weight,
+                        self.n_clusters, self.support):
+            control.observe(self._on_segment, names="value")
+        self._timed("segment", self._segment)
+
+    def _controls(self) -> list[Any]:
+        w = _widgets()
+        return [w.HBox([self.opacity, self.chip_size, self.size_nm]),
+                w.HBox([self.method, self.modality]),
+                w.HBox([self.threshold, self.eds_weight]),
+                w.HBox([self.support, self.n_clusters])]
+
+    # ------------------------------------------------------------------ heavy, cached
+    def _prepare(self, size: int) -> dict[str, Any]:
+        """Chips, standardised features and affinities at one chip size (cached)."""
+        from . import multimodal as mm
+
+        if size in self._cache:
+            return self._cache[size]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chips = mm.chip(self.data, size=size)
+            self.n_computed["chip"] += 1
+            feats = {
+                "haadf": mm._standardise(mm.haadf_features(chips),
+                                         mm._standardise_how("auto", "haadf", "fft")),
+                "eds": mm._standardise(mm.eds_features(chips),
+                                       mm._standardise_how("auto", "eds", "spectra")),
+            }
+            self.n_computed["features"] += 1
+        truth = None if self.pixel_truth is None else mm.truth_labels(
+            np.asarray(self.pixel_truth), chips)
+        entry = {"chips": chips, "features": feats, "affinity": {}, "truth": truth}
+        self._cache[size] = entry
+        return entry
+
+    def _affinity(self, size: int, modality: str) -> np.ndarray:
+        from . import multimodal as mm
+
+        entry = self._prepare(size)
+        if modality not in entry["affinity"]:
+            entry["affinity"][modality] = mm.cosine_affinity(entry["features"][modality])
+            self.n_computed["affinity"] += 1
+        return entry["affinity"][modality]
+
+    def support_set(self, size: int | None = None) -> dict[Any, list[int]] | None:
+        """The few-shot support set (flat chip indices) chosen in ``support`` at a size."""
+        from . import multimodal as mm
+
+        size = int(size or self.chip_size.value)
+        entry = self._prepare(size)
+        choice = self.support.value
+        if choice in ("interior", "random"):
+            return mm.support_from_truth(entry["truth"], how=choice, names=self.names,
+                                         random_state=self.random_state)
+        if choice == "given" and self._base_support is not None:
+            grid = entry["chips"].grid
+            s0 = self.base_size
+            out = {}
+            for name, flat in self._base_support.items():
+                rows, cols = np.divmod(np.asarray(flat), self._cache[s0]["chips"].grid[1])
+                r = np.minimum(((rows + 0.5) * s0 / size).astype(int), grid[0] - 1)
+                c = np.minimum(((cols + 0.5) * s0 / size).astype(int), grid[1] - 1)
+                out[name] = (r * grid[1] + c).tolist()
+            return out
+        return None
+
+    def _key(self) -> tuple:
+        method = self.method.value
+        key = (self.chip_size.value, method, self.modality.value)
+        if method == "community":
+            key += (self.threshold.value,)
+        if method == "agglomerative":
+            key += (self.n_clusters.value,)
+        if method == "fewshot":
+            key += (self.support.value,)
+        if self.modality.value == "ensemble" and method != "agglomerative":
+            key += (round(self.eds_weight.value, 4),)
+        return key
+
+    def _compute(self) -> Any:
+        from . import multimodal as mm
+
+        size, method, modality = self.chip_size.value, self.method.value, self.modality.value
+        entry = self._prepare(size)
+        w_eds = float(self.eds_weight.value)
+        weights = (1.0 - w_eds, w_eds)
+        if method == "fewshot" and self.support_set(size) is None:
+            raise StemsegValueError(
+                "the few-shot method needs a support set: pass support={class: 4 chips} "
+                "to MultimodalExplorer, or a truth for the automatic choices.")
+        self.n_computed["segment"] += 1
+        if method == "community":
+            mods = {"haadf": weights[0], "eds": weights[1]} if modality == "ensemble" \
+                else {modality: 1.0}
+            affinity = sum(wt * self._affinity(size, m) for m, wt in mods.items() if wt > 0)
+            labels, t = mm.community_labels(affinity, self.threshold.value,
+                                            random_state=self.random_state)
+            grid = entry["chips"].grid
+            return mm.MultimodalResult(
+                labels=labels.reshape(grid), method=method, modality=modality,
+                params={"threshold": self.threshold.value, "weights": weights,
+                        "random_state": self.random_state, "size_px": size},
+                modality_labels={} if modality == "ensemble" else
+                {modality: labels.reshape(grid)},
+                threshold_value=t, size_px=size)
+        return mm.segment(entry["chips"], method, modality, features=entry["features"],
+                          standardize="none", n_clusters=self.n_clusters.value,
+                          support=self.support_set(size), weights=weights,
+                          random_state=self.random_state)
+
+    def _segment(self) -> None:
+        from . import metrics
+
+        key = self._key()
+        if key not in self._results:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._results[key] = self._compute()
+        self.result = self._results[key]
+        entry = self._cache[self.chip_size.value]
+        self.chips = entry["chips"]
+        self.truth_chips = entry["truth"]
+        self.ami = None if self.truth_chips is None else metrics.ami(self.result.labels,
+                                                                     self.truth_chips)
+        nm = self.chips.size_nm
+        self.size_nm.value = "" if nm is None else f"= {nm:.2f} nm, grid " \
+            f"{self.chips.grid[0]} x {self.chips.grid[1]}"
+        text = (f"<b>{self.result.method}</b> on <b>{self.result.modality}</b>: "
+                f"<b>{self.result.n_classes}</b> classes")
+        if self.result.threshold_value is not None:
+            text += f", edges below similarity {self.result.threshold_value:.3f} removed"
+        if self.ami is not None:
+            text += f"; AMI vs truth <b>{self.ami:.3f}</b>"
+        self.status.value = text
+        self._draw()
+
+    def _on_segment(self, change: Any = None) -> None:
+        self._timed("segment", self._segment)
+
+    def _on_chip(self, change: Any = None) -> None:
+        start = time.perf_counter()
+        self._timed("chip", self._prepare, int(self.chip_size.value))
+        self._timed("segment", self._segment)
+        self.timings["chip"] = time.perf_counter() - start
+
+    def _on_plot(self, change: Any = None) -> None:
+        self._timed("plot", self._set_opacity)
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self) -> None:
+        from matplotlib.colors import ListedColormap
+
+        from . import multimodal as mm
+
+        self.fig.clear()
+        with_truth = self.truth_chips is not None
+        axes = self.fig.subplots(1, 2 if with_truth else 1, squeeze=False)[0]
+        self._axes = axes
+        haadf = np.asarray(self.data.haadf.data, dtype=float)
+        lo, hi = np.percentile(haadf, [1, 99])
+        ax = axes[0]
+        ax.imshow(haadf, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        pix = mm.pixel_labels(self.result, self.chips)
+        k = max(int(self.result.labels.max()) + 1, 1)
+        colours = plots.cluster_colours(k)
+        overlay = np.ma.masked_less(pix, 0)
+        self._overlay = ax.imshow(overlay, cmap=ListedColormap(colours), vmin=-0.5,
+                                  vmax=k - 0.5, alpha=self.opacity.value,
+                                  interpolation="nearest")
+        ax.set_title(f"{self.result.method} / {self.result.modality}: "
+                     f"{self.result.n_classes} classes"
+                     + ("" if self.ami is None else f", AMI vs truth {self.ami:.2f}"),
+                     fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        plots.add_scalebar(ax, plots.pixel_size_nm(self.data.haadf))
+        if with_truth:
+            plots.label_map(self.truth_chips, ax=axes[1], names=self.names,
+                            title="truth per chip (majority)",
+                            pixel_size=self.chips.size_nm, colorbar_label="region")
+        self._render()
+
+    def _set_opacity(self) -> None:
+        self._overlay.set_alpha(self.opacity.value)
+        self._render()
+
+
+__all__ += ["MultimodalExplorer"]
