@@ -152,7 +152,9 @@ for size in (8, 20, 100, 400, 1600, 2000, 3000):
     rows.append({"min_cluster_size (px)": size,
                  "area (µm²)": None if explorer.pixel_area_nm2 is None
                  else size * explorer.pixel_area_nm2 / 1e6,
-                 "clusters": explorer.n_found, "noise %": 100 * explorer.noise_fraction,
+                 "clusters": explorer.n_found,
+                 "major clusters": cluster.n_major_clusters(explorer.labels, 0.02),
+                 "noise %": 100 * explorer.noise_fraction,
                  "ARI (binned)": explorer.ari, "refit (s)": explorer.timings["refit"]})
 explorer.min_cluster_size.value = MIN_CLUSTER_SIZE_PX
 size_sweep = pd.DataFrame(rows).set_index("min_cluster_size (px)")
@@ -168,8 +170,13 @@ display(samples_sweep)
 
 # %% [markdown]
 # **What to see.** Over a wide plateau -- from 20 to 1600 px here -- HDBSCAN gives the same
-# five clusters: the sign of a robust choice. At the low end (8 px = 2 binned pixels) the
-# density estimate itself becomes noisy and phases merge. At the high end the parameter
+# five *major* clusters (each holding at least 2 % of the pixels): the sign of a robust
+# choice. At some sizes it also reports a small side cluster of a few tens of binned pixels
+# (boundary pixels between two phases); whether one appears depends on fine details of the
+# embedding, which can differ between CPUs (UMAP's numba-compiled optimiser is not bit-for-bit
+# the same on every processor), so count major clusters, not all of them. At the low end
+# (8 px = 2 binned pixels) the density estimate itself becomes noisy: tiny clusters appear
+# or phases merge. At the high end the parameter
 # passes the total area of the smallest phase (the minority-wurtzite rims cover ~1960 px):
 # from 2000 px on, that phase is lost to its neighbours or to noise, and the noise grows.
 # So `min_cluster_size` has a physical meaning: it must stay below the area of the smallest
@@ -185,10 +192,10 @@ if pixel_nm is not None:
     print(f"{MIN_CLUSTER_SIZE_PX} px = {area_nm2:,.0f} nm² -> {in_px} binned px either way")
     assert in_px == in_nm2
 if has_truth:
-    plateau = size_sweep.loc[[20, 100, 400, 1600], "clusters"]
+    plateau = size_sweep.loc[[20, 100, 400, 1600], "major clusters"]
     assert (plateau == 5).all(), plateau                          # a wide, stable plateau
     rims_px = int((data.labels == 4).sum())                       # smallest phase's area
-    assert size_sweep.loc[2000, "clusters"] < 5 and 2000 > rims_px, size_sweep
+    assert size_sweep.loc[2000, "major clusters"] < 5 and 2000 > rims_px, size_sweep
     assert size_sweep.loc[3000, "noise %"] > size_sweep.loc[400, "noise %"]
     assert samples_sweep.loc[1, "noise %"] <= samples_sweep.loc["default", "noise %"]
 

@@ -196,3 +196,14 @@ def test_stages_on_synthetic_cube(prepared):
     scores = reduce.PCAReducer(random_state=0).fit_transform(p.X)
     gmm = cluster.fit_gmm(scores, 4, random_state=0)
     assert metrics.ari(gmm.predict(scores).reshape(p.nav_shape), truth) > 0.6
+
+
+def test_n_major_clusters():
+    from stemseg.cluster import n_major_clusters
+
+    labels = np.array([0] * 50 + [1] * 45 + [2] * 3 + [-1] * 2)
+    assert n_major_clusters(labels, 0.02) == 3       # 3 of 100 pixels >= 2 %
+    assert n_major_clusters(labels, 0.05) == 2
+    assert n_major_clusters(np.full(10, -1)) == 0
+    with pytest.raises(StemsegValueError, match="min_fraction"):
+        n_major_clusters(labels, 2.0)

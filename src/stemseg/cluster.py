@@ -35,6 +35,7 @@ __all__ = [
     "bic_curve",
     "binned_min_cluster_size",
     "fit_hdbscan",
+    "n_major_clusters",
     "hdbscan_weights",
     "noise_fraction",
     "order_by_size",
@@ -331,6 +332,42 @@ def hdbscan_weights(clusterer: Any, noise: str = "zero", kind: str = "membership
     if noise == "zero":
         w[labels < 0] = 0.0
     return w
+
+
+def n_major_clusters(labels: np.ndarray, min_fraction: float = 0.02) -> int:
+    """Number of clusters holding at least ``min_fraction`` of the labelled pixels.
+
+    HDBSCAN at a small ``min_cluster_size`` may add side clusters of a few boundary pixels;
+    whether it does depends on fine details of the embedding. Counting only the major
+    clusters makes statements such as "five clusters over a range of sizes" robust.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, any shape
+        Cluster labels; negative values (noise, masked) are not clusters but count in the
+        total.
+    min_fraction : float
+        Share of all pixels (0..1) a cluster must reach (default 0.02).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    StemsegValueError
+        ``min_fraction`` outside [0, 1].
+    """
+    if not 0.0 <= float(min_fraction) <= 1.0:
+        raise StemsegValueError(
+            f"min_fraction must be between 0 and 1 (a share of the pixels); got "
+            f"{min_fraction!r}."
+        )
+    labels = np.asarray(labels).ravel()
+    if not labels.size or labels.max() < 0:
+        return 0
+    sizes = np.bincount(labels[labels >= 0])
+    return int(np.sum(sizes[sizes > 0] >= min_fraction * labels.size))
 
 
 def noise_fraction(labels: np.ndarray, used: np.ndarray | None = None) -> float:
