@@ -1,14 +1,18 @@
 # Two commands on a fresh machine: `make run` (the main job) and `make test`.
 # Both build .venv with python3 -m venv and install the pinned environment
 # (requirements-lock.txt) when it is missing or stale.
+# `make cnn` adds the optional extra stemseg[cnn] (requirements-cnn.txt: CPU torch, ~0.9 GB);
+# CI runs it before `make test`, users need not (the CNN test is then skipped).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stemseg-installed
 LOCK := requirements-lock.txt
+CNN := requirements-cnn.txt
+CNN_STAMP := $(VENV)/.stemseg-cnn-installed
 
-.PHONY: run test lab bench venv lock clean-venv
+.PHONY: run test lab bench venv cnn lock clean-venv
 
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +21,14 @@ $(STAMP): $(LOCK) pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# torch==2.13.0 must resolve to its CPU build (a local wheel here and in CI; elsewhere add
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu); the lock's pins are kept (-c).
+$(CNN_STAMP): $(STAMP) $(CNN)
+	$(BIN)/python -m pip install --quiet -r $(CNN)
+	@touch $(CNN_STAMP)
+
+cnn: $(CNN_STAMP)
 
 run: $(STAMP)
 	$(BIN)/stemseg demo
