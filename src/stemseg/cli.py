@@ -295,6 +295,34 @@ def _write_result(out, acq, seg, table, entropies, note, args) -> None:
     (out / "result.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Reject bad --elements, --beam-energy and --kfactors before loading or segmenting."""
+    import math
+
+    from . import xray
+    from .errors import StemsegValueError
+
+    if args.beam_energy is not None and not (math.isfinite(args.beam_energy)
+                                             and args.beam_energy > 0):
+        raise StemsegValueError(
+            f"--beam-energy must be a positive number in kV, got {args.beam_energy:g}. "
+            "Give your microscope's high tension, e.g. --beam-energy 200."
+        )
+    for element in args.elements or []:
+        try:
+            xray._element_record(element)
+        except StemsegValueError as exc:
+            raise StemsegValueError(
+                f"--elements: {element!r} is not a chemical element symbol. Use symbols "
+                "with their capital letter, e.g. --elements Fe Cu S."
+            ) from exc
+    if args.kfactors:
+        _read_kfactors(args.kfactors)
+    from .preprocess import check_bin
+
+    check_bin(args.bin, "--bin")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import warnings as _w
     from pathlib import Path
@@ -303,6 +331,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .outputs import atomic_dir
 
     files = _map_files(args.input)
+    _check_run_args(args)  # the user's options, before any work is done
     folder = Path(args.input).is_dir()
     with atomic_dir(args.out, overwrite=args.overwrite, flag="--overwrite") as out:
         for path in files:

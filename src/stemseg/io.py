@@ -120,7 +120,15 @@ def _read_signals(path: Path, lazy: bool, reader_options: dict) -> list:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             signals = hs.load(str(path), lazy=lazy, **reader_options)
-    except TypeError as exc:  # unknown reader option
+    except TypeError as exc:
+        if not reader_options:  # not an option problem: the content does not fit the reader
+            raise StemsegFileFormatError(
+                f"Could not read '{path}' as a {path.suffix} file ({exc}): its content does "
+                f"not match its extension, or it is corrupt. If it was renamed, give it its "
+                "real extension (e.g. .emd for Velox, .bcf for Bruker, .pts for JEOL, "
+                ".hspy/.zspy for HyperSpy); otherwise copy or export it again."
+            ) from exc
+        # an unknown reader option
         raise StemsegValueError(
             f"Could not read '{path.name}' with reader options {sorted(reader_options)}: "
             f"{exc}. Check the option names for this format in the RosettaSciIO docs "

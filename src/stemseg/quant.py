@@ -333,6 +333,14 @@ def _check_counts(data: np.ndarray) -> None:
         raise StemsegValueError(
             "The spectrum contains NaN or infinite values; replace them (e.g. with 0) first."
         )
+    negative = np.flatnonzero(np.any(data < 0, axis=-1))
+    if negative.size:
+        raise StemsegValueError(
+            f"Spectrum index(es) {negative.tolist()[:10]} hold negative counts (minimum "
+            f"{float(np.min(data)):.4g}); quantification fits its own background and "
+            "propagates Poisson errors, so it needs raw counts. Undo any background "
+            "subtraction, or clip with np.clip(spectrum.data, 0, None)."
+        )
     empty = np.flatnonzero(np.sum(np.abs(data), axis=-1) == 0)
     if empty.size:
         raise StemsegValueError(
