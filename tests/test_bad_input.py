@@ -247,27 +247,13 @@ RAISES = [
     pytest.param(
         "preprocess-uncalibrated-energy-keV-range",
         lambda t: workflows.gmm(cube(uncalibrated_energy=True), 2, bin=1),
-        StemsegValueError, r"energy_range.*(calibrat|keV).*energy_range=None",
-        marks=XFAIL(strict=True, reason=(
-            "BUG (preprocess.py, _channel_selection): an energy axis in '<undefined>' units "
-            "(scale 1, offset 0) silently takes the default energy_range=(0.25, None) keV as "
-            "channel numbers. Fix: when energy_range is not None and the axis units are "
-            "not keV/eV, raise StemsegValueError('energy_range is in keV but the energy "
-            "axis is uncalibrated (units ...): calibrate it (axes_manager[-1].scale/offset/"
-            "units) or pass energy_range=None')."))),
+        StemsegValueError, r"energy_range.*(calibrat|keV).*energy_range=None"),
     ("workflows-one-pixel-two-clusters", lambda t: workflows.gmm(one_pixel(), 2, bin=1),
      StemsegValueError, r"n_clusters=2 exceeds the 1 pixels.*fewer clusters"),
     pytest.param(
         "workflows-one-pixel-one-cluster",
         lambda t: workflows.gmm(one_pixel(), 1, bin=1),
-        StemsegValueError, r"at least 2 pixels",
-        marks=XFAIL(strict=True, reason=(
-            "BUG (cluster.py, check_n_clusters / fit_gmm): a 1-pixel map with n_clusters=1 "
-            "escapes as sklearn's bare ValueError 'Found array with 1 sample(s) ... minimum "
-            "of 2 is required by GaussianMixture'. Fix: in check_n_clusters raise "
-            "StemsegValueError('A Gaussian mixture needs at least 2 pixels; the map has "
-            "{n_pixels} after binning. Use a larger map or a smaller bin.') when "
-            "n_pixels < 2."))),
+        StemsegValueError, r"at least 2 pixels"),
     ("workflows-nm2-on-uncalibrated-map", lambda t: workflows.hdbscan(
         cube(uncalibrated_nav=True), 10, min_cluster_size_units="nm2", bin=1),
      StemsegValueError, r"min_cluster_size_units='nm2' needs navigation axes calibrated.*'px'"),
@@ -294,21 +280,11 @@ RAISES = [
     pytest.param(
         "cluster-fit-hdbscan-min-cluster-size-one",
         lambda t: cluster.fit_hdbscan(np.random.default_rng(0).random((20, 2)), 1),
-        StemsegValueError, r"min_cluster_size.*at least 2",
-        marks=XFAIL(strict=True, reason=(
-            "BUG (cluster.py, fit_hdbscan): min_cluster_size=1 escapes as hdbscan's bare "
-            "ValueError 'Min cluster size must be greater than one'. Fix: validate at the "
-            "entry: StemsegValueError('min_cluster_size must be at least 2 (binned) pixels; "
-            "got 1. Use min_cluster_size=2 or more.')."))),
+        StemsegValueError, r"min_cluster_size.*at least 2"),
     pytest.param(
         "cluster-fit-gmm-nan-features",
         lambda t: cluster.fit_gmm(np.full((10, 2), np.nan), 2),
-        StemsegValueError, r"NaN",
-        marks=XFAIL(strict=True, reason=(
-            "BUG (cluster.py, fit_gmm): NaN features escape as sklearn's bare ValueError "
-            "'Input X contains NaN.'. Fix: check np.isfinite(X).all() at the entry and raise "
-            "StemsegValueError('X holds NaN or infinite values; check the features (e.g. "
-            "stemseg.preprocess.check_counts on the counts) or drop those rows.')."))),
+        StemsegValueError, r"NaN"),
     # ---------------------------------------------------------------- quant
     ("quant-unknown-element", lambda t: quant.quantify(spectrum(), lines=["Xx_Ka", "S_Ka"]),
      StemsegValueError, r"Unknown element 'Xx'.*capital letter"),
@@ -361,13 +337,7 @@ RAISES = [
         "multimodal-all-zero-eds",
         lambda t: multimodal.segment(multimodal.chip(lfo_with(haadf=None, zero_eds=True),
                                                      size=12), modality="eds"),
-        StemsegValueError, r"no counts",
-        marks=XFAIL(strict=True, reason=(
-            "BUG (multimodal.py, eds_features/segment): an all-zero EDS map gives a silent "
-            "wrong result -- every chip becomes its own community (25 classes from no "
-            "data) instead of an error. Fix: check the chip spectra at the entry with "
-            "stemseg.preprocess.check_counts(chips.spectra, 'the EDS chips') (raises "
-            "'... holds no counts (all zero). Check that the right signal was loaded ...')."))),
+        StemsegValueError, r"no counts"),
 ]
 
 

@@ -187,3 +187,29 @@ def test_lazy_signal_gives_same_result(cube):
     b = pre.preprocess(s, bin=2)
     np.testing.assert_allclose(a.X, b.X)
     assert not a.counts._lazy
+
+
+@pytest.mark.parametrize("poisson, scaler, energy_bin", [
+    (False, "robust", 1), (True, "robust", 1), (True, None, 2), (False, None, 3),
+])
+def test_project_equals_features_then_projection(poisson, scaler, energy_bin):
+    from sklearn.decomposition import PCA
+
+    s, _ = synthetic_cube()
+    prep = pre.preprocess(s, 2, poisson=poisson, scaler=scaler, energy_bin=energy_bin)
+    pca = PCA(5, random_state=0).fit(prep.X)
+    raw = s.data.reshape(-1, s.data.shape[-1])[:3000]
+    expected = (prep.features(raw, 4) - pca.mean_) @ pca.components_.T
+    np.testing.assert_allclose(prep.project(raw, 4, pca.components_, pca.mean_), expected,
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_fast_robust_scaler_matches_scikit_learn():
+    from sklearn.preprocessing import RobustScaler
+
+    x = np.random.default_rng(1).poisson(0.3, (500, 40)).astype(float)
+    x[:, 3] = 0.0                                    # zero inter-quartile range -> scale 1
+    ours, ref = pre._fit_robust_scaler(x), RobustScaler().fit(x)
+    np.testing.assert_allclose(ours.center_, ref.center_)
+    np.testing.assert_allclose(ours.scale_, ref.scale_)
+    np.testing.assert_allclose(ours.transform(x), ref.transform(x))

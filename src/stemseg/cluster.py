@@ -63,6 +63,11 @@ def check_n_clusters(n_clusters: Any, n_pixels: int) -> int:
             f"n_clusters={n_clusters} exceeds the {n_pixels} pixels clustered. Choose fewer "
             "clusters, or a smaller bin."
         )
+    if n_pixels < 2:
+        raise StemsegValueError(
+            f"A Gaussian mixture needs at least 2 pixels; the map has {n_pixels} after "
+            "binning. Use a larger map or a smaller bin."
+        )
     return int(n_clusters)
 
 
@@ -92,6 +97,11 @@ def fit_gmm(X: np.ndarray, n_clusters: int, *, n_init: int = DEFAULT_N_INIT,
         Fitted; ``predict``/``predict_proba`` give labels/posteriors.
     """
     n_clusters = check_n_clusters(n_clusters, X.shape[0])
+    if not np.isfinite(X).all():
+        raise StemsegValueError(
+            "X holds NaN or infinite values; check the features (e.g. "
+            "stemseg.preprocess.check_counts on the counts) or drop those rows."
+        )
     if not isinstance(n_init, Integral) or n_init < 1:
         raise StemsegValueError(f"n_init must be a whole number >= 1; got {n_init!r}.")
     gmm = GaussianMixture(n_components=n_clusters, n_init=int(n_init),
@@ -259,6 +269,11 @@ def fit_hdbscan(X: np.ndarray, min_cluster_size: int, *, min_samples: int | None
     import hdbscan
 
     n = X.shape[0]
+    if not isinstance(min_cluster_size, Integral) or min_cluster_size < 2:
+        raise StemsegValueError(
+            f"min_cluster_size must be at least 2 (binned) pixels; got {min_cluster_size!r}. "
+            "Use min_cluster_size=2 or more."
+        )
     if min_cluster_size > n:
         raise StemsegValueError(
             f"min_cluster_size ({min_cluster_size} binned pixels) exceeds the {n} pixels "

@@ -641,6 +641,9 @@ def eds_features(
         Row-major chip order; for ``"composition"`` the columns are the elements in
         the order of :func:`stemseg.quant.quantify` (at. %).
     """
+    from .preprocess import check_counts
+
+    check_counts(chips.spectra, "the EDS chips")
     if method == "spectra":
         mask = _energy_mask(chips.energy_keV, energy_range)
         return _normalise_rows(_bin_channels(chips.spectra[:, mask], int(bin)), norm)

