@@ -182,3 +182,18 @@ def test_nanoparticles_gmm_real_core_is_richer():
                               random_state=0)
     excess, sigma = _core_excess_z(strong)
     assert excess > 3 * sigma, (excess, sigma)
+
+
+def test_nanoparticles_composition_where_counting_error_dominates(particles):
+    # One particle cluster (GMM, film + particles). All elements within 1.5 at. % of the
+    # truth; for Co, Mn and Zn -- 1-2 counts per pixel, the elements of claim E2 -- the
+    # counting sigma is the whole error: truth inside 3 sigma. (Measured: Co +0.01 +- 0.03,
+    # Zn +0.01 +- 0.03 at. %; the major lines carry systematic errors of a few tenths, e.g.
+    # Ga -0.27 +- 0.03 from the line fit, which the counting sigma does not cover.)
+    seg = workflows.gmm(particles, n_clusters=2, random_state=0)
+    mapping = metrics.match_clusters(seg.labels_full, particles.labels)
+    err = metrics.composition_error(quant.quantify(seg), particles.phases, mapping)
+    err = err[err.phase == 1].set_index("element")
+    assert err.loc[err.truth > 1.0, "error"].abs().max() <= 1.5, err.to_string()
+    minor = err.loc[["Co", "Mn", "Zn"]]
+    assert (minor["z"].abs() < 3).all(), minor.to_string()
