@@ -123,30 +123,29 @@ def particles():
     return simulate.phantom("nanoparticles-7cation", random_state=0)
 
 
-def _particle_clusters(seg, phantom):
-    """Clusters whose binned pixels lie mostly on particles."""
-    on = analysis.bin_fraction(phantom.labels > 0, seg.params["bin"], seg.labels.shape) > 0.5
-    return [c for c in range(int(seg.labels.max()) + 1) if on[seg.labels == c].mean() > 0.5]
+def _particle_clusters(labels, phantom, bin=2):
+    """Clusters whose binned pixels (labels, shape (ny, nx)) lie mostly on particles."""
+    on = analysis.bin_fraction(phantom.labels > 0, bin, labels.shape) > 0.5
+    return [c for c in range(int(labels.max()) + 1) if on[labels == c].mean() > 0.5]
 
 
 def test_nanoparticles_hdbscan_one_particle_cluster(particles):
     # one embedding, HDBSCAN over a stated range of min_cluster_size (original pixels)
     seg = workflows.hdbscan(particles, min_cluster_size=200, random_state=0,
                             labels_full="repeat")
-    assert len(_particle_clusters(seg, particles)) == 1
+    assert len(_particle_clusters(seg.labels, particles)) == 1
     for size_px in (100, 200, 400, 800):
         mcs = cluster.binned_min_cluster_size(size_px, "px", 2)
         model = cluster.fit_hdbscan(seg.embedding, mcs)
         labels = np.full(seg.labels.size, -1)
         labels[seg.models["prepared"].used.ravel()] = model.labels_
-        fake = type("S", (), {"labels": labels.reshape(seg.labels.shape),
-                              "params": {"bin": 2}})
-        assert len(_particle_clusters(fake, particles)) == 1, size_px
+        assert len(_particle_clusters(labels.reshape(seg.labels.shape), particles)) == 1, \
+            size_px
 
 
 def _core_shell_clusters(seg, phantom):
     """(core, shell) cluster ids of a 3-cluster GMM: the particle clusters, thicker first."""
-    parts = _particle_clusters(seg, phantom)
+    parts = _particle_clusters(seg.labels, phantom)
     assert len(parts) == 2, parts
     thick = [phantom.truth["particle_thickness"][seg.labels_full == c].mean() for c in parts]
     return tuple(parts) if thick[0] > thick[1] else tuple(parts[::-1])
