@@ -139,6 +139,41 @@ def test_same_seed_same_labels_in_process(cube, seg_gmm, seg_hdb):
         workflows.hdbscan(s, min_cluster_size=120).labels_full, seg_hdb.labels_full)
 
 
+def test_hdbscan_umap_sample(cube, seg_hdb):
+    """UMAP + HDBSCAN fitted on a sample, the other pixels placed and predicted."""
+    s, truth = cube
+    seg = workflows.hdbscan(s, min_cluster_size=120, umap_sample=256, random_state=0)
+    # 30 binned px per region must keep >= 8 sampled pixels: 8 * 1024 / 30 -> 274 > 256
+    assert seg.params["umap_fit_pixels"] == 274
+    assert seg.params["min_cluster_size_fit"] == 8
+    assert seg.models["umap_sample"].size == 274
+    assert seg.embedding.shape == (1024, 4) and np.isfinite(seg.embedding).all()
+    assert metrics.ari(seg.labels_full, truth) > 0.95
+    assert metrics.ari(seg.labels_full, seg_hdb.labels_full) > 0.95
+    assert seg.weights.shape == (1024, seg.n_clusters)
+    np.testing.assert_array_equal(seg.weights[seg.labels.ravel() < 0], 0)
+    assert np.all(seg.weights[seg.labels.ravel() >= 0].sum(axis=1) > 0)
+    again = workflows.hdbscan(s, min_cluster_size=120, umap_sample=256, random_state=0)
+    np.testing.assert_array_equal(again.labels_full, seg.labels_full)
+    # fewer pixels than the sample: every pixel is fitted, as without umap_sample
+    whole = workflows.hdbscan(s, min_cluster_size=120, umap_sample=2048, random_state=0)
+    assert whole.params["umap_fit_pixels"] == 1024 and whole.models["umap_sample"] is None
+    np.testing.assert_array_equal(whole.labels_full, seg_hdb.labels_full)
+
+
+@pytest.mark.parametrize("weights", ["probability", "hard"])
+def test_hdbscan_umap_sample_weight_kinds(cube, weights):
+    s, _ = cube
+    seg = workflows.hdbscan(s, min_cluster_size=120, umap_sample=256, weights=weights,
+                            random_state=0)
+    w, lab = seg.weights, seg.labels.ravel()
+    assert np.all((w > 0).sum(axis=1) <= 1)  # own cluster only
+    member = lab >= 0
+    assert np.all(w[member, lab[member]] > 0)
+    if weights == "hard":
+        assert set(np.unique(w)) <= {0.0, 1.0}
+
+
 def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
 
@@ -196,6 +231,9 @@ def test_gmm_bad_parameters(cube, kwargs, fragment):
     (dict(noise="keep"), "noise"),
     (dict(bin=0), "bin must be"),
     (dict(min_cluster_size_units="acres"), "min_cluster_size_units"),
+    (dict(umap_sample=10), "umap_sample must be"),
+    (dict(umap_sample=500.5), "umap_sample must be"),
+    (dict(umap_sample=True), "umap_sample must be"),
 ])
 def test_hdbscan_bad_parameters(cube, kwargs, fragment):
     with pytest.raises(StemsegValueError, match=fragment):

@@ -37,6 +37,7 @@ __all__ = [
     "fit_hdbscan",
     "n_major_clusters",
     "hdbscan_weights",
+    "hdbscan_predict",
     "noise_fraction",
     "order_by_size",
 ]
@@ -347,6 +348,59 @@ def hdbscan_weights(clusterer: Any, noise: str = "zero", kind: str = "membership
     if noise == "zero":
         w[labels < 0] = 0.0
     return w
+
+
+def hdbscan_predict(clusterer: Any, points: np.ndarray, noise: str = "zero",
+                    kind: str = "membership") -> tuple[np.ndarray, np.ndarray]:
+    """Labels and cluster weights of new points for a fitted HDBSCAN.
+
+    The counterpart of :func:`hdbscan_weights` for points the clusterer was not fitted
+    on (e.g. the pixels left out of a subsampled fit): ``hdbscan.approximate_predict``
+    gives the labels (-1 = noise) and strengths, ``hdbscan.membership_vector`` the soft
+    memberships.
+
+    Parameters
+    ----------
+    clusterer : hdbscan.HDBSCAN
+        Fitted with ``prediction_data=True``.
+    points : numpy.ndarray, shape (n_points, n_dims)
+        In the space the clusterer was fitted in.
+    noise, kind
+        As in :func:`hdbscan_weights`.
+
+    Returns
+    -------
+    labels : numpy.ndarray of int, shape (n_points,)
+    weights : numpy.ndarray, shape (n_points, n_clusters)
+    """
+    import hdbscan
+
+    if noise not in ("zero", "soft"):
+        raise StemsegValueError(f"noise must be 'zero' or 'soft'; got {noise!r}.")
+    if kind not in ("membership", "probability", "hard"):
+        raise StemsegValueError(
+            f"weights must be 'membership', 'probability' or 'hard'; got {kind!r}."
+        )
+    k = int(clusterer.labels_.max()) + 1
+    points = np.asarray(points, dtype=np.float64)
+    if k == 0 or points.shape[0] == 0:
+        return np.full(points.shape[0], -1, dtype=int), np.zeros((points.shape[0], max(k, 0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels, strength = hdbscan.approximate_predict(clusterer, points)
+    labels = np.asarray(labels, dtype=int)
+    if kind == "membership":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = np.asarray(hdbscan.membership_vector(clusterer, points), dtype=float)
+        w = np.nan_to_num(w.reshape(points.shape[0], k))
+        if noise == "zero":
+            w[labels < 0] = 0.0
+        return labels, w
+    w = np.zeros((points.shape[0], k))
+    member = np.flatnonzero(labels >= 0)
+    w[member, labels[member]] = 1.0 if kind == "hard" else np.asarray(strength)[member]
+    return labels, w
 
 
 def n_major_clusters(labels: np.ndarray, min_fraction: float = 0.02) -> int:

@@ -347,17 +347,23 @@ def bin_signal(signal: Any, bin: int) -> Any:
     -------
     hyperspy Signal1D
         Same class and metadata, navigation shape ``(ny // bin, nx // bin)``; a copy even
-        for ``bin=1``. Integer counts are summed in a wider integer type (NumPy's rule).
+        for ``bin=1``. The sums are float64 (exact for counts below 2**53): summing
+        into float64 directly is ~4x faster than NumPy's default of a 64-bit integer
+        sum, and the features need float64 anyway (measured at 256 x 256 x 2048 uint16:
+        rebin 0.72 -> 0.17 s, the conversion to float features 0.85 s -> one copy).
     """
     if bin == 1:
-        return signal.deepcopy()
+        out = signal.deepcopy()
+        if out.data.dtype != np.float64:
+            out.change_dtype(np.float64)
+        return out
     ny, nx = signal.data.shape[:2]
     if ny < bin or nx < bin:
         raise StemsegValueError(
             f"bin={bin} is larger than the map ({ny} x {nx} pixels). Use a smaller bin "
             "(bin=1 for no binning)."
         )
-    return signal.rebin(scale=(bin, bin, 1), crop=True)
+    return signal.rebin(scale=(bin, bin, 1), crop=True, dtype=np.float64)
 
 
 def _energy_bin(x: np.ndarray, factor: int) -> np.ndarray:
@@ -372,13 +378,14 @@ def _feature_channels(pixels: np.ndarray, energy_bin: int, channels: np.ndarray
                       ) -> np.ndarray:
     """Float64 (n, n_features) feature-channel counts of (n, n_channels) pixel spectra.
 
+    Always a new array (the caller scales it in place; ``pixels`` is never modified).
     Without energy binning the channels are taken before the conversion to float (a
     contiguous range as a slice), so only one float copy of the selected channels is made.
     """
     if energy_bin == 1:
         contiguous = channels.size and np.all(np.diff(channels) == 1)
         sel = slice(int(channels[0]), int(channels[-1]) + 1) if contiguous else channels
-        return np.asarray(pixels[:, sel], dtype=float)
+        return np.array(pixels[:, sel], dtype=float)
     return _energy_bin(np.asarray(pixels, dtype=float), energy_bin)[:, channels]
 
 

@@ -28,6 +28,17 @@ price: umap-learn cannot ``transform`` new points without its search index, so
 :meth:`UMAPReducer.transform` places new points at the weighted mean embedding of their
 nearest training points (the initial guess that UMAP's own ``transform`` starts from),
 without the extra optimisation epochs.
+
+Compiled code cached on disk
+----------------------------
+umap-learn's numba kernels (the fuzzy simplicial set and the layout optimisation) are
+compiled without numba's disk cache, ~10 s per fresh process. :func:`enable_umap_cache`
+switches the cache on for those kernels before their first call (numba's own
+``Dispatcher.enable_caching``; the files go to umap's ``__pycache__`` or, when that is not
+writable, numba's per-user cache directory, keyed by CPU and source file so a stale or
+foreign entry is recompiled, never reused). Measured on the 2-core session machine: a
+10-epoch fit of 3000 points in a fresh process 5.6 s -> 0.2 s once the cache exists. Set
+``STEMSEG_NUMBA_CACHE=0`` to leave umap-learn untouched.
 """
 
 from __future__ import annotations
@@ -43,7 +54,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from .errors import StemsegValueError
 
-__all__ = ["scree_knee", "PCAReducer", "UMAPReducer"]
+__all__ = ["scree_knee", "PCAReducer", "UMAPReducer", "enable_umap_cache"]
+
+_UMAP_CACHE_ENABLED = False
 
 
 def scree_knee(explained_variance_ratio: np.ndarray, max_points: int = 20,
@@ -215,6 +228,40 @@ def knn_graph(X: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int64), dist.astype(np.float32)
 
 
+def enable_umap_cache() -> bool:
+    """Switch on numba's disk cache for umap-learn's compiled kernels (see module notes).
+
+    Idempotent and cheap; does nothing when ``STEMSEG_NUMBA_CACHE=0`` is set or when
+    numba's dispatcher API is not as expected (the cache is an optimisation only).
+
+    Returns
+    -------
+    bool
+        True when the cache is (now) enabled.
+    """
+    global _UMAP_CACHE_ENABLED
+    if _UMAP_CACHE_ENABLED:
+        return True
+    if os.environ.get("STEMSEG_NUMBA_CACHE", "1").strip().lower() in ("0", "false", "no"):
+        return False
+    try:
+        import umap.layouts
+        import umap.umap_
+        from numba.core.dispatcher import Dispatcher
+        from numba.core.caching import NullCache
+    except ImportError:
+        return False
+    for module in (umap.umap_, umap.layouts):
+        for obj in vars(module).values():
+            if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
+                try:
+                    obj.enable_caching()
+                except Exception:  # noqa: BLE001 -- e.g. a function without a source file
+                    continue
+    _UMAP_CACHE_ENABLED = True
+    return True
+
+
 def _n_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -267,6 +314,7 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         """Embed ``X`` (n_samples, n_features) -> (n_samples, n_components)."""
         import umap
 
+        enable_umap_cache()
         X = np.asarray(X, dtype=np.float32)
         n = X.shape[0]
         if self.n_components < 1 or self.n_components >= n - 1:

@@ -29,6 +29,21 @@ when prediction is impossible: HDBSCAN found no cluster) copies the binned label
 blocks and extends the edge labels over cropped rows/columns. Masked pixels are -1 either
 way. ``weights`` and ``mean_spectra`` always refer to the binned map.
 
+Subsampled UMAP (HDBSCAN workflow, maps above ``umap_sample`` binned pixels)
+---------------------------------------------------------------------------
+UMAP's cost grows with the number of points (an exact neighbour search in ~2000 channels
+and the layout optimisation); at 256 x 256 binned x2 (16 384 pixels) it was ~90 % of the
+workflow. By default UMAP and HDBSCAN are therefore fitted on a uniform random sample of
+4096 binned pixels (seeded by ``random_state``) with ``min_cluster_size`` (and
+``min_samples``) scaled by the sample fraction, since a region of m pixels keeps about
+m * f of them; the other binned pixels are placed in the embedding like the unbinned ones
+(nearest sampled pixels in the leading principal components) and labelled by
+``hdbscan.approximate_predict``, their soft weights by ``hdbscan.membership_vector``. When a
+region of ``min_cluster_size`` would keep fewer than 8 sampled pixels the sample grows (up
+to every pixel). Measured on the 256 x 256 sulfide phantom: ARI against truth 0.992
+(sample) vs 0.994 (every pixel); maps up to 4096 binned pixels (e.g. 128 x 128 at x2) are
+not subsampled. ``umap_sample=None`` fits on every pixel.
+
 Mean spectra
 ------------
 ``mean_spectra[c] = sum_p w_pc counts_p / sum_p w_pc`` over binned pixels ``p`` (counts per
@@ -82,6 +97,7 @@ def gmm(
     scaler: str | None = "robust",
     labels_full: str = "predict",
     progress: bool | None = None,
+    client: Any = None,
 ) -> Segmentation:
     """Workflow 1: RobustScaler, PCA to the scree change point, Gaussian mixture.
 
@@ -113,6 +129,12 @@ def gmm(
         How ``labels_full`` is made (see the module notes).
     progress : bool or None
         Show a tqdm bar over the stages (None: only on a terminal).
+    client : dask.distributed.Client, optional
+        Run the streamed (lazy) workflow on this cluster's workers. A lazy input
+        (``stemseg.io.load(path, lazy=True)``) or a client selects the bounded-memory path
+        of :mod:`stemseg.streaming` (same stages and result type; PCA exact from streamed
+        moments, so labels agree with the in-memory path, not bit for bit); otherwise the
+        map is processed in memory.
 
     Returns
     -------
@@ -125,6 +147,15 @@ def gmm(
     StemsegValueError
         Bad data or parameters (message names the parameter and the fix).
     """
+    if client is not None or getattr(getattr(data, "eds", data), "_lazy", False):
+        from . import streaming
+
+        return streaming.gmm(
+            data, n_clusters, n_components, bin, random_state, n_init=n_init,
+            covariance_type=covariance_type, max_components=max_components,
+            knee_method=knee_method, energy_bin=energy_bin, energy_range=energy_range,
+            mask=mask, poisson=poisson, scaler=scaler, labels_full=labels_full,
+            progress=progress, client=client)
     timer = _Timer(progress, "gmm")
     _check_choice(labels_full, ("predict", "repeat"), "labels_full")
     prep = _pre.preprocess(data, bin, energy_bin=energy_bin, energy_range=energy_range,
@@ -188,6 +219,7 @@ def hdbscan(
     poisson: bool = False,
     scaler: str | None = "robust",
     labels_full: str = "predict",
+    umap_sample: int | None = 4096,
     progress: bool | None = None,
 ) -> Segmentation:
     """Workflow 2: RobustScaler, UMAP to ``n_components`` dimensions, HDBSCAN.
@@ -228,6 +260,11 @@ def hdbscan(
         See :func:`stemseg.preprocess.preprocess`.
     labels_full : {"predict", "repeat"}
         How ``labels_full`` is made (see the module notes).
+    umap_sample : int or None
+        Fit UMAP and HDBSCAN on a random sample of this many binned pixels (default 4096)
+        when the map has more, and place the others (see the module notes); None fits on
+        every pixel. The sample grows so that a region of ``min_cluster_size`` keeps at
+        least 8 sampled pixels.
     progress : bool or None
         Show a tqdm bar over the stages (None: only on a terminal).
 
@@ -247,47 +284,94 @@ def hdbscan(
     _check_choice(labels_full, ("predict", "repeat"), "labels_full")
     _check_choice(noise, ("zero", "soft"), "noise")
     _check_choice(weights, ("membership", "probability", "hard"), "weights")
+    _check_umap_sample(umap_sample)
     prep = _pre.preprocess(data, bin, energy_bin=energy_bin, energy_range=energy_range,
                            mask=mask, poisson=poisson, scaler=scaler)
+    n = prep.X.shape[0]
     mcs = _cluster.binned_min_cluster_size(min_cluster_size, min_cluster_size_units, prep.bin,
-                                           prep.pixel_size_nm, prep.X.shape[0])
+                                           prep.pixel_size_nm, n)
+    sample = _umap_sample_indices(n, umap_sample, mcs, random_state)
     timer.lap("preprocess")
     pca = None
     features = prep.X
+    fit_rows = slice(None) if sample is None else sample
     if pca_components is not None:
         pca = _reduce.PCAReducer(None if pca_components == "auto" else pca_components,
-                                 random_state=random_state).fit(prep.X)
+                                 random_state=random_state).fit(prep.X[fit_rows])
         features = pca.transform(prep.X)
+    # the space in which pixels left out of UMAP's fit find their nearest fitted pixels:
+    # the leading principal components (see predict below), or PCA's scores if UMAP ran on
+    # them; computed lazily, only when some pixel needs placing
+    search: dict[str, Any] = {}
+
+    def search_space() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not search:
+            if pca is not None:
+                comps, mean, scores = pca.components_, pca.pca_.mean_, features
+            else:
+                red = _reduce.PCAReducer(
+                    n_components=min(_SEARCH_COMPONENTS, *prep.X[fit_rows].shape),
+                    max_components=0, random_state=random_state).fit(prep.X[fit_rows])
+                comps, mean, scores = red.components_, red.pca_.mean_, red.transform(prep.X)
+            search.update(comps=comps, mean=mean,
+                          scores=np.asarray(scores, dtype=np.float32))
+        return search["comps"], search["mean"], search["scores"]
+
+    umap_kwargs = None
+    if sample is not None:
+        # the epochs umap-learn would choose for the whole map (500 up to 10 000 points,
+        # else 200), not those of the smaller sample
+        umap_kwargs = dict(n_epochs=500 if n <= 10_000 else 200)
     reducer = _reduce.UMAPReducer(n_components=n_components, n_neighbors=n_neighbors,
-                                  min_dist=min_dist, random_state=random_state)
-    embedding = reducer.fit_transform(features)
+                                  min_dist=min_dist, random_state=random_state,
+                                  umap_kwargs=umap_kwargs)
+    embedding_fit = reducer.fit_transform(features[fit_rows])
+    reference = None
+    if sample is not None:
+        reference = search_space()[2][sample]
+        embedding = np.empty((n, embedding_fit.shape[1]), dtype=np.float32)
+        embedding[sample] = embedding_fit
+        rest = np.setdiff1d(np.arange(n), sample)
+        embedding[rest] = reducer.transform(search_space()[2][rest], reference=reference)
+    else:
+        embedding = embedding_fit
     timer.lap("reduce")
-    model = _cluster.fit_hdbscan(embedding, mcs, min_samples=min_samples,
+    mcs_fit, min_samples_fit = mcs, min_samples
+    if sample is not None:
+        # a region of m pixels has about m * f of them in the sample
+        f = sample.size / n
+        mcs_fit = max(2, int(round(mcs * f)))
+        if min_samples is not None:
+            min_samples_fit = max(1, int(round(min_samples * f)))
+    model = _cluster.fit_hdbscan(embedding_fit, mcs_fit, min_samples=min_samples_fit,
                                  cluster_selection_method=cluster_selection_method)
-    labels = model.labels_
-    soft = _cluster.hdbscan_weights(model, noise, weights)
+    if sample is None:
+        labels = model.labels_
+        soft = _cluster.hdbscan_weights(model, noise, weights)
+    else:
+        k = int(model.labels_.max()) + 1
+        labels = np.empty(n, dtype=int)
+        soft = np.zeros((n, k))
+        labels[sample] = model.labels_
+        soft[sample] = _cluster.hdbscan_weights(model, noise, weights)
+        labels[rest], soft[rest] = _cluster.hdbscan_predict(model, embedding[rest], noise,
+                                                            weights)
     timer.lap("cluster")
 
     def predict(spectra: np.ndarray) -> np.ndarray:
         import hdbscan as _hdbscan
 
-        # Neighbours of the unbinned pixels are searched among the binned ones in the
-        # space of their leading principal components, not in all channels: the projection
-        # folds into one product with the raw counts (Prepared.project), the search costs
-        # tens of dimensions instead of thousands, and the noise-only directions, which
-        # dominate distances between noisy unbinned spectra, are left out.
-        if pca is not None:          # UMAP ran on PCA scores: search there
-            comps, mean, reference = pca.components_, pca.pca_.mean_, features
-        else:
-            search = _reduce.PCAReducer(
-                n_components=min(_SEARCH_COMPONENTS, *prep.X.shape), max_components=0,
-                random_state=random_state).fit(prep.X)
-            comps, mean, reference = search.components_, search.pca_.mean_, \
-                search.transform(prep.X)
+        # Neighbours of the unbinned pixels are searched among the fitted binned ones in
+        # the space of their leading principal components, not in all channels: the
+        # projection folds into one product with the raw counts (Prepared.project), the
+        # search costs tens of dimensions instead of thousands, and the noise-only
+        # directions, which dominate distances between noisy unbinned spectra, are left out.
+        comps, mean, scores = search_space()
+        ref = scores if sample is None else reference
         x = prep.project(spectra, prep.bin**2, comps, mean)
-        return _hdbscan.approximate_predict(model, reducer.transform(x, reference=reference))[0]
+        return _hdbscan.approximate_predict(model, reducer.transform(x, reference=ref))[0]
 
-    can_predict = labels_full == "predict" and labels.max() >= 0
+    can_predict = labels_full == "predict" and model.labels_.max() >= 0
     params = dict(workflow="hdbscan", min_cluster_size=min_cluster_size,
                   min_cluster_size_units=min_cluster_size_units,
                   min_cluster_size_binned=mcs, min_samples=min_samples,
@@ -295,13 +379,49 @@ def hdbscan(
                   pca_components=None if pca is None else pca.n_components_, noise=noise,
                   weights=weights,
                   cluster_selection_method=cluster_selection_method,
+                  umap_sample=umap_sample, umap_fit_pixels=n if sample is None else
+                  int(sample.size), min_cluster_size_fit=mcs_fit,
                   labels_full=labels_full if can_predict or labels_full == "repeat"
                   else "repeat (no cluster found)", **prep.params)
     seg = _assemble(data, prep, labels, soft, predict if can_predict else None, mask,
                     timer, params, random_state, "hdbscan")
     seg.embedding = embedding
-    seg.models = dict(prepared=prep, reducer=reducer, clusterer=model, pca=pca)
+    seg.models = dict(prepared=prep, reducer=reducer, clusterer=model, pca=pca,
+                      umap_sample=sample)
     return seg
+
+
+#: Smallest number of pixels a region of ``min_cluster_size`` must keep in UMAP's sample;
+#: the sample grows beyond ``umap_sample`` when needed (measured at 256 x 256: a scaled
+#: minimum cluster size of 3 merged two phases, 6 kept all five).
+_MIN_SAMPLED_CLUSTER = 8
+
+
+def _check_umap_sample(umap_sample: Any) -> None:
+    if umap_sample is None:
+        return
+    if not isinstance(umap_sample, (int, np.integer)) or isinstance(umap_sample, bool) \
+            or umap_sample < 100:
+        raise StemsegValueError(
+            f"umap_sample must be a whole number of (binned) pixels >= 100, or None to fit "
+            f"UMAP on every pixel; got {umap_sample!r}."
+        )
+
+
+def _umap_sample_indices(n: int, umap_sample: int | None, mcs: int,
+                         random_state: Any) -> np.ndarray | None:
+    """Sorted indices of the binned pixels UMAP is fitted on, or None for all ``n``.
+
+    At least ``umap_sample`` pixels, more when a region of ``mcs`` pixels would keep fewer
+    than :data:`_MIN_SAMPLED_CLUSTER` of them; uniform without replacement, seeded.
+    """
+    if umap_sample is None:
+        return None
+    size = max(int(umap_sample), int(np.ceil(_MIN_SAMPLED_CLUSTER * n / max(mcs, 1))))
+    if size >= n:
+        return None
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n, size=size, replace=False))
 
 
 # --------------------------------------------------------------------------------------
