@@ -398,7 +398,13 @@ def prepare(
     channels, energy = _pre._channel_selection(signal, energy_bin, energy_range)
     if not getattr(signal, "_lazy", False):
         signal = signal.as_lazy()
-    counts = _pre.bin_signal(signal, bin)
+    ny0, nx0 = signal.data.shape[:2]
+    cy, cx = (ny0 // bin) * bin, (nx0 // bin) * bin
+    cropped = signal
+    if bin > 1 and 0 < cy and 0 < cx and (cy, cx) != (ny0, nx0):
+        # HyperSpy's lazy rebin does not crop (crop=True is for in-memory data): crop first
+        cropped = signal.inav[:cx, :cy]
+    counts = _pre.bin_signal(cropped, bin)
     if not getattr(counts, "_lazy", False):  # bin=1: deepcopy of a lazy signal stays lazy
         counts = counts.as_lazy()
     original_shape = tuple(signal.data.shape[:2])
