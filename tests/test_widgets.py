@@ -145,6 +145,20 @@ def test_hdbscan_explorer_segmentation_quantifies(phantom, hdb_seg):
     assert set(table["cluster"]) == set(range(seg.n_clusters))
 
 
+def test_hdbscan_explorer_on_a_subsampled_segmentation(phantom):
+    # 64 x 64 -> 1024 binned pixels; UMAP fitted on 274 of them (see test_workflows)
+    seg = workflows.hdbscan(phantom, min_cluster_size=120, umap_sample=256, random_state=0,
+                            labels_full="repeat")
+    assert seg.models["umap_sample"] is not None
+    ex = widgets.HDBSCANExplorer(phantom, segmentation=seg, min_cluster_size=120)
+    assert ex.sample is seg.models["umap_sample"]
+    # refitted on the sample and predicted elsewhere, as the workflow: the same labels
+    np.testing.assert_array_equal(ex.labels, seg.labels)
+    again = ex.segmentation()
+    np.testing.assert_array_equal(again.labels, seg.labels)
+    np.testing.assert_allclose(again.weights, seg.weights)
+
+
 def test_hdbscan_explorer_computes_its_own_embedding():
     small = simulate.phantom("sulfide-6cation", shape=(32, 32), random_state=1)
     ex = widgets.HDBSCANExplorer(small, min_cluster_size=40, n_neighbors=10)

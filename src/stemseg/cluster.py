@@ -38,6 +38,7 @@ __all__ = [
     "n_major_clusters",
     "hdbscan_weights",
     "hdbscan_predict",
+    "hdbscan_on_sample",
     "noise_fraction",
     "order_by_size",
 ]
@@ -401,6 +402,66 @@ def hdbscan_predict(clusterer: Any, points: np.ndarray, noise: str = "zero",
     member = np.flatnonzero(labels >= 0)
     w[member, labels[member]] = 1.0 if kind == "hard" else np.asarray(strength)[member]
     return labels, w
+
+
+def hdbscan_on_sample(embedding: np.ndarray, sample: np.ndarray | None,
+                      min_cluster_size: int, *, min_samples: int | None = None,
+                      noise: str = "zero", weights: str = "membership", **kwargs: Any
+                      ) -> tuple[Any, np.ndarray, np.ndarray, int]:
+    """HDBSCAN fitted on the rows in ``sample``, the other rows predicted.
+
+    Parameters
+    ----------
+    embedding : numpy.ndarray, shape (n, n_dims)
+        Every point (e.g. every binned pixel's UMAP coordinates).
+    sample : numpy.ndarray of int, shape (m,), or None
+        Rows to fit on (None: all, then this is :func:`fit_hdbscan` +
+        :func:`hdbscan_weights`).
+    min_cluster_size : int
+        In rows of the whole ``embedding``; scaled by ``m / n`` for the fit (a region
+        of ``c`` points keeps about ``c * m / n`` of them in a uniform sample), >= 2.
+    min_samples : int, optional
+        Likewise scaled (>= 1).
+    noise, weights
+        As in :func:`hdbscan_weights`.
+    **kwargs
+        Further ``hdbscan.HDBSCAN`` arguments.
+
+    Returns
+    -------
+    clusterer : hdbscan.HDBSCAN
+        Fitted on the sample.
+    labels : numpy.ndarray of int, shape (n,)
+    soft : numpy.ndarray, shape (n, n_clusters)
+    min_cluster_size_fit : int
+        The scaled ``min_cluster_size`` used.
+    """
+    n = embedding.shape[0]
+    if sample is None:
+        model = fit_hdbscan(embedding, min_cluster_size, min_samples=min_samples, **kwargs)
+        return model, model.labels_, hdbscan_weights(model, noise, weights), min_cluster_size
+    if min_samples is not None and (not isinstance(min_samples, Integral)
+                                    or not 1 <= min_samples < n):
+        raise StemsegValueError(
+            f"min_samples must be a whole number between 1 and {n - 1} or None; got "
+            f"{min_samples!r}."
+        )
+    if not isinstance(min_cluster_size, Integral) or not 2 <= min_cluster_size <= n:
+        fit_hdbscan(embedding[:0], min_cluster_size)  # raises the usual message
+    f = sample.size / n
+    mcs = max(2, int(round(min_cluster_size * f)))
+    ms = None if min_samples is None else max(1, int(round(min_samples * f)))
+    if ms is not None:
+        ms = min(ms, sample.size - 1)
+    model = fit_hdbscan(embedding[sample], mcs, min_samples=ms, **kwargs)
+    k = int(model.labels_.max()) + 1
+    labels = np.empty(n, dtype=int)
+    soft = np.zeros((n, k))
+    rest = np.setdiff1d(np.arange(n), sample)
+    labels[sample] = model.labels_
+    soft[sample] = hdbscan_weights(model, noise, weights)
+    labels[rest], soft[rest] = hdbscan_predict(model, embedding[rest], noise, weights)
+    return model, labels, soft, mcs
 
 
 def n_major_clusters(labels: np.ndarray, min_fraction: float = 0.02) -> int:

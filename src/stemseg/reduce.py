@@ -342,7 +342,8 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         return self.embedding_
 
     def transform(self, X: np.ndarray, n_neighbors: int | None = None,
-                  reference: np.ndarray | None = None) -> np.ndarray:
+                  reference: np.ndarray | None = None, return_neighbors: bool = False
+                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Place new points in the embedding.
 
         Each row of ``X`` goes to the mean embedding of its ``n_neighbors`` nearest
@@ -357,10 +358,14 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
             The training points in another representation (e.g. their leading PCA
             scores) in which to search the neighbours; ``X`` must then be in the same
             representation. Default: the features UMAP was fitted on.
+        return_neighbors : bool
+            Also return the indices of the neighbours found.
 
         Returns
         -------
         numpy.ndarray, shape (n, n_components)
+        neighbors : numpy.ndarray of int, shape (n, n_neighbors)
+            Only with ``return_neighbors=True``: row indices of the training points.
         """
         train = self._X_fit if reference is None else np.asarray(reference, np.float32)
         if train.shape[0] != self.embedding_.shape[0]:
@@ -371,6 +376,7 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         k = int(min(n_neighbors or self.umap_.n_neighbors, train.shape[0]))
         nn = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(train)
         out = np.empty((X.shape[0], self.embedding_.shape[1]), dtype=np.float32)
+        neighbors = np.empty((X.shape[0], k), dtype=np.intp) if return_neighbors else None
         for start in range(0, X.shape[0], 4096):
             block = np.asarray(X[start:start + 4096], dtype=np.float32)
             dist, idx = nn.kneighbors(block)
@@ -379,4 +385,6 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
             w = np.exp(-excess / np.where(sigma > 0, sigma, 1.0))
             w /= w.sum(axis=1, keepdims=True)
             out[start:start + 4096] = np.einsum("nk,nkd->nd", w, self.embedding_[idx])
-        return out
+            if neighbors is not None:
+                neighbors[start:start + 4096] = idx
+        return (out, neighbors) if return_neighbors else out

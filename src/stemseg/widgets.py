@@ -437,10 +437,14 @@ class HDBSCANExplorer(_Explorer):
         self.data = data
         self.random_state = random_state
         self.reducer = None
+        # pixels UMAP was fitted on (None: all); HDBSCAN is refitted on them and predicts
+        # the others, as stemseg.workflows.hdbscan does on maps above its umap_sample
+        self.sample = None
         if segmentation is not None and segmentation.workflow == "hdbscan":
             self.prepared = segmentation.models["prepared"]
             self.embedding = np.asarray(segmentation.embedding)
             self.reducer = segmentation.models.get("reducer")
+            self.sample = segmentation.models.get("umap_sample")
             self._params = dict(segmentation.params)
         else:
             with warnings.catch_warnings():
@@ -460,7 +464,7 @@ class HDBSCANExplorer(_Explorer):
         self.truth = None if truth is None else analysis.bin_labels(
             truth, b, self.prepared.nav_shape)
         self.names = dict(names or {})
-        self._fits: dict[tuple[int, int], Any] = {}
+        self._fits: dict[tuple[int, int, str], Any] = {}
         self.min_cluster_size = w.IntSlider(
             value=int(min_cluster_size), min=2 * b * b, max=top, step=b * b,
             description="min size (px)", continuous_update=False,
@@ -494,25 +498,31 @@ class HDBSCANExplorer(_Explorer):
         return cluster.binned_min_cluster_size(self.min_cluster_size.value, "px",
                                                self.prepared.bin)
 
-    def _model(self) -> Any:
+    def _fit(self, weights: str = "membership") -> tuple[Any, np.ndarray, np.ndarray]:
+        """(clusterer, labels, soft weights) of the used pixels at the sliders' values."""
         from . import cluster
 
         mcs = self.min_cluster_size_binned
         ms = self.min_samples.value or None
-        key = (mcs, ms or 0)
+        key = (mcs, ms or 0, weights)
         if key not in self._fits:
             if ms is not None:
                 ms = min(ms, self.embedding.shape[0] - 1)
-            self._fits[key] = cluster.fit_hdbscan(self.embedding, mcs, min_samples=ms)
+            model, labels, soft, _ = cluster.hdbscan_on_sample(
+                self.embedding, self.sample, mcs, min_samples=ms, weights=weights)
+            self._fits[key] = (model, labels, soft)
         return self._fits[key]
+
+    def _model(self) -> Any:
+        return self._fit()[0]
 
     def _refit(self) -> None:
         from . import cluster, metrics
 
-        model = self._model()
+        model, fitted, _ = self._fit()
         used = self.prepared.used.ravel()
         labels = np.full(used.size, -1, dtype=int)
-        labels[used] = model.labels_
+        labels[used] = fitted
         labels, _, self._order = cluster.order_by_size(labels)
         self.model = model
         self.labels = labels.reshape(self.prepared.nav_shape)
@@ -588,13 +598,12 @@ class HDBSCANExplorer(_Explorer):
         from . import cluster, workflows
         from ._types import Segmentation
 
-        model = self._model()
+        model, fitted, soft = self._fit(weights)
         prep = self.prepared
         used = prep.used.ravel()
-        soft = cluster.hdbscan_weights(model, "zero", weights)
         k = soft.shape[1]
         labels = np.full(used.size, -1, dtype=int)
-        labels[used] = model.labels_
+        labels[used] = fitted
         w_all = np.zeros((used.size, k))
         w_all[used] = soft
         labels, w_all, _ = cluster.order_by_size(labels, w_all)

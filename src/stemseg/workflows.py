@@ -20,7 +20,9 @@ pixel's, the same energy crop, Poisson weighting and scaler, then
 * GMM workflow: the fitted PCA and ``GaussianMixture.predict``;
 * HDBSCAN workflow: the fitted (PCA and) UMAP -- new points placed at the weighted mean
   embedding of their nearest binned pixels, see :meth:`stemseg.reduce.UMAPReducer.transform`
-  -- and ``hdbscan.approximate_predict`` (which may call a pixel noise, -1).
+  -- and ``hdbscan.approximate_predict`` (which may call a pixel noise, -1); a pixel whose
+  nearest fitted pixels all share one cluster label takes that label directly (the result
+  approximate_predict gave for every such pixel measured, at a fraction of the cost).
 
 The unbinned pixels are noisier (a quarter of the counts at x2), but the model was fitted on
 the cleaner binned ones, so this recovers boundaries to the original pixel. Pixels in the
@@ -336,26 +338,9 @@ def hdbscan(
     else:
         embedding = embedding_fit
     timer.lap("reduce")
-    mcs_fit, min_samples_fit = mcs, min_samples
-    if sample is not None:
-        # a region of m pixels has about m * f of them in the sample
-        f = sample.size / n
-        mcs_fit = max(2, int(round(mcs * f)))
-        if min_samples is not None:
-            min_samples_fit = max(1, int(round(min_samples * f)))
-    model = _cluster.fit_hdbscan(embedding_fit, mcs_fit, min_samples=min_samples_fit,
-                                 cluster_selection_method=cluster_selection_method)
-    if sample is None:
-        labels = model.labels_
-        soft = _cluster.hdbscan_weights(model, noise, weights)
-    else:
-        k = int(model.labels_.max()) + 1
-        labels = np.empty(n, dtype=int)
-        soft = np.zeros((n, k))
-        labels[sample] = model.labels_
-        soft[sample] = _cluster.hdbscan_weights(model, noise, weights)
-        labels[rest], soft[rest] = _cluster.hdbscan_predict(model, embedding[rest], noise,
-                                                            weights)
+    model, labels, soft, mcs_fit = _cluster.hdbscan_on_sample(
+        embedding, sample, mcs, min_samples=min_samples, noise=noise, weights=weights,
+        cluster_selection_method=cluster_selection_method)
     timer.lap("cluster")
 
     def predict(spectra: np.ndarray) -> np.ndarray:
@@ -369,7 +354,18 @@ def hdbscan(
         comps, mean, scores = search_space()
         ref = scores if sample is None else reference
         x = prep.project(spectra, prep.bin**2, comps, mean)
-        return _hdbscan.approximate_predict(model, reducer.transform(x, reference=ref))[0]
+        placed, near = reducer.transform(x, reference=ref, return_neighbors=True)
+        # A pixel whose nearest fitted pixels all carry the same cluster label is placed
+        # inside that cluster and gets its label; only the others (boundaries, outliers)
+        # go through approximate_predict, whose per-point Python loop was ~3 s for the
+        # 65 536 pixels of a 256 x 256 map. On that phantom 85 % of pixels were unanimous
+        # and approximate_predict agreed with all of them.
+        votes = model.labels_[near]
+        out = votes[:, 0].copy()
+        open_ = ~((votes == votes[:, :1]).all(axis=1) & (votes[:, 0] >= 0))
+        if open_.any():
+            out[open_] = _hdbscan.approximate_predict(model, placed[open_])[0]
+        return out
 
     can_predict = labels_full == "predict" and model.labels_.max() >= 0
     params = dict(workflow="hdbscan", min_cluster_size=min_cluster_size,
