@@ -5,7 +5,12 @@ as a user meets them). Peak memory = the child's peak RSS minus its RSS after th
 and after the phantom was generated (the cube itself is not counted).
 
 Methods: ``gmm`` (the paper's workflow 1: RobustScaler only), ``gmm-poisson`` (the same
-with the Poisson weighting the baseline also applies), ``hdbscan`` (workflow 2).
+with the Poisson weighting the baseline also applies), ``hdbscan`` (workflow 2, UMAP fitted
+on a sample of 4096 binned pixels, numba's disk cache warm -- the script runs it once
+first to fill the cache), ``hdbscan-cold`` (the same with ``STEMSEG_NUMBA_CACHE=0``: numba
+compiles umap-learn's kernels as on a first run), ``hdbscan-all`` (UMAP on every binned
+pixel, ``umap_sample=None``: the ARI the sample costs; sizes up to 256 only, it is
+minutes at 512).
 
 Baseline (issue 6/9): HyperSpy ``decomposition(normalize_poissonian_noise=True,
 output_dimension=20, svd_solver="randomized")`` + ``cluster_analysis("decomposition",
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -45,8 +51,10 @@ if which == "gmm":
     labels = workflows.gmm(ph, n_clusters=k, random_state=seed).labels_full
 elif which == "gmm-poisson":
     labels = workflows.gmm(ph, n_clusters=k, poisson=True, random_state=seed).labels_full
-elif which == "hdbscan":
+elif which in ("hdbscan", "hdbscan-cold"):
     labels = workflows.hdbscan(ph, random_state=seed).labels_full
+elif which == "hdbscan-all":
+    labels = workflows.hdbscan(ph, random_state=seed, umap_sample=None).labels_full
 else:
     s = ph.eds.rebin(scale=(2, 2, 1))
     s.change_dtype("float32")
@@ -64,28 +72,38 @@ print(json.dumps(dict(method=which, size=size, seconds=elapsed, peak_mb=peak - b
 """
 
 
+METHODS = ("hyperspy", "gmm", "gmm-poisson", "hdbscan", "hdbscan-cold", "hdbscan-all")
+
+
 def measure(which: str, size: int, seed: int) -> dict:
+    env = dict(os.environ)
+    if which == "hdbscan-cold":
+        env["STEMSEG_NUMBA_CACHE"] = "0"
     out = subprocess.run([sys.executable, "-c", CHILD, which, str(size), str(seed)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     args = parser.parse_args(argv)
+    if "hdbscan" in args.methods:
+        measure("hdbscan", 64, args.seed)  # fills numba's disk cache (see the docstring)
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, "
           f"python {platform.python_version()}")
-    header = f"{'size':>9} {'method':>11} {'time s':>8} {'peak MB':>8} {'x cube':>7} {'ARI':>6} {'t/base':>7}"
-    print(header)
+    header = f"{'size':>9} {'method':>12} {'time s':>8} {'peak MB':>8} {'x cube':>7} {'ARI':>6} {'t/base':>7}"
+    print(header, flush=True)
     for size in args.sizes:
-        rows = {m: measure(m, size, args.seed)
-                for m in ("hyperspy", "gmm", "gmm-poisson", "hdbscan")}
+        methods = ["hyperspy"] + [m for m in args.methods if m != "hyperspy"
+                                  and not (m == "hdbscan-all" and size > 256)]
+        rows = {m: measure(m, size, args.seed) for m in methods}
         for m, r in rows.items():
             ratio = r["seconds"] / rows["hyperspy"]["seconds"]
-            print(f"{size:>4}x{size:<4} {m:>11} {r['seconds']:8.1f} {r['peak_mb']:8.0f} "
-                  f"{r['peak_mb'] / r['cube_float32_mb']:7.2f} {r['ari']:6.3f} {ratio:7.2f}")
+            print(f"{size:>4}x{size:<4} {m:>12} {r['seconds']:8.1f} {r['peak_mb']:8.0f} "
+                  f"{r['peak_mb'] / r['cube_float32_mb']:7.2f} {r['ari']:6.3f} {ratio:7.2f}", flush=True)
     return 0
 
 

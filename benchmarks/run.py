@@ -1,6 +1,6 @@
-"""`make bench`: the workflow benchmark (time, peak memory, ARI vs HyperSpy) at 128 and 256.
+"""`make bench`: the workflow benchmark (time, peak memory, ARI vs HyperSpy) at 128, 256 and 512.
 
-    python benchmarks/run.py [--sizes 128 256]
+    python benchmarks/run.py [--sizes 128 256 512]
 
 Other scripts (multimodal methods, phantoms, notebooks) are listed in benchmarks/README.md.
 """

@@ -64,6 +64,26 @@ def test_element_map_explorer_toggle(phantom):
     assert "application/vnd.jupyter.widget-view+json" in bundle
 
 
+def test_plot_only_update_keeps_the_layout(phantom, gmm_seg):
+    """A plot-only update reuses the last layout; a full relayout moves nothing visibly."""
+    ex = widgets.ElementMapExplorer(analysis.element_maps(phantom), mask=phantom.labels > 0)
+    gx = widgets.GMMExplorer(phantom, segmentation=gmm_seg, n_clusters=5)
+    for explorer, change in ((ex, lambda: setattr(ex.scaling, "value", "common")),
+                             (gx, lambda: setattr(gx.highlight, "value", 2))):
+        engine = explorer.fig.get_layout_engine()
+        change()
+        assert explorer.fig.get_layout_engine() is engine        # restored after the draw
+        size = np.r_[explorer.fig.get_size_inches(), explorer.fig.get_size_inches()]
+        frozen = np.array([a.get_position().bounds for a in explorer.fig.axes])
+        png = explorer.image.value
+        explorer._render(relayout=True)
+        full = np.array([a.get_position().bounds for a in explorer.fig.axes])
+        shift = np.abs(frozen - full) * size * explorer.dpi
+        # wider colour-bar tick labels (common scale) move panels by < 2 px at most
+        assert shift.max() < 3.0, shift.max()
+        assert len(explorer.image.value) == pytest.approx(len(png), rel=0.05)
+
+
 # ---------------------------------------------------------------- GMM
 
 def test_gmm_explorer_reuses_the_segmentation(phantom, gmm_seg):

@@ -67,9 +67,25 @@ class _Explorer:
         self.n_renders = 0
 
     # ------------------------------------------------------------------ rendering
-    def _render(self) -> None:
+    def _render(self, relayout: bool = True) -> None:
+        """Draw the figure into the Image widget.
+
+        ``relayout=False`` (plot-only updates: colours, highlights, scaling) keeps the
+        axes where the last constrained layout put them instead of recomputing it: with a
+        layout engine, ``savefig`` draws the figure twice (once to lay it out), so this
+        halves the time of a plot-only update (measured ~0.6 -> ~0.3 s on a loaded
+        2-core machine for the element-map grid).
+        """
         buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=self.dpi)
+        engine = self.fig.get_layout_engine()
+        freeze = not relayout and self.n_renders > 0 and engine is not None
+        if freeze:
+            self.fig.set_layout_engine("none")
+        try:
+            self.fig.savefig(buf, format="png", dpi=self.dpi)
+        finally:
+            if freeze:
+                self.fig.set_layout_engine(engine)
         self.image.value = buf.getvalue()
         self.n_renders += 1
 
@@ -174,7 +190,7 @@ class ElementMapExplorer(_Explorer):
                             "brightness, 1 = identical): " + "; ".join(
                                 f"{html.escape(a)}/{html.escape(b)} {v:.2f}"
                                 for a, b, v in top.itertuples(index=False)))
-        self._render()
+        self._render(relayout=False)
 
 
 # ======================================================================================
@@ -361,7 +377,7 @@ class GMMExplorer(_Explorer):
         plots.spectra(self.mean_spectra, ax=ax, highlight=None if h < 0 else h, log=True,
                       title="weighted mean spectra (counts per binned pixel)")
         if render:
-            self._render()
+            self._render(relayout=False)
 
     def _draw_spectra_only(self) -> None:
         self._draw_spectra(render=True)
@@ -585,7 +601,7 @@ class HDBSCANExplorer(_Explorer):
                 legend.remove()
             plots._label_legend(ax, lab, names, k)
             ax.set_title(title, fontsize=10)
-        self._render()
+        self._render(relayout=False)
 
     # ------------------------------------------------------------------ results
     def segmentation(self, weights: str = "membership") -> Any:
@@ -868,14 +884,14 @@ class QuantExplorer(_Explorer):
         else:
             axz.set_title("fewer than two clusters shown", fontsize=10)
         axz.legend(fontsize=7, loc="upper left")
-        self._update_dose()
+        self._update_dose(relayout=True)  # new axes: lay them out
 
     def _closest_pair(self) -> Any:
         if len(self.separation) and np.isfinite(self.separation["z"].iloc[0]):
             return self.separation.iloc[0]
         return None
 
-    def _update_dose(self) -> None:
+    def _update_dose(self, relayout: bool = False) -> None:
         """Error bars, dose marker and status for the current dose (plot only)."""
         f = float(self.dose.value)
         for bars, x, y, s in self._errorbars:
@@ -902,7 +918,7 @@ class QuantExplorer(_Explorer):
         else:
             text += "; fewer than two clusters shown: no pair to compare"
         self.status.value = text
-        self._render()
+        self._render(relayout=relayout)
 
     def _controls(self) -> list[Any]:
         w = _widgets()
@@ -1256,7 +1272,7 @@ class MultimodalExplorer(_Explorer):
 
     def _set_opacity(self) -> None:
         self._overlay.set_alpha(self.opacity.value)
-        self._render()
+        self._render(relayout=False)
 
 
 __all__ += ["MultimodalExplorer"]
