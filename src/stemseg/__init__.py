@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "analysis", "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",
-    "preprocess", "quant", "reduce", "simulate", "widgets", "workflows", "xray",
+    "preprocess", "quant", "reduce", "simulate", "streaming", "widgets", "workflows", "xray",
 )
 
 __all__ = [
