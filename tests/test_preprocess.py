@@ -213,3 +213,23 @@ def test_fast_robust_scaler_matches_scikit_learn():
     np.testing.assert_allclose(ours.center_, ref.center_)
     np.testing.assert_allclose(ours.scale_, ref.scale_)
     np.testing.assert_allclose(ours.transform(x), ref.transform(x))
+
+
+@pytest.mark.parametrize("shape, lam", [((4097, 7), 3.0), ((1, 4), 0.5), ((500, 33), 40.0),
+                                        ((64, 2), 0.0)])
+def test_integer_percentiles_equal_numpy(shape, lam):
+    from stemseg.preprocess import _integer_percentiles
+
+    rng = np.random.default_rng(7)
+    x = rng.poisson(lam, size=shape).astype(float)
+    q = (0.0, 12.5, 25.0, 50.0, 66.7, 75.0, 100.0)
+    got = _integer_percentiles(x, q)
+    np.testing.assert_array_equal(got, np.percentile(x, list(q), axis=0))
+
+
+def test_integer_percentiles_fall_back_for_fractions_and_huge_counts():
+    from stemseg.preprocess import _integer_percentiles
+
+    assert _integer_percentiles(np.array([[0.5, 1.0], [2.0, 3.0]]), (50.0,)) is None
+    assert _integer_percentiles(np.array([[1e9, 1.0], [2.0, 3.0]]), (50.0,)) is None
+    assert _integer_percentiles(np.array([[1.0, 1.0], [-2.0, 3.0]]), (50.0,)) is None
