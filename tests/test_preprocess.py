@@ -233,3 +233,20 @@ def test_integer_percentiles_fall_back_for_fractions_and_huge_counts():
     assert _integer_percentiles(np.array([[0.5, 1.0], [2.0, 3.0]]), (50.0,)) is None
     assert _integer_percentiles(np.array([[1e9, 1.0], [2.0, 3.0]]), (50.0,)) is None
     assert _integer_percentiles(np.array([[1.0, 1.0], [-2.0, 3.0]]), (50.0,)) is None
+
+
+def test_lazy_map_that_bin_does_not_divide_is_cropped_and_summed_exactly():
+    """HyperSpy's lazy rebin neither crops nor accepts a bin that does not divide the map."""
+    s, _ = synthetic_cube(shape=(65, 63), n_channels=128)
+    lazy = s.as_lazy()
+    lazy.data = lazy.data.rechunk((16, 16, -1))
+    binned = pre.bin_signal(lazy, 2)
+    assert binned._lazy and binned.data.shape == (32, 31, 128)
+    assert binned.data.dtype == np.float64
+    assert lazy.data.shape == (65, 63, 128)               # the input is not modified
+    a = pre.preprocess(lazy, bin=2)
+    b = pre.preprocess(s, bin=2)
+    assert a.crop == b.crop == (64, 62) and a.original_shape == (65, 63)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.counts.data, b.counts.data)
+    assert a.counts.data.dtype == b.counts.data.dtype == np.float64
