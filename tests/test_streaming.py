@@ -221,3 +221,121 @@ def test_bad_parameters_are_refused(files):
         workflows.gmm(acq, n_clusters=3, bin=0)
     with pytest.raises(StemsegValueError, match="labels_full"):
         workflows.gmm(acq, n_clusters=3, labels_full="nearest")
+
+
+# --------------------------------------------------------------------------------------
+# the HDBSCAN workflow on lazy input
+# --------------------------------------------------------------------------------------
+
+
+def _lazy_blocks(path, chunks=(48, 40)):
+    """The lazy map cut into several dask blocks (uneven at the edges)."""
+    acq = _lazy(path)
+    acq.eds.data = acq.eds.data.rechunk(chunks + (-1,))
+    return acq
+
+
+@pytest.fixture(scope="module")
+def hsegs(files):
+    """Lazy and in-memory HDBSCAN of the 128 x 128 phantom, UMAP on 1024 of 4096 pixels."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = workflows.hdbscan(_lazy_blocks(files["big_path"]), random_state=0,
+                                 umap_sample=1024)
+        memory = workflows.hdbscan(files["big"], random_state=0, umap_sample=1024)
+    return lazy, memory
+
+
+def test_lazy_hdbscan_matches_in_memory_with_a_umap_sample(hsegs, files):
+    lazy, memory = hsegs
+    assert isinstance(lazy, Segmentation) and lazy.params["lazy"] is True
+    assert "lazy" not in memory.params and not memory.counts._lazy
+    assert lazy.counts._lazy and not lazy.mean_spectra._lazy
+    assert lazy.params["umap_fit_pixels"] == memory.params["umap_fit_pixels"] == 1024
+    assert np.array_equal(lazy.models["umap_sample"], memory.models["umap_sample"])
+    for f in dataclasses.fields(Segmentation):       # same fields filled, same shapes
+        a, b = getattr(lazy, f.name), getattr(memory, f.name)
+        assert (a is None) == (b is None), f.name
+        if isinstance(b, np.ndarray):
+            assert a.shape == b.shape, f.name
+    assert metrics.ari(lazy.labels, memory.labels) > 0.99
+    assert metrics.ari(lazy.labels_full, memory.labels_full) > 0.99
+    assert lazy.weights.shape == memory.weights.shape
+    np.testing.assert_allclose(lazy.mean_spectra.data, memory.mean_spectra.data, atol=0.5)
+    truth = files["big"].labels
+    assert abs(metrics.ari(lazy.labels_full, truth) - metrics.ari(memory.labels_full, truth)) \
+        < 0.01
+
+
+def test_lazy_hdbscan_small_map_without_a_sample(files):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = workflows.hdbscan(_lazy(files["small_path"]), random_state=0)
+        memory = workflows.hdbscan(files["small"], random_state=0)
+    assert lazy.params["lazy"] is True and lazy.models["umap_sample"] is None
+    assert lazy.params["umap_fit_pixels"] == 32 * 32
+    assert metrics.ari(lazy.labels_full, memory.labels_full) > 0.99
+    assert np.array_equal(lazy.sizes, memory.sizes)
+
+
+def test_lazy_hdbscan_same_seed_same_labels(hsegs, files):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = workflows.hdbscan(_lazy_blocks(files["big_path"], (64, 64)), random_state=0,
+                                  umap_sample=1024)
+    assert np.array_equal(again.labels, hsegs[0].labels)
+    assert np.array_equal(again.labels_full, hsegs[0].labels_full)
+
+
+def test_lazy_hdbscan_on_a_local_cluster(hsegs, files):
+    from dask.distributed import Client, LocalCluster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            seg = workflows.hdbscan(_lazy_blocks(files["big_path"]), random_state=0,
+                                    umap_sample=1024, client=client)
+    assert np.array_equal(seg.labels, hsegs[0].labels)
+    assert np.array_equal(seg.labels_full, hsegs[0].labels_full)
+    # not bit for bit: the search-space scores come from BLAS on a worker thread, whose
+    # last-bit rounding differs from multi-threaded BLAS in the caller, and the float32
+    # placement turns that into ~1e-6 in the soft weights (identical with one BLAS thread)
+    np.testing.assert_allclose(seg.weights, hsegs[0].weights, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(seg.mean_spectra.data, hsegs[0].mean_spectra.data, rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_lazy_hdbscan_with_pca_before_umap(files):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = workflows.hdbscan(_lazy(files["small_path"]), random_state=0,
+                                 pca_components=6, umap_sample=400)
+        memory = workflows.hdbscan(files["small"], random_state=0, pca_components=6,
+                                   umap_sample=400)
+    assert lazy.params["pca_components"] == memory.params["pca_components"] == 6
+    assert lazy.params["umap_fit_pixels"] == 400
+    assert metrics.ari(lazy.labels_full, memory.labels_full) > 0.99
+
+
+def test_lazy_hdbscan_bad_parameters_are_refused(files, monkeypatch):
+    acq = _lazy(files["small_path"])
+    with pytest.raises(StemsegValueError, match="labels_full"):
+        workflows.hdbscan(acq, labels_full="nearest")
+    with pytest.raises(StemsegValueError, match="umap_sample"):
+        workflows.hdbscan(acq, umap_sample=50)
+    with pytest.raises(StemsegValueError, match="noise"):
+        workflows.hdbscan(acq, noise="some")
+    with pytest.raises(StemsegValueError, match="dask.distributed.Client"):
+        workflows.hdbscan(acq, client="tcp://localhost:8786")
+    monkeypatch.setattr(streaming, "_GATHER_LIMIT", 1 << 20)
+    with pytest.raises(StemsegValueError, match="umap_sample="):
+        workflows.hdbscan(acq, umap_sample=None)
+
+
+def test_gather_features_equals_rows_of_the_lazy_matrix(files):
+    prep = streaming.prepare(_lazy_blocks(files["small_path"], (20, 12)), 2)
+    rows = np.array([0, 3, 17, 200, 511, 512, 1000, 1023])
+    np.testing.assert_array_equal(streaming.gather_features(prep, rows),
+                                  np.asarray(prep.X.compute())[rows])
+    assert streaming.gather_features(prep).shape == (1024, prep.channels.size)

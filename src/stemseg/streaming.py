@@ -1,7 +1,9 @@
-"""Big maps: the GMM workflow streamed over a lazy (dask) spectrum image, in bounded memory.
+"""Big maps: the two workflows streamed over a lazy (dask) spectrum image, in bounded memory.
 
-:func:`stemseg.workflows.gmm` comes here when its input is a HyperSpy *lazy* signal (e.g.
-``stemseg.io.load(path, lazy=True)``) or when it is given a ``dask.distributed`` ``Client``.
+:func:`stemseg.workflows.gmm` and :func:`stemseg.workflows.hdbscan` come here (:func:`gmm`,
+:func:`hdbscan`) when their input is a HyperSpy *lazy* signal (e.g.
+``stemseg.io.load(path, lazy=True)``) or when they are given a ``dask.distributed``
+``Client``.
 The stages are those of the in-memory workflow (:mod:`stemseg.preprocess`,
 :mod:`stemseg.reduce`, :mod:`stemseg.cluster`), but the spectrum image and the feature
 matrix are never held whole: every pass over the data goes block by block through dask
@@ -32,6 +34,11 @@ The passes
    noise covariances, then **labels_full** of every original pixel by the same folded
    projection and :func:`stemseg.cluster.gmm_predict_noisy`, block by block.
 
+The HDBSCAN workflow shares passes 1, 4 and 5 (its steps are listed in :func:`hdbscan`):
+UMAP is fitted on the same seeded sample of binned pixels as in memory, whose feature rows
+alone are gathered (:func:`gather_features`), and its search-space PCA is fitted on them
+exactly as in memory, so the labels agree with the in-memory path to rounding.
+
 Peak memory is a few blocks in float64 per dask thread plus one (n_features x n_features)
 matrix per block in flight, independent of the map's size; the result's ``counts`` is the
 lazy binned signal, ``models["prepared"].X`` the lazy (dask) feature matrix.
@@ -58,7 +65,8 @@ from . import reduce as _reduce
 from ._types import Segmentation
 from .errors import StemsegValueError
 
-__all__ = ["is_lazy", "prepare", "fit_pca", "scores", "gmm", "quantiles_from_histogram"]
+__all__ = ["is_lazy", "prepare", "fit_pca", "scores", "gather_features", "weighted_sums",
+           "gmm", "hdbscan", "quantiles_from_histogram"]
 
 _SUB = 4096           # pixels converted to float64 at a time inside a block
 _V_BITS = 24          # histogram key: counts per feature channel < 2**24
@@ -760,4 +768,273 @@ def gmm(
     seg.scree = reducer.explained_variance_ratio_
     seg.embedding = z
     seg.models = dict(prepared=prep, reducer=reducer, clusterer=model)
+    return seg
+
+
+# --------------------------------------------------------------------------------------
+# the HDBSCAN workflow
+# --------------------------------------------------------------------------------------
+
+#: Largest feature block (bytes, float64) that :func:`hdbscan` gathers into memory for
+#: UMAP's fit; beyond it the caller is told to fit UMAP on a sample (``umap_sample``).
+_GATHER_LIMIT = 2 << 30
+
+
+def _gather_block(block: np.ndarray, selected: np.ndarray, prep: _pre.Prepared) -> np.ndarray:
+    return prep.features(_used_pixels(np.asarray(block), selected))
+
+
+def gather_features(prep: _pre.Prepared, rows: np.ndarray | None = None,
+                    client: Any = None) -> np.ndarray:
+    """Rows of the lazy feature matrix ``prep.X``, computed block by block, in memory.
+
+    Only the selected pixels of each block are transformed and sent back, so memory holds
+    the result (``len(rows) x n_features`` float64) plus a few blocks.
+
+    Parameters
+    ----------
+    prep : stemseg.preprocess.Prepared
+        From :func:`prepare` (lazy ``counts``).
+    rows : numpy.ndarray of int, shape (m,), optional
+        Increasing row indices into ``prep.X`` (used binned pixels, row-major); None: all.
+    client : dask.distributed.Client, optional
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m, n_features)
+        Equal to ``prep.X[rows]`` (the features of
+        :meth:`stemseg.preprocess.Prepared.features`).
+    """
+    from dask import delayed
+
+    used = prep.used
+    flat = np.flatnonzero(used.ravel())
+    selected = np.zeros(used.size, dtype=bool)
+    selected[flat if rows is None else flat[np.asarray(rows)]] = True
+    selected = selected.reshape(used.shape)
+    cube = _one_energy_chunk(prep.counts.data)
+    nx = used.shape[1]
+    ys = np.cumsum((0,) + cube.chunks[0])
+    xs = np.cumsum((0,) + cube.chunks[1])
+    blocks = cube.to_delayed()
+    f = delayed(_gather_block, pure=True)
+    light = _light(prep)
+    parts, where = [], []
+    for i in range(len(ys) - 1):
+        for j in range(len(xs) - 1):
+            sel = selected[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+            if not sel.any():                 # no task, the block is not even read
+                continue
+            r, c = np.nonzero(sel)
+            where.append((r + ys[i]) * nx + c + xs[j])
+            parts.append(f(blocks[i, j, 0], sel, light))
+    if not parts:
+        return np.empty((0, prep.channels.size))
+    out = np.concatenate(_compute(*parts, client=client))
+    return out[np.argsort(np.concatenate(where), kind="stable")]
+
+
+def _hdbscan_predict_block(block: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
+                           mean: np.ndarray, reference: np.ndarray, reducer: Any,
+                           model: Any) -> np.ndarray:
+    from . import workflows as _wf
+
+    return np.asarray(_wf._hdbscan_predict(prep, np.asarray(block), comps, mean, reference,
+                                           reducer, model), dtype=np.int64)
+
+
+def _light_umap(reducer: _reduce.UMAPReducer) -> _reduce.UMAPReducer:
+    """What :meth:`stemseg.reduce.UMAPReducer.transform` needs with a ``reference``.
+
+    The embedding and the neighbour count only: not the fitted features (m x n_features)
+    nor umap-learn's model, which every dask task would otherwise carry.
+    """
+    import types
+
+    light = _reduce.UMAPReducer(**reducer.get_params())
+    light.embedding_ = reducer.embedding_
+    light.umap_ = types.SimpleNamespace(n_neighbors=reducer.umap_.n_neighbors)
+    light._X_fit = np.empty((0, 0), dtype=np.float32)
+    return light
+
+
+def hdbscan(
+    data: Any,
+    min_cluster_size: float = 200,
+    n_components: int = 4,
+    bin: int = 2,
+    random_state: int | None = 0,
+    *,
+    min_samples: int | None = None,
+    min_cluster_size_units: str = "px",
+    n_neighbors: int = 30,
+    min_dist: float = 0.0,
+    pca_components: int | str | None = None,
+    noise: str = "zero",
+    weights: str = "membership",
+    cluster_selection_method: str = "eom",
+    energy_bin: int = 1,
+    energy_range: tuple[float | None, float | None] | None = _pre.DEFAULT_ENERGY_RANGE,
+    mask: Any = None,
+    poisson: bool = False,
+    scaler: str | None = "robust",
+    labels_full: str = "predict",
+    umap_sample: int | None = 4096,
+    progress: bool | None = None,
+    client: Any = None,
+) -> Segmentation:
+    """The HDBSCAN workflow of :func:`stemseg.workflows.hdbscan`, streamed over a lazy map.
+
+    Called by :func:`stemseg.workflows.hdbscan` for lazy input or when a ``client`` is
+    given; the parameters and the result are those of that function (see it), plus
+    ``client``. The stages are the in-memory ones, fed by passes over the data:
+
+    1. :func:`prepare` (exact RobustScaler statistics);
+    2. the UMAP sample -- the same pixels as in memory
+       (:func:`stemseg.workflows._umap_sample_indices`, same seed) -- gathered from the lazy
+       feature matrix (:func:`gather_features`; only those rows, ``m x n_features``
+       float64, are held);
+    3. the search-space PCA (or the optional ``pca_components`` PCA) fitted on the
+       sampled rows exactly as in memory, then the scores of every binned pixel block by
+       block (:func:`scores`, ``n x <= 30``);
+    4. UMAP on the sampled rows, the other binned pixels placed by their nearest sampled
+       pixels in the search space, :func:`stemseg.cluster.hdbscan_on_sample`;
+    5. :func:`weighted_sums` for the mean spectra, and ``labels_full`` of the original
+       pixels block by block over the raw lazy cube with the in-memory prediction
+       (unanimous nearest fitted pixels, else ``hdbscan.approximate_predict``).
+
+    Without a sample (maps of at most ``umap_sample`` binned pixels, or
+    ``umap_sample=None``) UMAP needs every feature row in memory: all are gathered, which
+    is refused above 2 GiB of features.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client, optional
+        Runs every pass over the data on its workers (default: dask's default scheduler).
+
+    Returns
+    -------
+    Segmentation
+        Same type and fields as the in-memory workflow; ``counts`` is the lazy binned
+        signal, ``models["prepared"].X`` the lazy feature matrix, ``params["lazy"]`` True.
+
+    Raises
+    ------
+    StemsegValueError
+        As the in-memory workflow; a UMAP fit that would gather more than 2 GiB of
+        features (use ``umap_sample``).
+    """
+    from . import workflows as _wf
+
+    timer = _wf._Timer(progress, "hdbscan (lazy)")
+    _wf._check_choice(labels_full, ("predict", "repeat"), "labels_full")
+    _wf._check_choice(noise, ("zero", "soft"), "noise")
+    _wf._check_choice(weights, ("membership", "probability", "hard"), "weights")
+    _wf._check_umap_sample(umap_sample)
+    prep = prepare(data, bin, energy_bin=energy_bin, energy_range=energy_range, mask=mask,
+                   poisson=poisson, scaler=scaler, client=client)
+    n = int(prep.used.sum())
+    f = prep.channels.size
+    mcs = _cluster.binned_min_cluster_size(min_cluster_size, min_cluster_size_units,
+                                           prep.bin, prep.pixel_size_nm, n)
+    sample = _wf._umap_sample_indices(n, umap_sample, mcs, random_state)
+    m = n if sample is None else int(sample.size)
+    if m * f * 8 > _GATHER_LIMIT:
+        raise StemsegValueError(
+            f"UMAP would be fitted on {m} binned pixels x {f} channels "
+            f"({m * f * 8 / 2**30:.1f} GiB of features in memory), more than the lazy path "
+            f"holds ({_GATHER_LIMIT / 2**30:.0f} GiB). Pass umap_sample= (default 4096) "
+            "and a min_cluster_size that keeps the sample small, a larger bin or "
+            "energy_bin, or a narrower energy_range."
+        )
+    x_fit = gather_features(prep, sample, client=client)       # = X[fit_rows] in memory
+    timer.lap("preprocess")
+
+    def all_scores(red: _reduce.PCAReducer) -> np.ndarray:
+        """``red.transform(X)``: the fitted rows from memory, the others streamed."""
+        if sample is None:
+            return red.transform(x_fit)
+        out = scores(prep, red, client=client)
+        out[sample] = red.transform(x_fit)
+        return out
+
+    pca = None
+    features_fit = x_fit
+    if pca_components is not None:
+        pca = _reduce.PCAReducer(None if pca_components == "auto" else pca_components,
+                                 random_state=random_state).fit(x_fit)
+        features_fit = pca.transform(x_fit)
+    # the search space of the pixels left out of UMAP's fit (see workflows.hdbscan),
+    # computed only when some pixel needs placing
+    search: dict[str, Any] = {}
+
+    def search_space() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not search:
+            red = pca if pca is not None else _reduce.PCAReducer(
+                n_components=min(_wf._SEARCH_COMPONENTS, *x_fit.shape),
+                max_components=0, random_state=random_state).fit(x_fit)
+            search.update(comps=red.components_, mean=red.pca_.mean_,
+                          scores=np.asarray(all_scores(red), dtype=np.float32))
+        return search["comps"], search["mean"], search["scores"]
+
+    umap_kwargs = None
+    if sample is not None:
+        umap_kwargs = dict(n_epochs=500 if n <= 10_000 else 200)   # as in memory
+    reducer = _reduce.UMAPReducer(n_components=n_components, n_neighbors=n_neighbors,
+                                  min_dist=min_dist, random_state=random_state,
+                                  umap_kwargs=umap_kwargs)
+    embedding_fit = reducer.fit_transform(features_fit)
+    del features_fit
+    reference = None
+    if sample is not None:
+        reference = search_space()[2][sample]
+        embedding = np.empty((n, embedding_fit.shape[1]), dtype=np.float32)
+        embedding[sample] = embedding_fit
+        rest = np.setdiff1d(np.arange(n), sample)
+        embedding[rest] = reducer.transform(search_space()[2][rest], reference=reference)
+    else:
+        embedding = embedding_fit
+    timer.lap("reduce")
+    model, labels, soft, mcs_fit = _cluster.hdbscan_on_sample(
+        embedding, sample, mcs, min_samples=min_samples, noise=noise, weights=weights,
+        cluster_selection_method=cluster_selection_method)
+    timer.lap("cluster")
+
+    w_all = np.zeros((prep.used.size, soft.shape[1]))
+    w_all[prep.used.ravel()] = soft
+    sums = weighted_sums(prep.counts, w_all, client=client)
+    del w_all
+    light = _light(prep)
+
+    def predict(spectra: Any) -> np.ndarray:
+        comps, mean, scores_ = search_space()
+        ref = scores_ if sample is None else reference
+        args = (light, comps, mean, ref, _light_umap(reducer), model)
+        if not hasattr(spectra, "map_blocks"):        # an in-memory array
+            return _hdbscan_predict_block(spectra, *args)
+        spectra = _one_energy_chunk(spectra)
+        out = spectra.map_blocks(_hdbscan_predict_block, *args, drop_axis=1, dtype=np.int64)
+        return _compute(out, client=client)[0]
+
+    can_predict = labels_full == "predict" and model.labels_.max() >= 0
+    params = dict(workflow="hdbscan", min_cluster_size=min_cluster_size,
+                  min_cluster_size_units=min_cluster_size_units,
+                  min_cluster_size_binned=mcs, min_samples=min_samples,
+                  n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
+                  pca_components=None if pca is None else pca.n_components_, noise=noise,
+                  weights=weights,
+                  cluster_selection_method=cluster_selection_method,
+                  umap_sample=umap_sample, umap_fit_pixels=m, min_cluster_size_fit=mcs_fit,
+                  labels_full=labels_full if can_predict or labels_full == "repeat"
+                  else "repeat (no cluster found)", **prep.params)
+    # mean spectra from a one-pixel in-memory template, as in gmm above
+    template = prep.counts.inav[0, 0]
+    template.compute()
+    seg = _wf._assemble(data, dataclasses.replace(prep, counts=template), labels, soft,
+                        predict if can_predict else None, mask, timer, params,
+                        random_state, "hdbscan", sums=sums)
+    seg.counts = prep.counts
+    seg.embedding = embedding
+    seg.models = dict(prepared=prep, reducer=reducer, clusterer=model, pca=pca,
+                      umap_sample=sample)
     return seg

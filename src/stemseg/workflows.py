@@ -223,6 +223,7 @@ def hdbscan(
     labels_full: str = "predict",
     umap_sample: int | None = 4096,
     progress: bool | None = None,
+    client: Any = None,
 ) -> Segmentation:
     """Workflow 2: RobustScaler, UMAP to ``n_components`` dimensions, HDBSCAN.
 
@@ -269,6 +270,12 @@ def hdbscan(
         least 8 sampled pixels.
     progress : bool or None
         Show a tqdm bar over the stages (None: only on a terminal).
+    client : dask.distributed.Client, optional
+        Run the streamed (lazy) workflow on this cluster's workers. A lazy input
+        (``stemseg.io.load(path, lazy=True)``) or a client selects the bounded-memory path
+        of :func:`stemseg.streaming.hdbscan` (same stages, same UMAP sample and result
+        type; labels agree with the in-memory path, not bit for bit); otherwise the map is
+        processed in memory.
 
     Returns
     -------
@@ -282,6 +289,17 @@ def hdbscan(
     StemsegValueError
         Bad data or parameters, ``min_cluster_size`` above the number of pixels.
     """
+    if client is not None or getattr(getattr(data, "eds", data), "_lazy", False):
+        from . import streaming
+
+        return streaming.hdbscan(
+            data, min_cluster_size, n_components, bin, random_state,
+            min_samples=min_samples, min_cluster_size_units=min_cluster_size_units,
+            n_neighbors=n_neighbors, min_dist=min_dist, pca_components=pca_components,
+            noise=noise, weights=weights, cluster_selection_method=cluster_selection_method,
+            energy_bin=energy_bin, energy_range=energy_range, mask=mask, poisson=poisson,
+            scaler=scaler, labels_full=labels_full, umap_sample=umap_sample,
+            progress=progress, client=client)
     timer = _Timer(progress, "hdbscan")
     _check_choice(labels_full, ("predict", "repeat"), "labels_full")
     _check_choice(noise, ("zero", "soft"), "noise")
@@ -344,28 +362,9 @@ def hdbscan(
     timer.lap("cluster")
 
     def predict(spectra: np.ndarray) -> np.ndarray:
-        import hdbscan as _hdbscan
-
-        # Neighbours of the unbinned pixels are searched among the fitted binned ones in
-        # the space of their leading principal components, not in all channels: the
-        # projection folds into one product with the raw counts (Prepared.project), the
-        # search costs tens of dimensions instead of thousands, and the noise-only
-        # directions, which dominate distances between noisy unbinned spectra, are left out.
         comps, mean, scores = search_space()
         ref = scores if sample is None else reference
-        x = prep.project(spectra, prep.bin**2, comps, mean)
-        placed, near = reducer.transform(x, reference=ref, return_neighbors=True)
-        # A pixel whose nearest fitted pixels all carry the same cluster label is placed
-        # inside that cluster and gets its label; only the others (boundaries, outliers)
-        # go through approximate_predict, whose per-point Python loop was ~3 s for the
-        # 65 536 pixels of a 256 x 256 map. On that phantom 85 % of pixels were unanimous
-        # and approximate_predict agreed with all of them.
-        votes = model.labels_[near]
-        out = votes[:, 0].copy()
-        open_ = ~((votes == votes[:, :1]).all(axis=1) & (votes[:, 0] >= 0))
-        if open_.any():
-            out[open_] = _hdbscan.approximate_predict(model, placed[open_])[0]
-        return out
+        return _hdbscan_predict(prep, spectra, comps, mean, ref, reducer, model)
 
     can_predict = labels_full == "predict" and model.labels_.max() >= 0
     params = dict(workflow="hdbscan", min_cluster_size=min_cluster_size,
@@ -385,6 +384,36 @@ def hdbscan(
     seg.models = dict(prepared=prep, reducer=reducer, clusterer=model, pca=pca,
                       umap_sample=sample)
     return seg
+
+
+def _hdbscan_predict(prep: _pre.Prepared, spectra: np.ndarray, comps: np.ndarray,
+                     mean: np.ndarray, reference: np.ndarray, reducer: _reduce.UMAPReducer,
+                     model: Any) -> np.ndarray:
+    """HDBSCAN labels (-1 = noise) of unbinned pixel spectra (n, n_channels) -> (n,).
+
+    ``comps`` (d, n_features) and ``mean`` span the search space, ``reference`` holds the
+    fitted pixels' coordinates in it (rows of UMAP's fit, float32).
+    """
+    import hdbscan as _hdbscan
+
+    # Neighbours of the unbinned pixels are searched among the fitted binned ones in
+    # the space of their leading principal components, not in all channels: the
+    # projection folds into one product with the raw counts (Prepared.project), the
+    # search costs tens of dimensions instead of thousands, and the noise-only
+    # directions, which dominate distances between noisy unbinned spectra, are left out.
+    x = prep.project(spectra, prep.bin**2, comps, mean)
+    placed, near = reducer.transform(x, reference=reference, return_neighbors=True)
+    # A pixel whose nearest fitted pixels all carry the same cluster label is placed
+    # inside that cluster and gets its label; only the others (boundaries, outliers)
+    # go through approximate_predict, whose per-point Python loop was ~3 s for the
+    # 65 536 pixels of a 256 x 256 map. On that phantom 85 % of pixels were unanimous
+    # and approximate_predict agreed with all of them.
+    votes = model.labels_[near]
+    out = votes[:, 0].copy()
+    open_ = ~((votes == votes[:, :1]).all(axis=1) & (votes[:, 0] >= 0))
+    if open_.any():
+        out[open_] = _hdbscan.approximate_predict(model, placed[open_])[0]
+    return out
 
 
 #: Smallest number of pixels a region of ``min_cluster_size`` must keep in UMAP's sample;
