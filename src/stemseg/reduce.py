@@ -168,9 +168,12 @@ class PCAReducer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Project ``X`` (n, n_features) onto the kept components -> (n, n_components_)."""
-        # only the kept components (PCA.transform would project on all max_components)
+        # only the kept components (PCA.transform would project on all max_components);
+        # the mean is subtracted after the product, (X - m) V^T = X V^T - m V^T, so no
+        # centred copy of X is made (a fresh 260 MB array at 16k x 2000 cost ~0.8 s here)
         X = np.asarray(X, dtype=float)
-        return (X - self.pca_.mean_) @ self.components_.T
+        comps = self.components_.astype(float)
+        return X @ comps.T - self.pca_.mean_.astype(float) @ comps.T
 
     @property
     def components_(self) -> np.ndarray:
