@@ -152,12 +152,14 @@ class PCAReducer(TransformerMixin, BaseEstimator):
         """Fit the PCA on ``X`` (n_samples, n_features) and choose the components."""
         # float32 halves the memory traffic of the randomized SVD (measured 3.5 -> 2.9 s
         # on 16k x 2000); the leading ratios agree with float64 to 5 digits
-        X = np.asarray(X, dtype=np.float32)
+        # our own float32 copy, which PCA may then centre in place (copy=False): one
+        # copy of X instead of two, and the caller's array is never touched
+        X = np.array(X, dtype=np.float32, copy=True)
         limit = min(X.shape)
         if self.n_components is not None:
             _check_n_components(self.n_components, X.shape)
         n_fit = min(max(int(self.max_components), int(self.n_components or 1)), limit)
-        self.pca_ = PCA(n_components=n_fit, svd_solver=self.svd_solver,
+        self.pca_ = PCA(n_components=n_fit, svd_solver=self.svd_solver, copy=False,
                         random_state=self.random_state).fit(X)
         self.explained_variance_ratio_ = self.pca_.explained_variance_ratio_
         self.knee_ = scree_knee(self.explained_variance_ratio_, self.max_points,
