@@ -318,6 +318,20 @@ def test_lazy_hdbscan_with_pca_before_umap(files):
     assert metrics.ari(lazy.labels_full, memory.labels_full) > 0.99
 
 
+def test_lazy_hdbscan_poisson_and_mask(files):
+    ph = files["small"]
+    mask = np.ones(ph.labels.shape, dtype=bool)
+    mask[:8] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = workflows.hdbscan(_lazy_blocks(files["small_path"], (24, 40)), random_state=0,
+                                 poisson=True, mask=mask, umap_sample=400)
+        memory = workflows.hdbscan(ph, random_state=0, poisson=True, mask=mask,
+                                   umap_sample=400)
+    assert (lazy.labels_full[:8] == -1).all() and (lazy.labels[:4] == -1).all()
+    assert metrics.ari(lazy.labels_full, memory.labels_full) > 0.99
+
+
 def test_lazy_hdbscan_bad_parameters_are_refused(files, monkeypatch):
     acq = _lazy(files["small_path"])
     with pytest.raises(StemsegValueError, match="labels_full"):
