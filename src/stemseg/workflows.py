@@ -6,7 +6,9 @@
   (Euclidean) whose minimum cluster size is a physical area.
 
 Both return a :class:`stemseg.Segmentation` (``stemseg._types``) that
-:func:`stemseg.quant.quantify` takes directly.
+:func:`stemseg.quant.quantify` takes directly. A lazy (dask-backed) input, or a
+``dask.distributed`` ``client=``, sends either workflow to :mod:`stemseg.streaming`, which
+runs the same stages in passes over the file in bounded memory.
 
 Labels at the original resolution (``labels_full``)
 ---------------------------------------------------
