@@ -207,3 +207,17 @@ def test_n_major_clusters():
     assert n_major_clusters(np.full(10, -1)) == 0
     with pytest.raises(StemsegValueError, match="min_fraction"):
         n_major_clusters(labels, 2.0)
+
+
+def test_hdbscan_on_sample_checks_sizes_against_the_whole_map():
+    from stemseg.cluster import hdbscan_on_sample
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(1024, 4))
+    sample = np.arange(0, 1024, 4)
+    with pytest.raises(StemsegValueError, match="exceeds the 1024 pixels"):
+        hdbscan_on_sample(emb, sample, 5000)
+    with pytest.raises(StemsegValueError, match="at least 2"):
+        hdbscan_on_sample(emb, sample, 1)
+    with pytest.raises(StemsegValueError, match="min_samples must be"):
+        hdbscan_on_sample(emb, sample, 40, min_samples=0)

@@ -270,7 +270,18 @@ def fit_hdbscan(X: np.ndarray, min_cluster_size: int, *, min_samples: int | None
     """
     import hdbscan
 
-    n = X.shape[0]
+    _check_hdbscan_sizes(min_cluster_size, min_samples, X.shape[0])
+    clusterer = hdbscan.HDBSCAN(min_cluster_size=int(min_cluster_size),
+                                min_samples=None if min_samples is None else int(min_samples),
+                                metric="euclidean", prediction_data=True, core_dist_n_jobs=1,
+                                **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return clusterer.fit(np.asarray(X, dtype=np.float64))
+
+
+def _check_hdbscan_sizes(min_cluster_size: Any, min_samples: Any, n: int) -> None:
+    """Raise unless ``2 <= min_cluster_size <= n`` and ``min_samples`` is None or in [1, n)."""
     if not isinstance(min_cluster_size, Integral) or min_cluster_size < 2:
         raise StemsegValueError(
             f"min_cluster_size must be at least 2 (binned) pixels; got {min_cluster_size!r}. "
@@ -287,13 +298,6 @@ def fit_hdbscan(X: np.ndarray, min_cluster_size: int, *, min_samples: int | None
             f"min_samples must be a whole number between 1 and {n - 1} or None; got "
             f"{min_samples!r}."
         )
-    clusterer = hdbscan.HDBSCAN(min_cluster_size=int(min_cluster_size),
-                                min_samples=None if min_samples is None else int(min_samples),
-                                metric="euclidean", prediction_data=True, core_dist_n_jobs=1,
-                                **kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return clusterer.fit(np.asarray(X, dtype=np.float64))
 
 
 def hdbscan_weights(clusterer: Any, noise: str = "zero", kind: str = "membership"
@@ -440,14 +444,7 @@ def hdbscan_on_sample(embedding: np.ndarray, sample: np.ndarray | None,
     if sample is None:
         model = fit_hdbscan(embedding, min_cluster_size, min_samples=min_samples, **kwargs)
         return model, model.labels_, hdbscan_weights(model, noise, weights), min_cluster_size
-    if min_samples is not None and (not isinstance(min_samples, Integral)
-                                    or not 1 <= min_samples < n):
-        raise StemsegValueError(
-            f"min_samples must be a whole number between 1 and {n - 1} or None; got "
-            f"{min_samples!r}."
-        )
-    if not isinstance(min_cluster_size, Integral) or not 2 <= min_cluster_size <= n:
-        fit_hdbscan(embedding[:0], min_cluster_size)  # raises the usual message
+    _check_hdbscan_sizes(min_cluster_size, min_samples, n)   # of the whole map
     f = sample.size / n
     mcs = max(2, int(round(min_cluster_size * f)))
     ms = None if min_samples is None else max(1, int(round(min_samples * f)))

@@ -523,8 +523,14 @@ class HDBSCANExplorer(_Explorer):
         return cluster.binned_min_cluster_size(self.min_cluster_size.value, "px",
                                                self.prepared.bin)
 
-    def _fit(self, weights: str = "membership") -> tuple[Any, np.ndarray, np.ndarray]:
-        """(clusterer, labels, soft weights) of the used pixels at the sliders' values."""
+    def _fit(self, weights: str = "hard") -> tuple[Any, np.ndarray, np.ndarray]:
+        """(clusterer, labels, soft weights) of the used pixels at the sliders' values.
+
+        The sliders' refits ask for ``"hard"`` weights: the labels are the same for every
+        kind, and soft memberships of the pixels outside a UMAP sample
+        (``hdbscan.membership_vector``, ~1 s per 10 000 pixels) are computed only when
+        :meth:`segmentation` needs them.
+        """
         from . import cluster
 
         mcs = self.min_cluster_size_binned
