@@ -300,6 +300,15 @@ def _check_hdbscan_sizes(min_cluster_size: Any, min_samples: Any, n: int) -> Non
         )
 
 
+def _check_weight_kind(noise: Any, kind: Any) -> None:
+    if noise not in ("zero", "soft"):
+        raise StemsegValueError(f"noise must be 'zero' or 'soft'; got {noise!r}.")
+    if kind not in ("membership", "probability", "hard"):
+        raise StemsegValueError(
+            f"weights must be 'membership', 'probability' or 'hard'; got {kind!r}."
+        )
+
+
 def hdbscan_weights(clusterer: Any, noise: str = "zero", kind: str = "membership"
                     ) -> np.ndarray:
     """Cluster weights of the fitted points.
@@ -330,12 +339,7 @@ def hdbscan_weights(clusterer: Any, noise: str = "zero", kind: str = "membership
     """
     import hdbscan
 
-    if noise not in ("zero", "soft"):
-        raise StemsegValueError(f"noise must be 'zero' or 'soft'; got {noise!r}.")
-    if kind not in ("membership", "probability", "hard"):
-        raise StemsegValueError(
-            f"weights must be 'membership', 'probability' or 'hard'; got {kind!r}."
-        )
+    _check_weight_kind(noise, kind)
     labels = clusterer.labels_
     k = int(labels.max()) + 1
     if k == 0:
@@ -380,12 +384,7 @@ def hdbscan_predict(clusterer: Any, points: np.ndarray, noise: str = "zero",
     """
     import hdbscan
 
-    if noise not in ("zero", "soft"):
-        raise StemsegValueError(f"noise must be 'zero' or 'soft'; got {noise!r}.")
-    if kind not in ("membership", "probability", "hard"):
-        raise StemsegValueError(
-            f"weights must be 'membership', 'probability' or 'hard'; got {kind!r}."
-        )
+    _check_weight_kind(noise, kind)
     k = int(clusterer.labels_.max()) + 1
     points = np.asarray(points, dtype=np.float64)
     if k == 0 or points.shape[0] == 0:
