@@ -16,6 +16,7 @@ __all__ = [
     "StemsegReaderCrash",
     "StemsegDependencyError",
     "StemsegFileExistsError",
+    "StemsegSparseDataWarning",
 ]
 
 
@@ -49,3 +50,12 @@ class StemsegDependencyError(StemsegError, ImportError):
 
 class StemsegFileExistsError(StemsegError, FileExistsError):
     """An output path exists and overwriting was not requested."""
+
+
+class StemsegSparseDataWarning(UserWarning):
+    """The map has too few counts per pixel for the step to find chemistry, not noise.
+
+    The message gives the counts per pixel and what to do (bin more, pick fewer
+    clusters). Silence it deliberately with
+    ``warnings.filterwarnings("ignore", category=StemsegSparseDataWarning)``.
+    """

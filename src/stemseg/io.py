@@ -26,7 +26,10 @@ from .errors import (
     StemsegValueError,
 )
 
-__all__ = ["load", "supported_extensions", "HAADF_TITLES"]
+__all__ = ["load", "load_source", "supported_extensions", "HAADF_TITLES", "PHANTOM_SOURCE"]
+
+#: The value of a notebook's ``DATA`` parameter that selects its phantom (see :func:`load_source`).
+PHANTOM_SOURCE = "phantom"
 
 #: Image titles recognised as the annular dark-field image, in order of preference.
 HAADF_TITLES = ("HAADF", "ADF", "DF")
@@ -392,3 +395,59 @@ def load(
 
         return load_phantom(path, lazy=lazy)
     return _assemble(signals, path, haadf)
+
+
+def load_source(source: str | Path, *, phantom: str, random_state: Any = 0,
+                **phantom_options: Any) -> Any:
+    """The data a notebook works on, from one value: a phantom, a bundled file or a path.
+
+    This is what a notebook's ``DATA`` parameter means, so that switching a notebook to a
+    real map is one changed (or, with papermill, one injected) value.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        ``"phantom"`` (:data:`PHANTOM_SOURCE`): simulate ``phantom``; the name of a bundled
+        example file (a key of :data:`stemseg.data.EXAMPLES`, e.g.
+        ``"bruker_tem_CuOPdTi_64x64"``): load it; anything else: a path, loaded with
+        :func:`load`.
+    phantom : str
+        The phantom simulated for ``source="phantom"`` (see :func:`stemseg.simulate.phantom`).
+    random_state : int, optional
+        Seed of the phantom (default 0); ignored for files.
+    **phantom_options
+        Further arguments of :func:`stemseg.simulate.phantom` (e.g. ``shape``); ignored
+        for files.
+
+    Returns
+    -------
+    Phantom or Acquisition
+        A phantom carries its truth (``labels``, ``phases``); a file does not.
+
+    Raises
+    ------
+    StemsegValueError
+        ``source`` is not a string or path.
+    StemsegFileNotFoundError, StemsegFileFormatError
+        As :func:`load`, for a path that does not exist or cannot be read.
+
+    Examples
+    --------
+    >>> from stemseg import io
+    >>> acq = io.load_source("bruker_tem_CuOPdTi_64x64", phantom="sulfide-6cation")
+    >>> acq.eds.data.shape[:2]
+    (64, 64)
+    """
+    if not isinstance(source, (str, Path)):
+        raise StemsegValueError(
+            f"source must be 'phantom', the name of a bundled file or a path; got "
+            f"{type(source).__name__} {source!r}.")
+    from . import data as _data
+
+    if str(source) == PHANTOM_SOURCE:
+        from .simulate import phantom as _phantom
+
+        return _phantom(phantom, random_state=random_state, **phantom_options)
+    if isinstance(source, str) and source in _data.EXAMPLES:
+        return load(_data.example(source))
+    return load(source)

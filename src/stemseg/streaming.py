@@ -428,6 +428,8 @@ def prepare(
     parts = _blockwise(cube, used, _stats_block, energy_bin, channels, bool(poisson), want_hist)
     (stats,) = _compute(_tree(parts, _stats_combine), client=client)
     _check_stats(stats, energy_range)
+    _pre.warn_if_sparse(float(stats["totals"].sum()) / max(stats["n"], 1), bin,
+                        original_shape=tuple(original_shape))
     if want_hist and not stats["integer"]:
         raise StemsegValueError(
             "The lazy path computes the RobustScaler statistics exactly from histograms of "
