@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from ._cache import configure_numba_cache_dir as _configure_numba_cache_dir
 from .errors import (
     StemsegDependencyError,
     StemsegError,
@@ -19,6 +20,11 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+# numba's compiled kernels (umap-learn, pynndescent, HyperSpy) are cached in the user's
+# cache folder, never in the installed packages: set before a submodule imports them
+# (see stemseg._cache; STEMSEG_NUMBA_CACHE=0 leaves numba untouched)
+_configure_numba_cache_dir()
 
 _SUBMODULES = (
     "analysis", "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",

@@ -34,11 +34,20 @@ Compiled code cached on disk
 umap-learn's numba kernels (the fuzzy simplicial set and the layout optimisation) are
 compiled without numba's disk cache, ~10 s per fresh process. :func:`enable_umap_cache`
 switches the cache on for those kernels before their first call (numba's own
-``Dispatcher.enable_caching``; the files go to umap's ``__pycache__`` or, when that is not
-writable, numba's per-user cache directory, keyed by CPU and source file so a stale or
-foreign entry is recompiled, never reused). Measured on the 2-core session machine: a
-10-epoch fit of 3000 points in a fresh process 5.6 s -> 0.2 s once the cache exists. Set
-``STEMSEG_NUMBA_CACHE=0`` to leave umap-learn untouched.
+``Dispatcher.enable_caching``), keyed by CPU and source file so a stale or foreign entry
+is recompiled, never reused. Measured on the 2-core session machine: a 10-epoch fit of
+3000 points in a fresh process 5.6 s -> 0.2 s once the cache exists.
+
+Where the files go: numba's ``.nbi``/``.nbc`` files are written to stemseg's per-user
+cache folder, never into umap-learn's or pynndescent's ``__pycache__`` in the installed
+environment, nor into the repository: ``$STEMSEG_CACHE_DIR/numba`` when
+``STEMSEG_CACHE_DIR`` is set, else ``platformdirs.user_cache_dir("stemseg")/numba``
+(``~/.cache/stemseg/numba`` on Linux). ``import stemseg`` sets numba's cache directory
+(``numba.config.CACHE_DIR``, exported as ``NUMBA_CACHE_DIR``) before umap-learn and
+pynndescent are imported, so pynndescent's own ``cache=True`` functions go there too; a
+``NUMBA_CACHE_DIR`` set by the user wins (see :mod:`stemseg._cache`). Deleting the folder
+is safe (the kernels are recompiled). Set ``STEMSEG_NUMBA_CACHE=0`` to leave umap-learn
+and numba's cache configuration untouched.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
+from . import _cache
 from .errors import StemsegValueError
 
 __all__ = ["scree_knee", "PCAReducer", "UMAPReducer", "enable_umap_cache"]
@@ -237,7 +247,10 @@ def enable_umap_cache() -> bool:
     """Switch on numba's disk cache for umap-learn's compiled kernels (see module notes).
 
     Idempotent and cheap; does nothing when ``STEMSEG_NUMBA_CACHE=0`` is set or when
-    numba's dispatcher API is not as expected (the cache is an optimisation only).
+    numba's dispatcher API is not as expected (the cache is an optimisation only). The
+    files go to ``numba`` under stemseg's per-user cache folder (``$STEMSEG_CACHE_DIR``,
+    else ``platformdirs.user_cache_dir("stemseg")``) unless ``NUMBA_CACHE_DIR`` is set;
+    never into the installed umap-learn package.
 
     Returns
     -------
@@ -247,8 +260,11 @@ def enable_umap_cache() -> bool:
     global _UMAP_CACHE_ENABLED
     if _UMAP_CACHE_ENABLED:
         return True
-    if os.environ.get("STEMSEG_NUMBA_CACHE", "1").strip().lower() in ("0", "false", "no"):
+    if not _cache.numba_cache_enabled():
         return False
+    # numba's cache directory must be set before umap-learn (and pynndescent, which it
+    # imports) is imported: cache=True functions pick their folder at decoration time
+    _cache.configure_numba_cache_dir()
     try:
         import umap.layouts
         import umap.umap_
@@ -317,9 +333,9 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: np.ndarray, y: Any = None, **_: Any) -> np.ndarray:
         """Embed ``X`` (n_samples, n_features) -> (n_samples, n_components)."""
+        enable_umap_cache()  # first: sets numba's cache folder before umap is imported
         import umap
 
-        enable_umap_cache()
         X = np.asarray(X, dtype=np.float32)
         n = X.shape[0]
         if self.n_components < 1 or self.n_components >= n - 1:

@@ -64,6 +64,7 @@ from . import preprocess as _pre
 from . import reduce as _reduce
 from ._types import Segmentation
 from .errors import StemsegValueError
+from .workflows import _closes_timers
 
 __all__ = ["is_lazy", "prepare", "fit_pca", "scores", "gather_features", "weighted_sums",
            "gmm", "hdbscan", "quantiles_from_histogram"]
@@ -684,6 +685,7 @@ def _predict_block(block: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
 # --------------------------------------------------------------------------------------
 
 
+@_closes_timers
 def gmm(
     data: Any,
     n_clusters: int = 5,
@@ -860,6 +862,7 @@ def _light_umap(reducer: _reduce.UMAPReducer) -> _reduce.UMAPReducer:
     return light
 
 
+@_closes_timers
 def hdbscan(
     data: Any,
     min_cluster_size: float = 200,

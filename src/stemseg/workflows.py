@@ -58,8 +58,10 @@ Mean spectra
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -77,12 +79,37 @@ _CHUNK = 4096
 #: pixels for ``labels_full`` (the scree curves of EDS maps flatten well before 30).
 _SEARCH_COMPONENTS = 30
 
+#: The _Timer objects opened inside the current :func:`_closes_timers` call (None outside).
+_OPEN_TIMERS: contextvars.ContextVar[list[_Timer] | None] = contextvars.ContextVar(
+    "stemseg_open_timers", default=None)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _closes_timers(func: _F) -> _F:
+    """Decorator: close (at 100 %) the :class:`_Timer` bars that ``func`` opens, also
+    when it raises, so no progress bar is left open behind a failed workflow."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opened: list[_Timer] = []
+        token = _OPEN_TIMERS.set(opened)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _OPEN_TIMERS.reset(token)
+            for timer in opened:
+                timer.close()
+
+    return wrapper  # type: ignore[return-value]
+
 
 # --------------------------------------------------------------------------------------
 # workflow 1: PCA + GMM
 # --------------------------------------------------------------------------------------
 
 
+@_closes_timers
 def gmm(
     data: Any,
     n_clusters: int = 5,
@@ -202,6 +229,7 @@ def gmm(
 # --------------------------------------------------------------------------------------
 
 
+@_closes_timers
 def hdbscan(
     data: Any,
     min_cluster_size: float = 200,
@@ -630,23 +658,55 @@ def _check_choice(value: Any, choices: tuple[str, ...], name: str) -> None:
 
 
 class _Timer:
-    """Seconds per stage, with an optional tqdm bar over the stages."""
+    """Seconds per stage, with an optional tqdm bar over the stages.
+
+    The bar counts the stages (:meth:`lap`); :meth:`close` sets its total to the stages
+    actually run and redraws it before closing it, so it always ends at 100 % -- also
+    when a stage was skipped or the workflow stopped on an error -- and never stays
+    behind half-drawn (e.g. "80 % 4/5 mean_spectra" in a saved notebook). ``close`` is
+    idempotent; the timer is a context manager, and a workflow wrapped in
+    :func:`_closes_timers` closes every timer it opened, also when it raises.
+    """
 
     _STAGES = ("preprocess", "reduce", "cluster", "labels_full", "mean_spectra")
 
     def __init__(self, progress: bool | None, name: str) -> None:
         self.timings: dict[str, float] = {}
         self._start = self._last = time.perf_counter()
+        self._closed = False
         self._bar = tqdm(total=len(self._STAGES), desc=name, leave=False,
                          disable=None if progress is None else not progress)
+        opened = _OPEN_TIMERS.get()
+        if opened is not None:
+            opened.append(self)
+
+    def __enter__(self) -> _Timer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.timings[stage] = now - self._last
         self._last = now
-        self._bar.set_postfix_str(stage)
+        self._bar.set_postfix_str(stage, refresh=False)
         self._bar.update()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self.timings["total"] = time.perf_counter() - self._start
-        self._bar.close()
+        bar = self._bar
+        try:
+            if not bar.disable:
+                n = bar.n
+                if bar.total != n:  # stages skipped or stopped early: total = stages run
+                    start = bar.start_t
+                    bar.reset(total=n)  # (tqdm.notebook resizes its widget here)
+                    bar.start_t = start
+                    bar.n = n
+                bar.refresh()  # draw the final 100 % (update() draws at most every 0.1 s)
+        finally:
+            bar.close()
