@@ -27,14 +27,14 @@ pytestmark = pytest.mark.slow
 # ------------------------------------------------------------------------------ sulfides
 
 @pytest.fixture(scope="module")
-def sulfide():
-    return simulate.phantom("sulfide-6cation", random_state=0)
+def sulfide(sulfide_phantom):
+    return sulfide_phantom
 
 
 @pytest.fixture(scope="module")
-def gmm6(sulfide):
+def gmm6(sulfide_gmm6):
     # the notebook's user-chosen 6 clusters: four sulfides, resin, boundary pixels
-    return workflows.gmm(sulfide, n_clusters=6, random_state=0)
+    return sulfide_gmm6
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,8 @@ def gmm5_poisson(sulfide):
 
 
 @pytest.fixture(scope="module")
-def hdb(sulfide):
-    return workflows.hdbscan(sulfide, random_state=0)  # min_cluster_size 200 px
+def hdb(sulfide_hdbscan):
+    return sulfide_hdbscan  # min_cluster_size 200 px
 
 
 def _composition_errors(seg, phantom, weights=None):
@@ -119,8 +119,8 @@ def _probability_weights(seg):
 # --------------------------------------------------------------------------- nanoparticles
 
 @pytest.fixture(scope="module")
-def particles():
-    return simulate.phantom("nanoparticles-7cation", random_state=0)
+def particles(particles_phantom):
+    return particles_phantom
 
 
 def _particle_clusters(labels, phantom, bin=2):

@@ -19,13 +19,13 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 # ---------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def sulfide():
-    return simulate.phantom("sulfide-6cation", shape=(64, 64), random_state=0)
+def sulfide(sulfide_64):
+    return sulfide_64
 
 
 @pytest.fixture(scope="module")
-def synth_seg():
-    cube, truth = synthetic_cube()
+def synth_seg(synth):
+    cube, truth = synth
     return workflows.gmm(cube, n_clusters=4, random_state=0, labels_full="repeat"), truth
 
 

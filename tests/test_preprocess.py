@@ -12,8 +12,8 @@ from stemseg.errors import StemsegError, StemsegValueError
 
 
 @pytest.fixture(scope="module")
-def cube():
-    return synthetic_cube(shape=(32, 32), n_channels=256)
+def cube(synth_32):
+    return synth_32
 
 
 def test_binning_sums_counts_and_keeps_class_metadata(cube):
@@ -192,10 +192,10 @@ def test_lazy_signal_gives_same_result(cube):
 @pytest.mark.parametrize("poisson, scaler, energy_bin", [
     (False, "robust", 1), (True, "robust", 1), (True, None, 2), (False, None, 3),
 ])
-def test_project_equals_features_then_projection(poisson, scaler, energy_bin):
+def test_project_equals_features_then_projection(poisson, scaler, energy_bin, synth):
     from sklearn.decomposition import PCA
 
-    s, _ = synthetic_cube()
+    s, _ = synth
     prep = pre.preprocess(s, 2, poisson=poisson, scaler=scaler, energy_bin=energy_bin)
     pca = PCA(5, random_state=0).fit(prep.X)
     raw = s.data.reshape(-1, s.data.shape[-1])[:3000]

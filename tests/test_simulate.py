@@ -35,13 +35,13 @@ def _window_maps(ph: Phantom, lines):
 
 
 @pytest.fixture(scope="module")
-def sulfide():
-    return sim.phantom("sulfide-6cation", random_state=0)
+def sulfide(sulfide_phantom):
+    return sulfide_phantom
 
 
 @pytest.fixture(scope="module")
-def particles():
-    return sim.phantom("nanoparticles-7cation", random_state=0)
+def particles(particles_phantom):
+    return particles_phantom
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from stemseg.errors import StemsegValueError
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 @pytest.fixture(scope="module")
-def phantom():
-    return simulate.phantom("sulfide-6cation", shape=(64, 64), random_state=0)
+def phantom(sulfide_64):
+    return sulfide_64
 
 
 @pytest.fixture(scope="module")

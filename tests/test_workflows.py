@@ -22,8 +22,8 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def cube():
-    return synthetic_cube()  # 64 x 64 x 512, 4 phases, stripes 4 px wide
+def cube(synth):
+    return synth  # 64 x 64 x 512, 4 phases, stripes 4 px wide
 
 
 @pytest.fixture(scope="module")
