@@ -69,19 +69,28 @@ print("stemseg", stemseg.__version__)
 # rims of minority wurtzite, with the compositions of the paper's Table 1 -- about 200 counts
 # per pixel. Because it is simulated, `data.labels` holds the true phase of every pixel.
 #
-# To use real data instead, comment the first line and uncomment one of the others. Cells
-# that compare with the truth then skip themselves and tell you what to look at instead.
+# To use real data instead, **change one value**, `DATA`: the name of a bundled file
+# (`stemseg.data.examples()` lists them: `"bruker_tem_CuOPdTi_64x64"`,
+# `"bruker_sem_mineral_30x30"`, `"velox_si_16x16_CCaOCu"`, `"velox_eels_eds_FeCoO"`) or the
+# path of your own map (`"/path/to/your/map.emd"`). From a terminal,
+# `papermill 01-element-maps-vs-clustering.ipynb out.ipynb -p DATA bruker_tem_CuOPdTi_64x64`
+# does the same. `SEED` seeds the phantoms and every random step below. Cells that compare
+# with the truth then skip themselves and tell you what to look at instead. Sections 2 and 3
+# always use their own phantoms and the bundled Bruker map, whatever `DATA` is.
+
+# %% tags=["parameters"]
+# ----------------------------------------------------------------------- DATA ------------
+DATA = "phantom"   # the phantom; a bundled file, e.g. "bruker_tem_CuOPdTi_64x64"; or a path
+SEED = 0           # seed of the phantoms and of every random step below
+N_CLUSTERS = 6     # for the first clustering (section 4); the phantom has 5 phases
+# ------------------------------------------------------------------------------------------
 
 # %%
-# ----------------------------------------------------------------------- DATA ------------
-data = simulate.phantom("sulfide-6cation", shape=(128, 128), random_state=0)
-# data = io.load(stemseg.data.example("bruker_tem_CuOPdTi_64x64"))   # bundled real TEM map
-# data = io.load("/path/to/your/map.emd")                             # your own file
-N_CLUSTERS = 6  # for the first clustering (section 4); the phantom has 5 phases
-# ------------------------------------------------------------------------------------------
+data = io.load_source(DATA, phantom="sulfide-6cation", shape=(128, 128), random_state=SEED)
 has_truth = hasattr(data, "labels")
 print(data.eds)
-print("elements:", data.eds.metadata.Sample.elements, "| truth available:", has_truth)
+print("elements:", data.eds.metadata.get_item("Sample.elements"),
+      "| truth available:", has_truth)
 if has_truth:
     print("phases:", [p.name for p in data.phases])
 
@@ -96,10 +105,23 @@ if has_truth:
 # in every title.
 
 # %%
-maps = analysis.element_maps(data)
+try:
+    maps = analysis.element_maps(data)
+except stemseg.StemsegError as err:  # e.g. a file that names no elements
+    maps = []
+    print(f"No element maps: {err}")
+has_pairs = len(maps) >= 2  # comparing maps needs at least two of them
 sample = (data.labels > 0) if has_truth else None  # the resin (label 0) is not sample
-map_explorer = widgets.ElementMapExplorer(maps, mask=sample, scaling="per-map")
-map_explorer
+if has_pairs:
+    map_explorer = widgets.ElementMapExplorer(maps, mask=sample, scaling="per-map")
+    display(map_explorer)
+    blank = [analysis.line_name(m) for m in maps if analysis.counts_per_pixel(m) == 0]
+    if blank:
+        print(f"No counts at all in the windows of {blank}: those maps are blank, and nothing "
+              "can be read from them (is the spectrum calibrated? are the lines in range?).")
+else:
+    print(f"{len(maps)} element map(s): section 1 compares pairs of maps and is skipped. "
+          "Add the elements, e.g. data.eds.add_elements(['Fe', 'S']), and rerun.")
 
 # %% [markdown]
 # To put a number on "look alike" we use the **overlap of displayed brightness** of two maps,
@@ -109,53 +131,77 @@ map_explorer
 # correlation of the true concentration maps says which pairs really go together.
 
 # %%
-lines = [analysis.line_name(m) for m in maps]
-truth_maps = (analysis.truth_concentration_maps(data, [ln.split("_")[0] for ln in lines])
-              if has_truth else None)
-rankings = analysis.scaling_rankings(maps, truth=truth_maps, mask=sample)
-display(rankings.head(8))
-print("Spearman rank correlation between rankings:")
-for pair, rho in rankings.attrs["spearman"].items():
-    print(f"  {pair:>20s}: {rho:+.2f}")
+rankings = None
+if has_pairs:
+    lines = [analysis.line_name(m) for m in maps]
+    truth_maps = (analysis.truth_concentration_maps(data, [ln.split("_")[0] for ln in lines])
+                  if has_truth else None)
+    rankings = analysis.scaling_rankings(maps, truth=truth_maps, mask=sample)
+    display(rankings.head(8))
+    print("Spearman rank correlation between rankings:")
+    for pair, rho in rankings.attrs["spearman"].items():
+        print(f"  {pair:>20s}: {rho:+.2f}")
+    if np.isnan(list(rankings.attrs["spearman"].values())).any():
+        print("nan: a ranking in which every pair ties (blank maps) cannot be compared.")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
-order = rankings.sort_values("rank_truth" if has_truth else "rank_counts")
-for ax, col, title in zip(axes, ["overlap_per_map", "overlap_common"],
-                          ["per-map autoscale", "one common scale"]):
-    ax.barh(order["pair"], order[col], color="tab:blue")
-    ax.set_title(f"apparent overlap, {title}", fontsize=10)
-    ax.set_xlabel("overlap of displayed brightness")
-    ax.invert_yaxis()
-axes[0].set_ylabel("pairs, most correlated in truth first" if has_truth else "pairs")
-plt.show()
+if has_pairs:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.8 + 0.17 * len(rankings)),
+                             layout="constrained", sharey=True)
+    order = rankings.sort_values("rank_truth" if has_truth else "rank_counts")
+    for ax, col, title in zip(axes, ["overlap_per_map", "overlap_common"],
+                              ["per-map autoscale", "one common scale"]):
+        ax.barh(order["pair"], order[col], color="tab:blue")
+        ax.set_title(f"apparent overlap, {title}", fontsize=10)
+        ax.set_xlabel("overlap of displayed brightness")
+        ax.invert_yaxis()
+    axes[0].set_ylabel("pairs, most correlated in truth first" if has_truth else "pairs")
+    plt.show()
 
 # %% [markdown]
 # **What to see.** Under one common scale the minor elements (Zn, Mn) are dark everywhere,
 # so their pairs look unrelated; under per-map scaling they light up. The truth decides:
 # Mn and Zn are the most strongly correlated pair of the phantom (both sit in the wurtzite),
-# yet the common scale ranks them near the bottom. Ag and Cd look alike under both scalings --
-# partly because the Cd La window also collects Ag Lb1 counts (notebook 4 separates them).
+# yet the common scale does not even put them among its three most similar-looking pairs,
+# while per-map scaling does. Ag and Cd look alike under both scalings -- partly because
+# the Cd La window also collects Ag Lb1 counts (notebook 4 separates them). Neither display
+# reproduces the truth's ranking; the correlation of the counts comes closest.
 #
 # *On real data* there is no truth: rely on `r_counts` (scale-invariant), and on the
-# clustering below rather than on the eye.
+# clustering below rather than on the eye. A map with almost no counts in a line window
+# (see the counts per pixel in the titles) has no meaningful correlation with anything: on
+# the bundled Bruker map, with under one count per pixel in every line, all `r_counts` are
+# close to zero -- Poisson noise swamps any pixel-to-pixel correlation until you bin.
 
 # %%
 # Checks of claim E1 on the phantom (skipped on real data)
 if has_truth:
     rho = rankings.attrs["spearman"]
-    # the two scalings rank the pairs differently
-    assert rho["per_map vs common"] < 0.8, rho
-    # the truth decides: here the per-map ranking is closer to the truth than the common one
-    assert rho["per_map vs truth"] > rho["common vs truth"], rho
+    assert rho["per_map vs common"] < 0.8, (
+        "expected the two colour scalings to rank the pairs differently (Spearman rank "
+        f"correlation below 0.8); got {rho['per_map vs common']:.2f}")
+    assert rho["per_map vs truth"] > rho["common vs truth"] + 0.2, (
+        "expected the per-map ranking to be clearly closer to the truth than the common-scale "
+        f"one (Spearman at least 0.2 higher); got {rho['per_map vs truth']:.2f} (per-map) vs "
+        f"{rho['common vs truth']:.2f} (common)")
     top_truth = rankings.loc[rankings["rank_truth"].idxmin()]
-    assert top_truth["pair"] == "Mn_Ka / Zn_Ka", top_truth
-    assert top_truth["rank_common"] > 3 >= top_truth["rank_per_map"], top_truth
-    # the counts' correlation is the same whatever the display does
-    assert rho["counts vs truth"] > 0.8, rho
+    assert top_truth["pair"] == "Mn_Ka / Zn_Ka", (
+        f"expected Mn / Zn to be the most correlated pair in the truth; got {top_truth['pair']}")
+    assert top_truth["rank_per_map"] <= 3 < top_truth["rank_common"], (
+        "expected Mn / Zn among the three most alike-looking pairs under per-map scaling and "
+        f"outside them under one common scale; got rank {top_truth['rank_per_map']} (per-map) "
+        f"and {top_truth['rank_common']} (common)")
+    assert rho["counts vs truth"] > 0.8, (
+        "expected the ranking by the counts' correlation (the same under any display) to "
+        f"follow the truth's (Spearman above 0.8); got {rho['counts vs truth']:.2f}")
     print("E1 holds on the phantom:", {k: round(v, 2) for k, v in rho.items()})
-else:
+    print(f"Mn / Zn: rank {top_truth['rank_per_map']} per-map, {top_truth['rank_common']} "
+          f"common, {top_truth['rank_counts']} by the counts' correlation "
+          f"(of {len(rankings)} pairs).")
+elif has_pairs:
     print("No truth: compare the two rankings above; trust r_counts, not the eye.")
+else:
+    print("No pairs of element maps: nothing to check.")
 
 # %% [markdown]
 # ## 2 · A uniform nanoparticle that looks core-shell (claim E2)
@@ -166,7 +212,7 @@ else:
 # (the paper's Table 2), spheres 18-36 nm on a carbon film, 1 nm pixels.
 
 # %%
-particles_data = simulate.phantom("nanoparticles-7cation", random_state=0)  # uniform truth
+particles_data = simulate.phantom("nanoparticles-7cation", random_state=SEED)  # uniform truth
 np_maps = analysis.element_maps(particles_data, ["Co_Ka", "Mn_Ka", "Zn_Ka", "Ag_La"])
 in_particles = particles_data.labels > 0
 fig = plots.element_maps(np_maps, scaling="per-map", mask=in_particles, ncols=4)
@@ -194,7 +240,16 @@ plots.radial_profiles(normalised, column="ratio", ax=axes[1],
                       title="normalised by thickness: flat = uniform")
 plt.show()
 
+# %% [markdown]
+# The **core excess** puts one number on it: (counts / thickness) in the cores (r < R/2)
+# over the same in the shells, with its Poisson error `sigma` and `z` = (excess - 1) / sigma.
+# How large must |z| be before we call an excess real? Three lines are tested at once, so a
+# 3-sigma rule would flag a perfectly uniform phantom by chance about once in a hundred
+# seeds (for `SEED = 5` Mn reaches z = -2.9); we call an excess significant beyond 3.5
+# sigma (a chance of about 1 in 700 per run).
+
 # %%
+Z_SIGNIFICANT = 3.5  # |z| above this = a significant core excess (or depletion)
 excess = pd.DataFrame({line: analysis.core_excess(m, particles, thickness)
                        for line, m in zip(cpp, np_maps)}).T
 excess["centre / edge (raw)"] = [raw[ln]["mean"].iloc[0] / raw[ln]["mean"].iloc[-1]
@@ -202,28 +257,47 @@ excess["centre / edge (raw)"] = [raw[ln]["mean"].iloc[0] / raw[ln]["mean"].iloc[
 display(excess[["excess", "sigma", "z", "centre / edge (raw)"]])
 
 # %% [markdown]
-# The raw maps are two to three times brighter in the centre than at the edge, but after
+# The raw maps are about three times brighter in the centre than at the edge, but after
 # normalising by the thickness the core excess is 1 within its counting error. For contrast,
 # the same analysis on a phantom whose core **is** enriched (Co, Mn and Zn x 1.5 inside half
 # the radius):
 
 # %%
-core_shell = simulate.phantom("nanoparticles-7cation", random_state=0, core_shell=True)
+core_shell = simulate.phantom("nanoparticles-7cation", random_state=SEED, core_shell=True)
 cs_maps = analysis.element_maps(core_shell, ["Co_Ka", "Mn_Ka", "Zn_Ka", "Ag_La"])
 cs_excess = pd.DataFrame({analysis.line_name(m): analysis.core_excess(
     m, core_shell.truth["particles_px"], core_shell.truth["particle_thickness"])
     for m in cs_maps}).T
 display(cs_excess[["excess", "sigma", "z"]])
 
+# %% [markdown]
+# The excess is only about 1.15, not 1.5: a projection through the middle of a sphere also
+# passes through its shell. Co and Zn, with about 2 counts per pixel, show it at high
+# significance. Mn, with less than one count per pixel, has the largest counting error: its
+# z lies between about 2 and 5 depending on the seed, so one map may or may not reveal a
+# real Mn-rich core -- counts decide what a map can show.
+
 # %%
 # Checks of claim E2 (phantoms)
 for line in ("Co_Ka", "Mn_Ka", "Zn_Ka"):
-    assert cpp[line] < 3.0, (line, cpp[line])               # a few counts per pixel
-    assert cpp["Ag_La"] > 5 * cpp[line], cpp                  # Ag has many more
-    assert excess.loc[line, "centre / edge (raw)"] > 1.5      # the raw map looks core-like
-    assert abs(excess.loc[line, "z"]) < 3, excess.loc[line]   # ... but no significant excess
-assert cs_excess.loc["Co_Ka", "z"] > 3 and cs_excess.loc["Zn_Ka", "z"] > 3, cs_excess
-print("E2 holds: uniform particles look core-shell in raw maps; normalised, no excess.")
+    assert cpp[line] < 3.0, (
+        f"expected a few counts per particle pixel in the {line} map (below 3); "
+        f"got {cpp[line]:.2f}")
+    assert cpp["Ag_La"] > 5 * cpp[line], (
+        f"expected Ag La to have over 5 times the counts of {line}; got {cpp['Ag_La']:.2f} "
+        f"vs {cpp[line]:.2f} per pixel")
+    assert excess.loc[line, "centre / edge (raw)"] > 1.5, (
+        f"expected the raw {line} map to look core-like (centre over 1.5 x the edge); got "
+        f"{excess.loc[line, 'centre / edge (raw)']:.2f}")
+    assert abs(excess.loc[line, "z"]) < Z_SIGNIFICANT, (
+        f"expected no significant core excess of {line} in the uniform particles "
+        f"(|z| < {Z_SIGNIFICANT}); got z = {excess.loc[line, 'z']:.2f}")
+for line in ("Co_Ka", "Zn_Ka"):
+    assert cs_excess.loc[line, "z"] > Z_SIGNIFICANT, (
+        f"expected the real Co/Zn-rich cores to show as a significant {line} core excess "
+        f"(z > {Z_SIGNIFICANT}); got z = {cs_excess.loc[line, 'z']:.2f}")
+print("E2 holds: uniform particles look core-shell in raw maps; normalised, no excess. "
+      "A real core enrichment shows.")
 print(f"Note: Ag here has {cpp['Ag_La']:.1f} counts/px, below the paper's 15-20 "
       "(the phantom's Co/Mn/Zn match the paper's 1-2).")
 
@@ -256,8 +330,12 @@ plt.show()
 
 # %%
 # The bundled map is a low-count map: every element map has < 1 count per pixel
-assert total_cpp < 10, total_cpp
-assert max(bruker_cpp.values()) < 1.0, bruker_cpp
+assert total_cpp < 10, (
+    f"expected the bundled Bruker map to hold fewer than 10 counts per pixel in all; got "
+    f"{total_cpp:.1f}")
+assert max(bruker_cpp.values()) < 1.0, (
+    "expected every element map of the bundled Bruker file to hold < 1 count per pixel; "
+    f"got {bruker_cpp}")
 print("Every element map of the bundled Bruker file holds < 1 count per pixel.")
 
 # %% [markdown]
@@ -271,10 +349,16 @@ print("Every element map of the bundled Bruker file holds < 1 count per pixel.")
 #
 # Instead of reading maps one element at a time, cluster the pixels by their *whole
 # spectrum*. Workflow 1 of the paper (bin x2, scale, PCA, Gaussian mixture; notebook 2) takes
-# a few seconds:
+# a few seconds.
+#
+# On a real map with few counts the workflow warns (`StemsegSparseDataWarning`, printed
+# below the cell): with fewer than about 100 counts per binned pixel, clusters mostly follow
+# the counting noise (salt-and-pepper maps), and their mean spectra are not phases. The
+# warning says how far to bin; notebook 2 shows how. On the bundled Bruker map (about 6
+# counts per pixel) it does warn -- read its clusters as a sketch, not as phases.
 
 # %%
-seg = workflows.gmm(data, n_clusters=N_CLUSTERS, random_state=0)
+seg = workflows.gmm(data, n_clusters=N_CLUSTERS, random_state=SEED)
 pixel_nm = plots.pixel_size_nm(data.eds)
 fig, axes = plt.subplots(1, 2 if has_truth else 1, figsize=(10 if has_truth else 5, 4),
                          layout="constrained", squeeze=False)
@@ -290,20 +374,46 @@ else:
                     title=f"GMM, {seg.n_clusters} clusters")
 plt.show()
 
+# %% [markdown]
+# How well is each phase recovered? Each phase is matched to one cluster (Hungarian
+# matching); `recall` is the share of the phase's pixels in that cluster, `precision` the
+# share of the cluster's pixels that belong to the phase, `f1` combines the two.
+
 # %%
 if has_truth:
     first_ari = metrics.ari(seg.labels_full, data.labels)
-    match = metrics.match_clusters(seg.labels_full, data.labels)
+    recovery = analysis.phase_recovery(seg.labels_full, data.labels, data.phases)
     print(f"ARI against truth: {first_ari:.3f}")
-    print("cluster -> phase:", analysis.phase_names(match, data.phases))
-    assert first_ari > 0.9, first_ari
-    assert set(match.values()) == set(range(len(data.phases))), match  # every phase found
+    display(recovery.set_index("name")[["cluster", "pixels", "recall", "precision", "f1"]])
+    f1 = recovery.set_index("name")["f1"]
+    assert first_ari > 0.9, (
+        f"expected the ARI against the truth above 0.9 (near-perfect agreement); got "
+        f"{first_ari:.3f}")
+    distinct = ["resin", "chalcopyrite", "jalpaite"]
+    assert (f1[distinct] > 0.95).all(), (
+        "expected the resin, chalcopyrite and jalpaite each found as one cluster (F1 above "
+        f"0.95); got {f1[distinct].round(3).to_dict()}")
+    wurtzite = recovery.set_index("name").loc["majority wurtzite"]
+    assert wurtzite["recall"] > 0.95, (
+        "expected the majority wurtzite inside one cluster (recall above 0.95); got "
+        f"{wurtzite['recall']:.3f}")
+    rims = f1["minority wurtzite"]
+    print(f"Minority wurtzite rims: F1 = {rims:.2f} -- "
+          + ("a cluster of their own." if rims > 0.8 else
+             "mostly merged with the majority wurtzite for this seed."))
 else:
-    print("No truth: compare the clusters with the HAADF image and the element maps.")
+    print("No truth: compare the clusters with the element maps and with an image of the "
+          "same area (HAADF), where the file has one. If a StemsegSparseDataWarning appears "
+          "above, the clusters mostly follow counting noise.")
 
 # %% [markdown]
-# One run, no colour scale to choose, and every phase -- including the thin rims of minority
-# wurtzite that no single map shows clearly -- comes out. How many clusters, how many PCA
+# One run, no colour scale to choose: the resin, chalcopyrite and jalpaite come out as one
+# cluster each, and the ARI is above 0.9. The thin rims of minority wurtzite, which no single
+# map shows clearly, are the hardest part: they are a few pixels wide, so after the 2 x 2
+# binning many of their spectra are mixed with the grain next to them. For most seeds they
+# get a cluster of their own (F1 about 0.8-0.97); for some (`SEED = 1`) the mixture puts
+# them together with the majority wurtzite and spends the sixth cluster on mixed pixels at
+# grain boundaries. How many clusters, how many PCA
 # components, and what the clusters' spectra tell us are the topics of the next notebooks.
 
 # %% [markdown]
@@ -318,8 +428,11 @@ else:
 answer_1 = None
 
 # %%
-expected_1 = rankings.loc[rankings["overlap_common"].idxmax(), "pair"]
-print(analysis.check_answer(answer_1, expected_1, name="Exercise 1"))
+if rankings is not None:
+    expected_1 = rankings.loc[rankings["overlap_common"].idxmax(), "pair"]
+    print(analysis.check_answer(answer_1, expected_1, name="Exercise 1"))
+else:
+    print("Exercise 1 needs two or more element maps of DATA (section 1 was skipped).")
 
 # %% [markdown]
 # **Exercise 2.** How many counts per pixel does the **Cu** map of the uniform nanoparticle
@@ -337,7 +450,7 @@ print(analysis.check_answer(answer_2, expected_2, rtol=0.02, name="Exercise 2"))
 # %% [markdown]
 # **Exercise 3.** Is the Cu signal of the **core-shell** phantom (`core_shell`) significantly
 # *depleted* in the cores? Compute its thickness-normalised core excess with
-# `analysis.core_excess` and answer `"yes"` if z < -3, else `"no"`.
+# `analysis.core_excess` and answer `"yes"` if z < -Z_SIGNIFICANT (-3.5), else `"no"`.
 
 # %%
 answer_3 = None
@@ -346,7 +459,8 @@ answer_3 = None
 cu_cs = analysis.element_maps(core_shell, ["Cu_Ka"])[0]
 z_cu = analysis.core_excess(cu_cs, core_shell.truth["particles_px"],
                             core_shell.truth["particle_thickness"])["z"]
-print(analysis.check_answer(answer_3, "yes" if z_cu < -3 else "no", name="Exercise 3"))
+print(analysis.check_answer(answer_3, "yes" if z_cu < -Z_SIGNIFICANT else "no",
+                           name="Exercise 3"))
 
 # %% [markdown]
 # ## Summary
@@ -358,7 +472,8 @@ print(analysis.check_answer(answer_3, "yes" if z_cu < -3 else "no", name="Exerci
 #   is thicker in the middle; a thickness-normalised radial profile shows no core excess, and
 #   does show it when the core is real (E2).
 # * Real maps can hold < 1 count per pixel per element: read the counts beside every map.
-# * Clustering whole spectra recovers every phase of the phantom in one step.
+# * Clustering whole spectra recovers the phases of the phantom in one step (ARI > 0.9);
+#   only the thinnest rims depend on the seed.
 #
 # ## What's next
 #

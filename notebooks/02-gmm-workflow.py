@@ -26,10 +26,12 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. say what binning and robust scaling do to the data and why;
+# 1. say what binning and robust scaling do to the data and why, and when a map has too
+#    few counts to cluster;
 # 2. read a PCA scree plot, find its change point, and see what too few components cost;
 # 3. choose the number of GMM clusters with the BIC curve and judge the result against
-#    truth (adjusted Rand index, ARI; claim E3);
+#    truth (adjusted Rand index, ARI; claim E3) -- including what changes from one noise
+#    realisation to the next;
 # 4. explain why cluster-mean spectra gain signal-to-noise as the square root of the number
 #    of pixels behind them (claim E4);
 # 5. put the result next to the paper's Table 1, workflow 1.
@@ -37,7 +39,7 @@
 # **Prerequisites.** Notebook 1; the idea of PCA (a rotation to directions of largest
 # variance) and of a mixture of Gaussians.
 #
-# **Run time.** About a minute on two cores.
+# **Run time.** One to two minutes on one core.
 
 # %% [markdown]
 # ## Imports
@@ -53,7 +55,7 @@ from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
-from stemseg import analysis, io, metrics, plots, preprocess, quant, simulate, widgets, workflows
+from stemseg import analysis, io, metrics, plots, preprocess, quant, widgets, workflows
 
 warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -68,20 +70,35 @@ print("stemseg", stemseg.__version__)
 #
 # Default: the 6-cation sulfide phantom of notebook 1 (128 x 128 px, 40 nm pixels, 200 kV,
 # ~200 counts per pixel on the grains), whose truth -- `data.labels`, `data.phases` -- lets
-# us score the clustering. Switch to the bundled Bruker map or your own file by changing
-# the first line; set `N_CLUSTERS` to what you expect (the sliders below let you change it).
+# us score the clustering.
+#
+# To analyse something else, **change one value**, `DATA`: the name of a bundled file
+# (`stemseg.data.examples()` lists them: `"bruker_tem_CuOPdTi_64x64"` (TEM, 200 kV, Cu O Pd
+# Ti, ~6 counts per pixel), `"bruker_sem_mineral_30x30"` (SEM, 20 kV: clustering works,
+# Cliff-Lorimer quantification does not apply to bulk SEM samples), `"velox_si_16x16_CCaOCu"`
+# (TEM, 16 x 16 px) and `"velox_eels_eds_FeCoO"` (TEM, 128 x 128 px, almost no X-rays)), or
+# the path of your own file, e.g. `"/path/to/your/map.emd"`. From a terminal,
+# `papermill 02-gmm-workflow.ipynb out.ipynb -p DATA bruker_tem_CuOPdTi_64x64` does the
+# same. `SEED` seeds the phantom and every random step (PCA, the mixtures): change it to see
+# which results belong to the method and which to one noise realisation. Cells that compare
+# with the truth skip themselves on real data and say what to look at instead. Set
+# `N_CLUSTERS` to what you expect (the sliders below let you change it).
+
+# %% tags=["parameters"]
+# ----------------------------------------------------------------------- DATA ------------
+DATA = "phantom"   # the phantom; a bundled file, e.g. "bruker_tem_CuOPdTi_64x64"; or a path
+SEED = 0           # seed of the phantom and of every random step below
+N_CLUSTERS = 6     # resin + 4 sulfide phases + 1 for mixed boundary pixels (see section 3)
+BIN = 2            # spatial binning, as the paper
+# ------------------------------------------------------------------------------------------
 
 # %%
-# ----------------------------------------------------------------------- DATA ------------
-data = simulate.phantom("sulfide-6cation", shape=(128, 128), random_state=0)
-# data = io.load(stemseg.data.example("bruker_tem_CuOPdTi_64x64"))   # bundled real TEM map
-# data = io.load("/path/to/your/map.emd")                             # your own file
-N_CLUSTERS = 6   # resin + 4 sulfide phases + 1 for mixed boundary pixels (see section 3)
-BIN = 2          # spatial binning, as the paper
-# ------------------------------------------------------------------------------------------
+data = io.load_source(DATA, phantom="sulfide-6cation", shape=(128, 128), random_state=SEED)
 has_truth = hasattr(data, "labels")
 pixel_nm = plots.pixel_size_nm(data.eds)
 print(data.eds, "| truth available:", has_truth)
+if has_truth:
+    print("phases:", [p.name for p in data.phases])
 
 # %% [markdown]
 # ## 1 · Bin and scale
@@ -93,34 +110,59 @@ print(data.eds, "| truth available:", has_truth)
 # divides by its inter-quartile range, so that channels with many counts (S Ka) do not
 # drown out the weak ones (Zn Ka). The workflow does all of this itself; we call the step
 # here only to look at it.
+#
+# **Enough counts?** Clustering can only separate phases whose pixel spectra differ by more
+# than counting noise. Below 100 counts per binned pixel *in the feature channels* the step
+# issues a **`StemsegSparseDataWarning`** (printed under this cell and under section 2; it
+# is left visible on purpose). It means: a pixel's spectrum is then mostly Poisson noise, so
+# the clusters follow the noise -- salt-and-pepper maps -- and their mean spectra and
+# compositions describe arbitrary groups of pixels, not phases. The warning says what to do:
+# bin more (it gives the `BIN` that reaches 100 counts), ask for fewer clusters, or record
+# longer. The phantom has ~600 counts per binned pixel and does not warn; the bundled Bruker
+# TEM map has ~25 and does; the two Velox files hold many counts in the zero-strobe peak but
+# under one X-ray per pixel above 0.25 keV. The notebook still runs every step on such maps,
+# so that you can see what a result from too few counts looks like -- read it as a sketch.
 
 # %%
 prep = preprocess.preprocess(data, bin=BIN)
 raw_cpp = float(data.eds.data.sum(-1).mean())
 binned_cpp = float(prep.counts.data.sum(-1).mean())
+feature_cpp = float(prep.counts.data[..., prep.channels].sum(-1).mean())  # >= 0.25 keV
 display(pd.DataFrame({
     "map (px)": [data.eds.data.shape[:2], prep.nav_shape],
     "pixel (nm)": [pixel_nm, None if pixel_nm is None else pixel_nm * BIN],
     "counts per pixel": [raw_cpp, binned_cpp],
+    "in the feature channels": [feature_cpp / BIN**2, feature_cpp],
 }, index=["as recorded", f"binned x{BIN}"]))
 print(f"features: {prep.X.shape[0]} binned pixels x {prep.X.shape[1]} channels "
       f"({prep.energy[0]:.2f}-{prep.energy[-1]:.2f} keV)")
+sparse = feature_cpp < preprocess.SPARSE_COUNTS_PER_PIXEL
+if sparse:
+    print(f"Only {feature_cpp:.3g} counts per binned pixel in the feature channels (fewer than "
+          f"{preprocess.SPARSE_COUNTS_PER_PIXEL:g}): expect clusters that follow counting "
+          "noise; see the StemsegSparseDataWarning above for how far to bin.")
 
 # %%
-assert abs(binned_cpp / raw_cpp - BIN**2) < 0.05 * BIN**2  # binning sums the counts
-assert prep.energy[0] >= 0.25                              # zero-strobe peak excluded
+ratio = binned_cpp / raw_cpp
+assert abs(ratio - BIN**2) < 0.05 * BIN**2, (
+    f"expected binning x{BIN} to multiply the counts per pixel by {BIN**2} (it sums "
+    f"{BIN}x{BIN} pixels); got a factor {ratio:.2f}")
+assert prep.energy[0] >= 0.25, (
+    "expected the feature channels to start at 0.25 keV or above (zero-strobe peak left "
+    f"out); got {prep.energy[0]:.3f} keV")
 
 # %% [markdown]
 # ## 2 · Run workflow 1 once
 #
 # One call runs every step. Without `n_components` the number of PCA components is the
-# change point ("knee") of the scree curve. The result keeps its fitted stages, so the
-# sliders below reuse them instead of recomputing.
+# change point ("knee") of the scree curve, but at least `n_clusters - 1`. The result keeps
+# its fitted stages, so the sliders below reuse them instead of recomputing.
 
 # %%
-seg = workflows.gmm(data, n_clusters=N_CLUSTERS, bin=BIN, random_state=0)
-print("PCA components (automatic):", seg.params["n_components"],
-      "| scree knee:", seg.params["scree_knee"])
+seg = workflows.gmm(data, n_clusters=N_CLUSTERS, bin=BIN, random_state=SEED)
+print("PCA components used:", seg.params["n_components"],
+      "| scree knee (automatic):", seg.params["scree_knee"])
+print("cluster sizes (binned px):", seg.sizes.tolist())
 print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 
 # %% [markdown]
@@ -132,7 +174,7 @@ print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 #   override it.
 # * **clusters** -- the Bayesian information criterion (BIC, top middle) of mixtures with 1
 #   to 10 clusters on the chosen components: lower is better, but on real, non-Gaussian data
-#   it keeps falling slowly, so it guides rather than decides.
+#   it keeps falling well past the number of phases, so it guides rather than decides.
 # * **highlight** -- draws one cluster's mean spectrum thick (plot only, instant).
 #
 # The GMM is refitted on the cached PCA scores (a fraction of a second); the cluster map
@@ -142,14 +184,33 @@ print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 truth = data.labels if has_truth else None
 names = {i: p.name for i, p in enumerate(data.phases)} if has_truth else None
 explorer = widgets.GMMExplorer(data, segmentation=seg, n_clusters=N_CLUSTERS, truth=truth,
-                               names=names)
+                               names=names, random_state=SEED)
 explorer
 
 # %% [markdown]
 # The sliders can also be moved from code -- here both, each step a refit on the cached
-# scores:
+# scores. On the phantom, two more columns follow the two wurtzites: the **recall** of the
+# minority wurtzite (share of its binned pixels in its matched cluster) and the share of
+# wurtzite (of either kind) in the cluster matched to the majority wurtzite.
 
 # %%
+def wurtzite_check(labels, truth_labels):
+    """Recall of the minority wurtzite, wurtzite share of the majority-wurtzite cluster, and
+    share of the minority wurtzite put into the resin, chalcopyrite or jalpaite clusters."""
+    rec = analysis.phase_recovery(labels, truth_labels, data.phases).set_index("name")
+    table = metrics.confusion_matrix(labels, truth_labels)
+    phase = {p.name: i for i, p in enumerate(data.phases)}
+    wurtzites = [phase["majority wurtzite"], phase["minority wurtzite"]]
+    c_major = rec.loc["majority wurtzite", "cluster"]
+    others = [rec.loc[n, "cluster"] for n in ("resin", "chalcopyrite", "jalpaite")]
+    minority = phase["minority wurtzite"]
+    return {"minority wurtzite recall": float(rec.loc["minority wurtzite", "recall"]),
+            "wurtzite share of its cluster": float(table.loc[c_major, wurtzites].sum()
+                                                   / table.loc[c_major].sum()),
+            "minority wurtzite elsewhere": float(table.loc[others, minority].sum()
+                                                 / table[minority].sum())}
+
+
 sweep = []
 for nc in (4, 5):
     explorer.n_components.value = nc
@@ -158,35 +219,67 @@ for nc in (4, 5):
         row = {"PCA comps": nc, "clusters": k, "ARI (binned)": explorer.ari,
                "refit (s)": explorer.timings["refit"]}
         if has_truth:
-            rec = analysis.phase_recovery(explorer.labels, explorer.truth, data.phases)
-            row["minority wurtzite recall"] = float(
-                rec.loc[rec.name == "minority wurtzite", "recall"].iloc[0])
+            row.update(wurtzite_check(explorer.labels, explorer.truth))
         sweep.append(row)
 explorer.n_components.value = seg.params["n_components"]
 explorer.n_clusters.value = N_CLUSTERS
 sweep = pd.DataFrame(sweep).set_index(["PCA comps", "clusters"])
 display(sweep)
-print("BIC minimum at", explorer.bic_table().attrs["best"], "clusters")
+bic_best = explorer.bic_table().attrs["best"]
+print("BIC minimum at", bic_best, "clusters")
 
 # %% [markdown]
-# **What to see.** The scree curve has three large components, then the noise floor: the
-# knee is at 4 (the first noise component, HyperSpy's convention). Minority wurtzite is
-# close to a mixture of the other three phases, so it adds little variance of its own. With
-# 5 clusters on those 4 components the best (maximum-likelihood) mixture merges it into the
-# majority wurtzite and spends the fifth cluster on mixed boundary pixels; one more PCA
-# component, or one more cluster, gives the rims a cluster of their own. (The workflow keeps
-# at least `n_clusters - 1` components, so 6 clusters run on 5 components.) BIC keeps
-# falling beyond 6: a hint, not an answer. The ARI here is on the binned map, where every
-# block on a boundary mixes two phases, hence lower than at full resolution (section 5).
+# **What to see.** The scree curve has three large components, then the noise floor. The
+# knee is the first noise component (HyperSpy's convention): at 4 on most seeds, at 5 when a
+# weaker fourth component stands above the floor (phantom seeds 0-9: knee 4 on nine, 5 on
+# seed 2). The workflow keeps at least `n_clusters - 1` components, so 6 clusters run on 5.
+# On a map with too few counts (section 1) there is no clear change point: the curve falls
+# slowly into the noise and the knee lands wherever the rule stops (16 components on the
+# bundled Bruker map) -- one more sign that its clusters follow the noise.
+#
+# The wurtzites are always told apart from the other phases: in every setting of the table
+# the cluster of the majority wurtzite holds almost only wurtzite, and hardly any minority
+# wurtzite lands in the resin, chalcopyrite or jalpaite clusters. Whether the **minority
+# wurtzite** rims get a cluster of their own is a different matter. They are 2-4 px wide, so
+# after binning most of their blocks mix with a neighbour, and their composition lies close
+# to a mixture of the phases around them. The mixture with the rims as a cluster and the
+# mixture that merges them into the majority wurtzite and spends the cluster on mixed
+# boundary blocks instead have almost the same likelihood (their mean log-likelihoods per
+# binned pixel differ by only ~0.005-0.02), so which one wins flips with the number of components, the number of clusters and
+# the noise realisation: on seeds 0-9 the rims' binned recall was either above 0.64 (found)
+# or below 0.31 (merged), in no fixed pattern over the four settings. Run the notebook with
+# another `SEED` to see it change. The BIC has its minimum at 8-10 clusters on seeds 0-9,
+# well past the five phases: a hint, not an answer. The ARI here is on the binned map, where
+# every block on a boundary mixes two phases, hence lower than at full resolution
+# (section 5).
 
 # %%
 if has_truth:
     evr = seg.scree
-    assert seg.params["scree_knee"] >= 3                  # three strong components ...
-    assert evr[2] / evr[3] > 10                           # ... then the noise floor
-    recall = sweep["minority wurtzite recall"]
-    assert recall[(4, 5)] < 0.5 < 0.8 < min(recall[(5, 5)], recall[(5, 6)]), recall
-    print("scree ratios:", np.round(evr[:5] / evr[1:6], 1))
+    knee = seg.params["scree_knee"]
+    assert 4 <= knee <= 5, (
+        "expected the scree knee at 4 or 5 components (three strong components, sometimes a "
+        f"weaker fourth, then noise); got {knee}")
+    assert evr[2] / evr[knee] > 10, (
+        "expected the third component to carry more than 10x the variance of the first noise "
+        f"component (the knee); got {evr[2] / evr[knee]:.1f}x")
+    assert evr[knee] / evr[knee + 1] < 1.2, (
+        "expected a flat noise floor after the knee (neighbouring components within 20 %); "
+        f"got a ratio {evr[knee] / evr[knee + 1]:.2f}")
+    share = sweep["wurtzite share of its cluster"]
+    assert (share > 0.9).all(), (
+        "expected the majority-wurtzite cluster to hold more than 90 % wurtzite (either kind) "
+        f"in every setting; got {share.round(3).to_dict()}")
+    elsewhere = sweep["minority wurtzite elsewhere"]
+    assert (elsewhere < 0.05).all(), (
+        "expected under 5 % of the minority wurtzite in the resin, chalcopyrite or jalpaite "
+        f"clusters in every setting; got {elsewhere.round(3).to_dict()}")
+    assert bic_best > 6, (
+        "expected the BIC minimum beyond 6 clusters (BIC keeps falling past the 5 phases + 1 "
+        f"for boundary pixels); got {bic_best}")
+    print("scree ratios:", np.round(evr[:6] / evr[1:7], 1))
+    print("minority wurtzite on its own (binned recall > 0.5):",
+          (sweep["minority wurtzite recall"] > 0.5).to_dict())
 
 # %% [markdown]
 # ## 4 · Cluster maps against the truth
@@ -209,39 +302,79 @@ if has_truth:
 else:
     plots.label_map(seg.labels_full, pixel_size=pixel_nm, title="workflow 1")
     plt.show()
+    if sparse:
+        print("Few counts per pixel (see section 1): a speckled map means the clusters follow "
+              "counting noise, not phases.")
 
 # %% [markdown]
 # ## 5 · Agreement with the truth: four major phases (claim E3)
 #
 # The paper: "Both ML workflows applied to the data returned four major components." The
 # adjusted Rand index (ARI) is 1 for a perfect partition and ~0 for chance; Hungarian
-# matching pairs each phase with one cluster, and recall/precision say how cleanly.
+# matching pairs each phase with one cluster, and recall/precision say how cleanly. We run
+# the workflow with 6 and with 5 clusters (5 = the number of phases).
 
 # %%
 if has_truth:
     ari = metrics.ari(seg.labels_full, data.labels)
     recovery = analysis.phase_recovery(seg.labels_full, data.labels, data.phases)
-    print(f"ARI against truth: {ari:.3f}")
+    print(f"{seg.n_clusters} clusters: ARI against truth {ari:.3f}")
     display(recovery)
-    seg5 = workflows.gmm(data, n_clusters=5, bin=BIN, random_state=0)
+    seg5 = workflows.gmm(data, n_clusters=5, bin=BIN, random_state=SEED)
     rec5 = analysis.phase_recovery(seg5.labels_full, data.labels, data.phases)
-    print(f"with 5 clusters: ARI {metrics.ari(seg5.labels_full, data.labels):.3f}")
+    print(f"5 clusters ({seg5.params['n_components']} PCA components): "
+          f"ARI {metrics.ari(seg5.labels_full, data.labels):.3f}")
     display(rec5)
 else:
-    print("No truth: judge the clusters by their mean spectra (section 6) and the HAADF.")
+    print("No truth: judge the clusters by their mean spectra (section 6), by an image of "
+          "the same area (HAADF) where the file has one, and by how they change with "
+          "N_CLUSTERS and SEED.")
+
+# %% [markdown]
+# **What holds, and what depends on the seed.** On phantom seeds 0-9 the resin,
+# chalcopyrite, jalpaite and majority wurtzite each get a cluster with a recall of at least
+# 0.97, the first three with precision of at least 0.98, and the majority-wurtzite cluster
+# holds nothing but wurtzite -- with 6 and with 5 clusters. The ARI with 6 clusters was
+# 0.91-0.98 (with 5: 0.87-0.99, lower where the rims are merged). The minority wurtzite
+# (the fourth "major component") is the fragile one, for the reason of section 3: with 6
+# clusters it had a cluster of its own (recall > 0.8) on 7 of 10 seeds, was split between
+# a rim cluster and a boundary cluster on 2 (recall ~0.7) and merged on one (seed 1); with 5
+# clusters it was found on 8 of 10 (recall > 0.95) and merged on seeds 0 and 1. Neither
+# number of clusters is right on every seed -- which is why the paper's "four major
+# components" needs the look at mean spectra and maps, not just a number of clusters.
 
 # %%
-# Checks of claim E3 (workflow 1) on the phantom
+# Checks of claim E3 (workflow 1) on the phantom: what holds on every seed
 if has_truth:
-    assert ari > 0.95, ari
-    sulfides = recovery[recovery.name != "resin"]
-    assert len(sulfides) == 4 and (sulfides.recall > 0.8).all() \
-        and (sulfides.precision > 0.8).all(), sulfides
-    # with only 5 clusters the minority wurtzite is not found on its own
-    minority5 = rec5.loc[rec5.name == "minority wurtzite"].iloc[0]
-    assert minority5.recall < 0.5, minority5
-    print("E3 holds with 6 clusters (four major phases + resin + boundary pixels); with 5 "
-          "clusters on the automatic 4 components the minority wurtzite is merged.")
+    assert ari > 0.9, (
+        f"expected the ARI against the truth above 0.9 with {seg.n_clusters} clusters; "
+        f"got {ari:.3f}")
+    for k, rec, labels in ((seg.n_clusters, recovery, seg.labels_full),
+                           (5, rec5, seg5.labels_full)):
+        found = rec.set_index("name")
+        majors = found.loc[["resin", "chalcopyrite", "jalpaite", "majority wurtzite"]]
+        assert (majors.recall > 0.95).all(), (
+            f"expected recall above 0.95 for the resin and the three grain phases with {k} "
+            f"clusters; got {majors.recall.round(3).to_dict()}")
+        pure = found.loc[["resin", "chalcopyrite", "jalpaite"], "precision"]
+        assert (pure > 0.95).all(), (
+            f"expected the resin, chalcopyrite and jalpaite clusters to be over 95 % pure "
+            f"with {k} clusters; got {pure.round(3).to_dict()}")
+        wurtz = wurtzite_check(labels, data.labels)
+        assert wurtz["wurtzite share of its cluster"] > 0.95, (
+            f"expected the majority-wurtzite cluster to hold over 95 % wurtzite with {k} "
+            f"clusters; got {wurtz['wurtzite share of its cluster']:.3f}")
+        assert wurtz["minority wurtzite elsewhere"] < 0.02, (
+            f"expected under 2 % of the minority wurtzite in the resin, chalcopyrite or "
+            f"jalpaite clusters with {k} clusters; got {wurtz['minority wurtzite elsewhere']:.3f}")
+        minority = found.loc["minority wurtzite", "recall"]
+        print(f"{k} clusters: the minority wurtzite is "
+              + ("found on its own" if minority > 0.8 else
+                 "partly split between a rim cluster and a boundary cluster"
+                 if minority > 0.5 else "merged with the majority wurtzite")
+              + f" for SEED = {SEED} (recall {minority:.2f}).")
+    print("E3, robust part: resin and the three grain phases recovered, the wurtzites kept "
+          "apart from the rest, with 6 and with 5 clusters.")
 
 # %% [markdown]
 # ## 6 · Weighted mean spectra and their signal-to-noise (claim E4)
@@ -265,33 +398,73 @@ plots.spectra([one_pixel, seg.mean_spectra.inav[c_big]], normalise=True, log=Tru
               title="the same phase: one pixel vs the cluster mean")
 plt.show()
 
-# %%
-elements_lines = data.eds.metadata.Sample.xray_lines
-snr = pd.DataFrame([analysis.snr_gain(seg, line) for line in elements_lines],
-                   index=elements_lines)
-snr["gain / sqrt(N_eff)"] = snr["gain"] / snr["sqrt_n_effective"]
-display(snr[["cluster", "n_pixels", "n_effective", "snr_pixel", "snr_mean", "gain",
-             "sqrt_n_effective", "gain / sqrt(N_eff)"]])
+# %% [markdown]
+# The table takes the X-ray lines the file names (`Sample.xray_lines`), else one line per
+# element from `Sample.elements` (exspy's `add_lines` on a copy). For every line the cluster
+# with the most counts in it is used. A line the map barely contains gives a meaningless
+# (even negative) SNR, and with very few counts the window integration can fail (NaN): such
+# rows are reported, not used.
 
 # %%
-# Check of claim E4: the mean spectra's SNR gain follows sqrt(N_eff)
-assert (snr["gain"] > 10).all(), snr["gain"]
-assert ((snr["gain / sqrt(N_eff)"] > 0.8) & (snr["gain / sqrt(N_eff)"] < 1.25)).all(), snr
-print("E4 holds: SNR gain", snr["gain"].round(1).to_dict())
+lines = list(data.eds.metadata.get_item("Sample.xray_lines") or [])
+if not lines and data.eds.metadata.get_item("Sample.elements"):
+    probe = seg.mean_spectra.deepcopy()  # exspy picks one line per element for the beam
+    probe.add_lines()
+    lines = list(probe.metadata.Sample.xray_lines)
+rows = {}
+for line in lines:
+    try:
+        rows[line] = analysis.snr_gain(seg, line)
+    except stemseg.StemsegError as err:
+        print(f"{line}: no SNR -- {err}")
+snr = pd.DataFrame.from_dict(rows, orient="index")
+if len(snr):
+    snr["gain / sqrt(N_eff)"] = snr["gain"] / snr["sqrt_n_effective"]
+    display(snr[["cluster", "n_pixels", "n_effective", "snr_pixel", "snr_mean", "gain",
+                 "sqrt_n_effective", "gain / sqrt(N_eff)"]])
+    bad = snr.index[~np.isfinite(snr["gain"])].tolist()
+    if bad:
+        print("no finite SNR (too few counts in the window) for:", bad)
+elif not lines:
+    print("No X-ray lines to measure: the file names no elements. Add them, e.g. "
+          "data.eds.add_elements(['Fe', 'S']), and rerun.")
+else:
+    print("No line could be measured (see the reasons above): the clusters hold too few "
+          "counts in the lines.")
+
+# %%
+# Check of claim E4 on the phantom: the mean spectra's SNR gain follows sqrt(N_eff)
+if has_truth:
+    assert (snr["gain"] > 10).all(), (
+        "expected every line's SNR gain above 10 (clusters of hundreds of binned pixels); "
+        f"got {snr['gain'].round(1).to_dict()}")
+    follows = snr["gain / sqrt(N_eff)"]
+    assert ((follows > 0.9) & (follows < 1.1)).all(), (
+        "expected the SNR gain within 10 % of sqrt(N_eff), as Poisson statistics predict; "
+        f"got gain / sqrt(N_eff) = {follows.round(3).to_dict()}")
+    print("E4 holds: SNR gain", snr["gain"].round(1).to_dict())
+elif len(snr):
+    print("Compare the last column with 1: Poisson statistics predict gain = sqrt(N_eff).")
 
 # %% [markdown]
 # ## 7 · Next to the paper's Table 1, workflow 1
 #
-# The mean spectra are quantified by Cliff-Lorimer with theoretical 200 kV k-factors
+# The mean spectra are quantified by Cliff-Lorimer with theoretical k-factors
 # (`quant.quantify`; notebook 4 explains it). The paper's numbers come with the package
 # (`quant.paper_table`). The phantom was built with the paper's workflow-1 compositions
 # (normalised to 100 %), so here the comparison tests the whole chain: simulation,
-# clustering, mean spectra and quantification.
+# clustering, mean spectra and quantification. Cliff-Lorimer is a thin-film method: for an
+# SEM map (bulk sample) `quant.quantify` refuses and says why, and a map whose clusters
+# hold no counts in the lines cannot be quantified either.
 
 # %%
-table = quant.quantify(seg)
-paper = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
-if has_truth:
+try:
+    table = quant.quantify(seg)
+except stemseg.StemsegError as err:
+    table = None
+    print(f"No quantification: {err}")
+if table is not None and has_truth:
+    paper = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
     match = metrics.match_clusters(seg.labels_full, data.labels)
     phase_of = analysis.phase_names(match, data.phases)
     key_of = data.truth["paper_cluster"]                     # phase name -> paper's i..iv
@@ -301,30 +474,53 @@ if has_truth:
     plots.composition_bars(compare, names={k: f"({k}) {n}" for n, k in key_of.items()},
                            title="phantom, workflow 1 vs the paper's Table 1 (workflow 1)")
     plt.show()
-else:
+elif table is not None:
     display(table.pivot(index="element", columns="cluster", values="at_pct").round(2))
+    if sparse:
+        print("Few counts per pixel (section 1): these are compositions of groups of pixels "
+              "that may follow counting noise, not of phases.")
 
 # %%
 if has_truth:
     worst = compare["difference"].abs().groupby(level=0).max()
     print("largest |difference| per cluster (at. %):", worst.round(2).to_dict())
-    assert (worst[["i", "ii", "iii"]] < 1.0).all(), worst   # the pure grains
-    assert worst["iv"] < 2.0, worst                          # thin rims: mixed pixels
+    assert (worst[["i", "ii"]] < 1.5).all(), (
+        "expected chalcopyrite (i) and jalpaite (ii) within 1.5 at. % of the truth in every "
+        f"element; got {worst[['i', 'ii']].round(2).to_dict()}")
+    rims = recovery.set_index("name").loc["minority wurtzite", "recall"]
+    if rims > 0.8:  # the rims have a cluster of their own
+        assert worst["iii"] < 1.0 and worst["iv"] < 2.0, (
+            "with the rims in a cluster of their own, expected the majority wurtzite (iii) "
+            "within 1 at. % and the rims (iv) within 2 at. %; got "
+            f"{worst[['iii', 'iv']].round(2).to_dict()}")
+    else:
+        print(f"The rims have no clean cluster for SEED = {SEED} (recall {rims:.2f}): their "
+              "pixels are shared with the majority-wurtzite cluster or with clusters of mixed "
+              "boundary pixels, so the differences of iii and iv test the segmentation, not "
+              "the quantification.")
 
 # %% [markdown]
-# The three grain phases come back within a few tenths of an at. %. The minority wurtzite
-# rims (2-4 px wide) are off by up to ~1.3 at. % because their cluster also holds boundary
-# pixels that mix neighbouring phases -- with sigmas of ~0.1 at. % from counting alone, this
-# is a systematic error that the counting uncertainty does not include.
+# Chalcopyrite and jalpaite come back within about 1.3 at. % (phantom seeds 0-9: at most 0.5
+# and 1.3 at. %). With sigmas of ~0.1 at. % from counting alone, the rest is a systematic
+# error: binned blocks on grain boundaries mix two phases and still carry membership weight
+# in the mean spectrum (quantifying only the blocks that lie wholly inside the jalpaite gives
+# back its composition). When the minority wurtzite has a cluster of its own, the majority
+# wurtzite is within 1 at. % and the rims within ~1.6 at. %: their cluster also holds
+# boundary pixels that mix neighbouring phases. When the rims are merged (seed 1), the
+# majority-wurtzite cluster is a mixture of both wurtzites (off by ~3 at. %) and the cluster
+# matched to the rims is a boundary cluster (off by ~7 at. %) -- a wrong segmentation shows
+# up as a wrong composition, not as a large counting error.
 #
 # *On real data*, compare the clusters' compositions with known phases, look at their mean
-# spectra for lines that should not be there, and vary `N_CLUSTERS`.
+# spectra for lines that should not be there, and vary `N_CLUSTERS` and `SEED`: what
+# changes with the seed is not a result.
 
 # %% [markdown]
 # ## Exercises
 #
 # **Exercise 1.** How many clusters does the BIC favour (its minimum) when the mixture is
-# fitted on the automatic number of PCA components? Use `explorer.bic_table(n)`.
+# fitted on the automatic number of PCA components (the scree knee)? Use
+# `explorer.bic_table(n)`.
 
 # %%
 answer_1 = None
@@ -334,20 +530,30 @@ expected_1 = explorer.bic_table(seg.params["scree_knee"]).attrs["best"]
 print(analysis.check_answer(answer_1, expected_1, name="Exercise 1"))
 
 # %% [markdown]
-# **Exercise 2.** Predict the SNR gain of the Fe Ka line in the chalcopyrite cluster's mean
-# spectrum from its effective number of pixels alone
-# (`analysis.effective_pixels(seg.weights)`), without measuring any SNR.
+# **Exercise 2.** Predict the SNR gain of the Fe Ka line in the mean spectrum of the cluster
+# with the most Fe Ka counts (on the phantom: the chalcopyrite) from its effective number of
+# pixels alone (`analysis.effective_pixels(seg.weights)`), without measuring any SNR. On a
+# file without iron, the cell below names the line to use instead.
 
 # %%
 answer_2 = None
 
 # %%
-fe = analysis.snr_gain(seg, "Fe_Ka")
-print(analysis.check_answer(answer_2, fe["gain"], rtol=0.1, name="Exercise 2"))
+line_2 = "Fe_Ka" if "Fe_Ka" in lines else (lines[0] if lines else None)
+expected_2 = snr.loc[line_2, "gain"] if line_2 in snr.index else np.nan
+if line_2 is None:
+    print("Exercise 2: the file names no X-ray lines (see section 6); nothing to check.")
+elif not np.isfinite(expected_2):
+    print(f"Exercise 2: no finite SNR for {line_2} in this map (too few counts), so there "
+          "is nothing to check your prediction against.")
+else:
+    print(f"Exercise 2 uses {line_2} (cluster {int(snr.loc[line_2, 'cluster'])}).")
+    print(analysis.check_answer(answer_2, float(expected_2), rtol=0.1, name="Exercise 2"))
 
 # %% [markdown]
-# **Exercise 3.** Set the PCA slider to **2** components (keep 6 clusters). What is the ARI
-# (binned) now? Then put the slider back to the automatic value.
+# **Exercise 3.** Set the PCA slider to **2** components (keep `N_CLUSTERS` clusters). What
+# is the ARI (binned) now? Then put the slider back to the automatic value. (Phantom only:
+# the ARI needs the truth.)
 
 # %%
 answer_3 = None
@@ -356,21 +562,29 @@ answer_3 = None
 explorer.n_components.value = 2
 expected_3 = explorer.ari
 explorer.n_components.value = seg.params["n_components"]
-print(analysis.check_answer(answer_3, expected_3, rtol=0.02, name="Exercise 3"))
+if expected_3 is None:
+    print("Exercise 3: no truth in this file, so no ARI; look at how the map changes instead.")
+else:
+    print(analysis.check_answer(answer_3, expected_3, rtol=0.02, name="Exercise 3"))
 
 # %% [markdown]
 # ## Summary
 #
 # * Binning x2 quadruples the counts per pixel; robust scaling puts weak and strong
-#   channels on an equal footing; the zero peak is left out.
-# * The scree change point gives the number of PCA components automatically; here 3
-#   strong components + 1 (E3 needs 6 GMM clusters on them to separate the minority
-#   wurtzite; with 5 it is merged).
-# * The BIC guides the cluster number but keeps falling on real, non-Gaussian data.
-# * Cluster-mean spectra gain SNR as sqrt(N_eff) -- factors of 20-30 here (E4) -- which is
-#   what makes per-phase quantification possible.
+#   channels on an equal footing; the zero peak is left out. Below ~100 counts per binned
+#   pixel (`StemsegSparseDataWarning`) clusters follow counting noise: bin more or record
+#   longer.
+# * The scree change point gives the number of PCA components automatically: here three
+#   strong components + 1 (sometimes + 2).
+# * The BIC guides the cluster number but keeps falling past the number of phases.
+# * On every phantom seed workflow 1 recovers the resin and the three grain phases and keeps
+#   the wurtzites apart from the rest (E3, robust part). Whether the thin minority-wurtzite
+#   rims get their own cluster is a near tie that flips with the seed and the settings.
+# * Cluster-mean spectra gain SNR as sqrt(N_eff) -- factors of about 15-35 here (E4) --
+#   which is what makes per-phase quantification possible.
 # * On the phantom, workflow 1 recovers the paper's Table 1 (which the phantom was built
-#   from) within 1 at. % for the grains, less well for the thin rims.
+#   from) within ~1.3 at. % for chalcopyrite and jalpaite; the wurtzites only as well as
+#   their segmentation.
 #
 # ## What's next
 #

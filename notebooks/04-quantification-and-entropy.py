@@ -36,7 +36,8 @@
 #
 # **Prerequisites.** Notebooks 2 and 3 (the two workflows); what an X-ray line family is.
 #
-# **Run time.** About two minutes on two cores.
+# **Run time.** About three minutes on one core: both workflows on the sulfide map, then
+# both again on two nanoparticle maps.
 
 # %% [markdown]
 # ## Imports
@@ -67,29 +68,72 @@ print("stemseg", stemseg.__version__)
 # ## Data (change one line here)
 #
 # Default: the 6-cation sulfide phantom (truth: the paper's Table 1, workflow 1, normalised
-# to 100 %). The nanoparticle part (section 6) always uses the two 7-cation phantoms, whose
-# truth is what that section is about.
+# to 100 %). To analyse something else, **change one value**, `DATA`:
+#
+# * `"phantom"` -- the simulated sulfide (with its truth);
+# * the name of a bundled real map (`stemseg.data.examples()` lists them):
+#   `"bruker_tem_CuOPdTi_64x64"` (TEM, 200 kV, Cu O Pd Ti, ~6 counts per pixel),
+#   `"velox_si_16x16_CCaOCu"`, `"velox_eels_eds_FeCoO"` (TEM, 300 kV) and
+#   `"bruker_sem_mineral_30x30"` (SEM, 20 kV: it runs, but Cliff-Lorimer does not apply to
+#   bulk SEM samples, see below);
+# * the path of your own file, e.g. `"/path/to/your/map.emd"`.
+#
+# From a terminal, `papermill 04-quantification-and-entropy.ipynb out.ipynb -p DATA
+# bruker_tem_CuOPdTi_64x64` does the same without editing the notebook (`-p SEED 3` changes
+# the seed of the phantom and of every random step). The nanoparticle part (section 5)
+# always uses the two 7-cation phantoms (with the same `SEED`), whose truth is what that
+# section is about.
+
+# %% tags=["parameters"]
+# ----------------------------------------------------------------------- DATA ------------
+DATA = "phantom"   # "phantom"; a bundled file, e.g. "bruker_tem_CuOPdTi_64x64"; or a path
+SEED = 0           # seed of the phantoms and of every random step below
+N_CLUSTERS = 6     # workflow 1 (notebook 2)
+MIN_CLUSTER_SIZE_PX = None   # workflow 2 (notebook 3), original px; None: 1.2 % of the map
+# ------------------------------------------------------------------------------------------
 
 # %%
-# ----------------------------------------------------------------------- DATA ------------
-data = simulate.phantom("sulfide-6cation", shape=(128, 128), random_state=0)
-# data = io.load(stemseg.data.example("bruker_tem_CuOPdTi_64x64"))   # bundled real TEM map
-# data = io.load("/path/to/your/map.emd")                             # your own file
-N_CLUSTERS = 6              # workflow 1 (notebook 2)
-MIN_CLUSTER_SIZE_PX = 200   # workflow 2 (notebook 3)
-# ------------------------------------------------------------------------------------------
+data = io.load_source(DATA, phantom="sulfide-6cation", shape=(128, 128), random_state=SEED)
 has_truth = hasattr(data, "labels")
-beam_kV = data.eds.metadata.Acquisition_instrument.TEM.beam_energy
-lines = list(data.eds.metadata.Sample.xray_lines)
-print(data.eds, f"| {beam_kV:g} kV | lines: {lines} | truth available: {has_truth}")
+n_pixels = int(np.prod(data.eds.data.shape[:-1]))
+# the smallest HDBSCAN cluster scales with the map: 200 px was tuned on the 128 x 128 phantom
+# (16384 px), i.e. 1.2 % of the pixels; never below 4 px (one binned pixel at bin 2)
+min_cluster_size_px = (MIN_CLUSTER_SIZE_PX if MIN_CLUSTER_SIZE_PX is not None
+                       else max(4, round(200 / 128**2 * n_pixels)))
+microscope = "SEM" if data.eds.metadata.Signal.signal_type == "EDS_SEM" else "TEM"
+beam_kV = data.eds.metadata.get_item(f"Acquisition_instrument.{microscope}.beam_energy")
+elements = list(data.eds.metadata.get_item("Sample.elements") or [])
+lines = list(data.eds.metadata.get_item("Sample.xray_lines") or
+             (xray.principal_lines(elements, beam_kV) if elements and beam_kV else []))
+beam_text = f"{beam_kV:g} kV" if beam_kV else "no beam energy in the file"
+print(data.eds, f"| {microscope}, {beam_text} | {n_pixels} px, "
+      f"{float(data.eds.data.sum(-1).mean()):.3g} counts/px | lines: {lines} | "
+      f"HDBSCAN min_cluster_size: {min_cluster_size_px} px | truth available: {has_truth}")
 
 # %% [markdown]
-# Both workflows, once (about 30 s). On the phantom the clusters are named after the phase
-# they match; on real data they keep their numbers.
+# Both workflows, once (about 30 s on the phantom). On the phantom the clusters are named
+# after the phase they match; on real data they keep their numbers.
+#
+# **Purity.** A cluster's composition is only the phase's composition if the cluster *is*
+# the phase. On the phantom we measure each workflow-1 cluster's purity, the share of its
+# pixels that lie in the phase it matches, and compare a composition with the truth only for
+# clusters at least 90 % pure. Usually all four sulfide clusters are; but the six-component
+# mixture sometimes merges the majority wurtzite with the minority-wurtzite rim (e.g.
+# `SEED = 1`: 59 % pure) and spends its extra components on boundary pixels. Such a
+# cluster's composition is a mixture of the two phases -- quantification is only as good as
+# the segmentation.
+#
+# **On a sparse real map** (the bundled Bruker TEM map has ~6 counts per pixel, ~25 per
+# binned pixel) the workflows issue a `StemsegSparseDataWarning`: below ~100 counts per
+# binned pixel a pixel's spectrum is mostly counting noise, so the clusters may follow the
+# noise rather than phases. The warning is left visible on purpose. The quantification below
+# still works -- a cluster's *mean* spectrum sums hundreds of pixels, so its own counting
+# error is small -- but the numbers describe whatever pixels the clustering grouped, which
+# are not necessarily phases. Bin more, ask for fewer clusters, or record longer.
 
 # %%
-seg1 = workflows.gmm(data, n_clusters=N_CLUSTERS, random_state=0)
-seg2 = workflows.hdbscan(data, min_cluster_size=MIN_CLUSTER_SIZE_PX, random_state=0)
+seg1 = workflows.gmm(data, n_clusters=N_CLUSTERS, random_state=SEED)
+seg2 = workflows.hdbscan(data, min_cluster_size=min_cluster_size_px, random_state=SEED)
 if has_truth:
     key_of = data.truth["paper_cluster"]          # phase name -> the paper's i, ii, iii, iv
     names1 = analysis.phase_names(metrics.match_clusters(seg1.labels_full, data.labels),
@@ -98,11 +142,43 @@ if has_truth:
                                   data.phases)
     sample1 = {c: key_of[n] for c, n in names1.items() if n in key_of}  # cluster -> paper key
     sample2 = {c: key_of[n] for c, n in names2.items() if n in key_of}
+    # purity: the share of a cluster's pixels in the phase it matches
+    confusion1 = metrics.confusion_matrix(seg1.labels_full, data.labels)
+    purity1 = {c: float(confusion1.loc[c, p] / confusion1.loc[c].sum())
+               for c, p in metrics.match_clusters(seg1.labels_full, data.labels).items()}
+    pure1 = {c for c in sample1 if purity1[c] >= 0.9}   # compared with the truth below
+    print("workflow-1 purity:", {f"{c} {names1[c]}": round(purity1[c], 3) for c in names1})
 else:
     names1 = names2 = {}
     sample1 = {c: str(c) for c in seg1.cluster_ids}
     sample2 = {c: str(c) for c in seg2.cluster_ids}
-print("workflow 1 clusters:", names1, "\nworkflow 2 clusters:", names2)
+    pure1 = set()
+print(f"workflow 1: {seg1.n_clusters} clusters {names1}\n"
+      f"workflow 2: {seg2.n_clusters} clusters {names2}")
+
+# %% [markdown]
+# **Can these data be quantified?** Cliff-Lorimer is a *thin-film* method: it assumes the
+# X-rays leave the specimen without absorption or fluorescence, true for a TEM section tens
+# of nm thick. In a bulk SEM sample the electrons spread over a micrometre and the X-rays
+# are absorbed on the way out, which needs a ZAF or phi-rho-z correction instead;
+# `quant.quantify` refuses SEM spectra with a `StemsegError` that says so (try
+# `DATA = "bruker_sem_mineral_30x30"`). It also refuses clusters whose lines hold no counts
+# at all (the bundled `velox_eels_eds_FeCoO` holds little but its detector's zero peak).
+# The cell asks the package, and every quantification cell below skips with a note if it
+# refused.
+
+# %%
+try:
+    table1 = quant.quantify(seg1)   # workflow 1, model fit (section 2 says why)
+except stemseg.StemsegError as err:
+    table1 = None
+    print(f"No Cliff-Lorimer quantification of these data ({type(err).__name__}):\n{err}\n"
+          "The quantification cells below skip; sections 4 (the paper's entropies) and 5 "
+          "(the nanoparticle phantoms) still run.")
+quantified = table1 is not None
+if quantified:
+    lines = list(table1.attrs["lines"])   # the lines quantify used, one per element
+    print("quantified lines:", lines)
 
 # %% [markdown]
 # ## 1 · k-factors
@@ -115,11 +191,17 @@ print("workflow 1 clusters:", names1, "\nworkflow 2 clusters:", names2)
 # you have them.
 
 # %%
-kf = pd.DataFrame({f"{beam_kV:g} kV": xray.kfactors(lines, beam_kV),
-                   "300 kV": xray.kfactors(lines, 300.0)})
-kf["change (%)"] = 100 * (kf["300 kV"] / kf[f"{beam_kV:g} kV"] - 1)
-display(kf)
-assert (kf[[f"{beam_kV:g} kV", "300 kV"]] > 0).all().all()
+if quantified:
+    other_kV = 300.0 if beam_kV != 300 else 200.0   # the same lines at another beam energy
+    kf = pd.DataFrame({f"{beam_kV:g} kV": xray.kfactors(lines, beam_kV),
+                       f"{other_kV:g} kV": xray.kfactors(lines, other_kV)})
+    kf["change (%)"] = 100 * (kf[f"{other_kV:g} kV"] / kf[f"{beam_kV:g} kV"] - 1)
+    display(kf)
+    k_values = kf[[f"{beam_kV:g} kV", f"{other_kV:g} kV"]]
+    assert (k_values > 0).all().all(), \
+        f"expected every theoretical k-factor to be positive; got\n{k_values}"
+else:
+    print("k-factors skipped: these data cannot be quantified with Cliff-Lorimer (see above).")
 
 # %% [markdown]
 # The quantification below uses the theoretical k-factors at the map's beam energy. To use
@@ -136,34 +218,50 @@ assert (kf[[f"{beam_kV:g} kV", "300 kV"]] > 0).all().all()
 
 # %%
 clusters_shown = sorted(sample1, key=lambda c: sample1[c])
-quant_explorer = widgets.QuantExplorer(seg1, clusters=clusters_shown,
-                                       names={c: f"{names1.get(c, c)}" for c in clusters_shown})
-quant_explorer
+if quantified:
+    quant_explorer = widgets.QuantExplorer(seg1, clusters=clusters_shown,
+                                           names={c: f"{names1.get(c, c)}"
+                                                  for c in clusters_shown})
+    display(quant_explorer)
+else:
+    print("QuantExplorer skipped: these data cannot be quantified with Cliff-Lorimer.")
 
 # %%
 # The dose slider from code: a hundredth of the counts -> error bars 10x longer, z 10x smaller
-pair = quant_explorer.separation.iloc[0]
-quant_explorer.dose.value = 0.01
-sigma_low = quant_explorer.sigma_at_dose
-print(quant_explorer.status.value.replace("<b>", "").replace("</b>", ""))
-quant_explorer.dose.value = 1.0
-assert np.allclose(sigma_low, 10 * quant_explorer.table["sigma"])
-print(f"dose needed to tell the two most similar clusters apart at 3 s.d.: "
-      f"x {(3 / pair['z']) ** 2:.2g} of this map")
+if quantified and len(quant_explorer.separation):
+    pair = quant_explorer.separation.iloc[0]
+    quant_explorer.dose.value = 0.01
+    sigma_low = quant_explorer.sigma_at_dose
+    print(quant_explorer.status.value.replace("<b>", "").replace("</b>", ""))
+    quant_explorer.dose.value = 1.0
+    sigma_full = quant_explorer.table["sigma"]
+    assert np.allclose(sigma_low, 10 * sigma_full), \
+        ("expected every error bar 10x longer at 1/100 of the dose; got ratios from "
+         f"{(sigma_low / sigma_full).min():.3g} to {(sigma_low / sigma_full).max():.3g}")
+    print(f"dose needed to tell the two most similar clusters apart at 3 s.d.: "
+          f"x {(3 / pair['z']) ** 2:.2g} of this map")
+else:
+    print("dose check skipped: nothing was quantified, or fewer than two clusters.")
 
 # %%
 # A k-factor override from code: one k-factor +10 %, then back to the theoretical values
-demo_line = "Fe_Ka" if "Fe_Ka" in lines else lines[0]
-demo_element = demo_line.split("_")[0]
-before = quant_explorer.table.set_index(["cluster", "element"])["at_pct"]
-quant_explorer.kfactor_inputs[demo_line].value = 1.1 * quant_explorer.theoretical[demo_line]
-after = quant_explorer.table.set_index(["cluster", "element"])["at_pct"]
-quant_explorer.reset.click()
-shift = (after - before).xs(demo_element, level="element")
-print(f"{demo_element} at. % change per cluster with k({demo_line}) +10 %:",
-      shift.round(2).to_dict())
-print(f"requantification took {quant_explorer.timings['quantify']:.2f} s")
-assert (shift[before.xs(demo_element, level="element") > 0] > 0).all()
+if quantified:
+    demo_line = "Fe_Ka" if "Fe_Ka" in lines else lines[0]
+    demo_element = demo_line.split("_")[0]
+    before = quant_explorer.table.set_index(["cluster", "element"])["at_pct"]
+    quant_explorer.kfactor_inputs[demo_line].value = 1.1 * quant_explorer.theoretical[demo_line]
+    after = quant_explorer.table.set_index(["cluster", "element"])["at_pct"]
+    quant_explorer.reset.click()
+    shift = (after - before).xs(demo_element, level="element")
+    print(f"{demo_element} at. % change per cluster with k({demo_line}) +10 %:",
+          shift.round(2).to_dict())
+    print(f"requantification took {quant_explorer.timings['quantify']:.2f} s")
+    present = before.xs(demo_element, level="element") > 0.01
+    assert (shift[present] > 0).all(), \
+        (f"expected a larger k({demo_line}) to raise {demo_element} in every cluster that "
+         f"contains it; got changes {shift[present].round(4).to_dict()} at. %")
+else:
+    print("k-factor override skipped: nothing was quantified.")
 
 # %% [markdown]
 # ## 2 · Model fitting vs window integration: the Ag/Cd overlap
@@ -171,49 +269,71 @@ assert (shift[before.xs(demo_element, level="element") > 0] > 0).all()
 # Ag Lb1 (3.151 keV) lies 17 eV from Cd La (3.134 keV), well inside the ~130 eV detector
 # resolution. A window around Cd La therefore also collects Ag Lb1 counts. **Window
 # integration** (HyperSpy's `get_lines_intensity` with background windows) cannot separate
-# them; a **model fit** of every line family with its known sub-line ratios can.
+# them; a **model fit** of every line family with its known sub-line ratios can. (On real
+# data without Ag and Cd the cells below show the most intense cluster and compare the two
+# methods on its own lines.)
 
 # %%
 jal = [c for c, n in names1.items() if n == "jalpaite"]
 c_jal = jal[0] if jal else int(np.argmax(seg1.mean_spectra.data.sum(1)))
+ag_cd = "Ag_La" in lines and "Cd_La" in lines
 fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
-plots.spectra(seg1.mean_spectra.inav[c_jal], ax=ax, energy_range=(2.0, 3.8),
-              lines=["S_Ka", "Ag_La", "Ag_Lb1", "Cd_La", "Cd_Lb1"],
-              labels=[f"cluster {c_jal} ({names1.get(c_jal, '')})"],
-              title="jalpaite mean spectrum: Ag L and Cd L lines overlap")
+if ag_cd:
+    plots.spectra(seg1.mean_spectra.inav[c_jal], ax=ax, energy_range=(2.0, 3.8),
+                  lines=["S_Ka", "Ag_La", "Ag_Lb1", "Cd_La", "Cd_Lb1"],
+                  labels=[f"cluster {c_jal} ({names1.get(c_jal, '')})"],
+                  title="jalpaite mean spectrum: Ag L and Cd L lines overlap")
+else:
+    plots.spectra(seg1.mean_spectra.inav[c_jal], ax=ax, lines=lines or None,
+                  labels=[f"cluster {c_jal}"],
+                  title=f"cluster {c_jal}, the most intense: its lines")
 plt.show()
 
 # %%
-by_method = {m: quant.quantify(seg1, method=m) for m in ("model", "windows")}
-pair = [el for el in ("Ag", "Cd") if f"{el}_La" in lines]
-rows = []
-for c, key in sorted(sample1.items(), key=lambda kv: kv[1]):
-    for el in pair:
-        row = {"cluster": f"({key}) {names1.get(c, c)}", "element": el}
-        for m, t in by_method.items():
-            row[m] = float(t[(t.cluster == c) & (t.element == el)]["at_pct"].iloc[0])
-        if has_truth:
-            row["truth"] = data.phases[[p.name for p in data.phases].index(names1[c])
-                                       ].composition.get(el, 0.0)
-        rows.append(row)
-if rows:
+if quantified:
+    by_method = {"model": table1, "windows": quant.quantify(seg1, method="windows")}
+    compared = [el for el in ("Ag", "Cd") if f"{el}_La" in lines] if ag_cd else \
+        [ln.split("_")[0] for ln in lines]
+    rows = []
+    for c, key in sorted(sample1.items(), key=lambda kv: kv[1]):
+        for el in compared:
+            row = {"cluster": f"({key}) {names1.get(c, c)}", "element": el}
+            for m, t in by_method.items():
+                row[m] = float(t[(t.cluster == c) & (t.element == el)]["at_pct"].iloc[0])
+            if has_truth:
+                row["truth"] = data.phases[[p.name for p in data.phases].index(names1[c])
+                                           ].composition.get(el, 0.0)
+            rows.append(row)
     overlap = pd.DataFrame(rows).set_index(["cluster", "element"])
     display(overlap.round(2))
 else:
-    print("No Ag/Cd in these data: compare the two methods on your own overlapping lines.")
+    print("model vs windows skipped: nothing was quantified.")
 
 # %%
-if has_truth:
+if has_truth and jal:
     err = overlap.sub(overlap["truth"], axis=0).abs()
     jal_cd = err.xs("Cd", level="element").loc[lambda d: d.index.str.contains("jalpaite")]
-    assert (jal_cd["windows"] > 5).all() and (jal_cd["model"] < 1).all(), jal_cd
+    assert (jal_cd["windows"] > 5).all(), \
+        ("expected window integration to put more than 5 at. % too much Cd into jalpaite "
+         f"(Ag Lb1 counted as Cd La); got errors {jal_cd['windows'].round(2).tolist()} at. %")
+    assert (jal_cd["model"] < 1).all(), \
+        ("expected the model fit to get jalpaite's Cd within 1 at. % of the truth; got "
+         f"errors {jal_cd['model'].round(2).tolist()} at. %")
     print("Windows put", round(float(jal_cd["windows"].iloc[0]), 1),
           "at. % too much Cd into jalpaite; the model fit is within",
           round(float(jal_cd["model"].iloc[0]), 2), "at. %.")
+elif has_truth:
+    print("Workflow 1 found no jalpaite cluster on this seed: no Ag/Cd overlap to check.")
+elif quantified:
+    print("No truth for these data: compare the two columns above -- where they differ, "
+          "look for overlapping lines of the elements involved.")
 
 # %% [markdown]
 # With windows, the jalpaite's Cd comes out near its Ag content -- the Cd map of notebook 1
-# copied the Ag map for the same reason. Everything below uses the model fit.
+# copied the Ag map for the same reason. Window integration also warns when a net
+# intensity comes out negative (the background window above the line, e.g. in the resin
+# cluster, which holds none of these elements) and sets it to zero; the model bounds every
+# line area at zero instead. Everything below uses the model fit.
 
 # %% [markdown]
 # ## 3 · Cliff-Lorimer per cluster, next to the paper's Table 1
@@ -224,15 +344,46 @@ if has_truth:
 # mixed boundary pixels come on top.
 
 # %%
-table1 = by_method["model"]
 paper1 = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
 paper2 = quant.paper_table("eggeman2025_table1_6cation", "workflow2_umap_hdbscan")
+if quantified and has_truth:
+    side = pd.concat({
+        "this analysis, workflow 1": analysis.composition_wide(
+            table1, dict(sorted(sample1.items(), key=lambda kv: kv[1]))),
+        "paper, workflow 1": analysis.composition_wide(paper1)}, axis=1)
+    display(side)
+elif quantified:
+    print("Real data: the paper's sulfide table does not describe this sample, so no "
+          "side-by-side. The clusters of both workflows, at. % ± counting sigma:")
+    try:
+        table2 = quant.quantify(seg2)
+    except stemseg.StemsegError as err:
+        table2 = None
+        print(f"(workflow 2 not quantified: {err})")
+    display(pd.concat({"workflow 1 (GMM)": analysis.composition_wide(table1)}, axis=1))
+    if table2 is not None:
+        display(pd.concat({"workflow 2 (HDBSCAN)": analysis.composition_wide(table2)}, axis=1))
+    separation = quant_explorer.separation   # pairs of workflow-1 clusters, most similar first
+    alike = separation[separation["z"].abs() < 3]
+    print(f"binned pixels per workflow-1 cluster: {dict(enumerate(seg1.sizes.tolist()))}\n"
+          f"{len(alike)} of {len(separation)} pairs of workflow-1 clusters agree within 3 "
+          "counting sigmas in every element:",
+          [(int(a), int(b)) for a, b in zip(alike["a"], alike["b"])])
+else:
+    print("Cliff-Lorimer skipped (see above); the paper's Table 1 is still used below.")
 
-side = pd.concat({
-    "this analysis, workflow 1": analysis.composition_wide(
-        table1, dict(sorted(sample1.items(), key=lambda kv: kv[1]))),
-    "paper, workflow 1": analysis.composition_wide(paper1)}, axis=1)
-display(side)
+# %% [markdown]
+# On a real map, read the table with the sparse-data warning in mind: the sigmas are the
+# counting errors of the *mean* spectra, small because every cluster sums many pixels. They
+# do not say whether a cluster is a phase. With ~25 counts per binned pixel, the clusters
+# may split one material by thickness or by noise: two clusters whose compositions agree
+# within error are, as far as these counts can tell, one material (the last line above
+# counts such pairs). On the bundled Bruker map the clusters are Ti oxides that differ
+# mainly in their O : Ti ratio, with Cu and Pd near 1 at. % -- and O Ka, a soft line, is the
+# one Cliff-Lorimer's neglect of absorption hurts most where the specimen is thicker, so a
+# cluster-to-cluster O trend may be thickness, not chemistry. (Window integration may also
+# warn of negative net intensities: with so few counts a line can sink below its background
+# estimate.)
 
 # %% [markdown]
 # ### "Other" elements (claim E5)
@@ -247,7 +398,7 @@ display(side)
 if has_truth:  # workflow 2 with its default membership weights, and with probabilities
     table2 = quant.quantify(seg2)
     seg2_prob = widgets.HDBSCANExplorer(data, segmentation=seg2,
-                                        min_cluster_size=MIN_CLUSTER_SIZE_PX
+                                        min_cluster_size=min_cluster_size_px
                                         ).segmentation(weights="probability")
     table2_prob = quant.quantify(seg2_prob)
     names2_prob = analysis.phase_names(
@@ -265,32 +416,59 @@ for phase, expected in analysis.EXPECTED_FROM_MAPS.items():
         truth_comp = data.phases[[p.name for p in data.phases].index(phase)].composition
         row.update({
             "phantom truth": analysis.other_fraction(truth_comp, expected)[0],
-            "wf1 (GMM)": analysis.other_fraction(table1, expected, inv1[phase])[0],
-            "wf2 (HDBSCAN, membership)": analysis.other_fraction(table2, expected,
-                                                                 inv2[phase])[0],
-            "wf2 (HDBSCAN, probability)": analysis.other_fraction(table2_prob, expected,
-                                                                  inv2p[phase])[0]})
+            "wf1 (GMM)": (analysis.other_fraction(table1, expected, inv1[phase])[0]
+                          if phase in inv1 else np.nan),
+            "wf1 purity": purity1[inv1[phase]] if phase in inv1 else 0.0,
+            "wf2 (HDBSCAN, membership)": (analysis.other_fraction(table2, expected,
+                                                                  inv2[phase])[0]
+                                          if phase in inv2 else np.nan),
+            "wf2 (HDBSCAN, probability)": (analysis.other_fraction(table2_prob, expected,
+                                                                   inv2p[phase])[0]
+                                           if phase in inv2p else np.nan)})
     rows.append(row)
 others = pd.DataFrame(rows).set_index("phase")
 display(others.round(2))
+if not has_truth:
+    print("Real data: only the paper's columns (the measured ones need the phantom's "
+          "chalcopyrite and jalpaite).")
 
 # %%
 # Checks of claim E5
-assert ((others["paper wf1"] > 4.5) & (others["paper wf1"] < 7.5)).all()   # "5-7 %"
+paper_wf1 = others["paper wf1"]
+assert ((paper_wf1 > 4.5) & (paper_wf1 < 7.5)).all(), \
+    ("expected the paper's workflow-1 'other' elements at 5-7 at. %; got "
+     f"{paper_wf1.round(2).to_dict()}")
 if has_truth:
-    assert (abs(others["wf1 (GMM)"] - others["phantom truth"]) < 0.5).all(), others
-    assert (others["wf2 (HDBSCAN, membership)"] > others["wf1 (GMM)"] + 1).all(), others
+    pure = others["wf1 purity"] >= 0.9
+    wf1_error = (others["wf1 (GMM)"] - others["phantom truth"]).abs()[pure]
+    assert (wf1_error < 1.5).all(), \
+        ("expected workflow 1 to measure the 'other' elements within 1.5 at. % of the "
+         f"phantom's truth; got errors {wf1_error.round(2).to_dict()} at. %")
+    wf2_excess = (others["wf2 (HDBSCAN, membership)"] - others["phantom truth"]).dropna()
+    assert (wf2_excess > 1.5).all(), \
+        ("expected workflow 2 (membership weights) to report more than 1.5 at. % more "
+         f"'other' elements than the truth; got {wf2_excess.round(2).to_dict()} at. % more")
     closer = (abs(others["wf2 (HDBSCAN, probability)"] - others["phantom truth"])
               < abs(others["wf2 (HDBSCAN, membership)"] - others["phantom truth"]))
-    assert closer.all(), others
+    assert closer[wf2_excess.index].all(), \
+        ("expected the probability weights to bring workflow 2's 'other' elements closer "
+         f"to the truth than the membership weights; got\n{others.round(2)}")
+    missing = [ph for ph in others.index
+               if not (pure[ph] and ph in wf2_excess.index)]
+    if missing:
+        print("not compared (workflow-1 cluster below 90 % purity, or no workflow-2 "
+              f"cluster for the phase on this seed): {missing}")
     print("E5: the phases hold 5-7 % 'other' elements (true on the phantom by construction) "
           "and workflow 1 measures it; workflow 2's extra impurity is an artefact of the soft "
           "membership weights here.")
+else:
+    print("E5 on the phantom only: these data have no chalcopyrite or jalpaite truth.")
 
 # %% [markdown]
 # **What the phantom says.** The phantom's phases contain the paper's workflow-1 "other"
 # elements (4.9 and 6.7 at. %), and workflow 1 measures them to within a few tenths of a
-# per cent. Workflow 2 reports more (8-10 %), the direction the paper also found for
+# per cent on most seeds (up to ~1.2 % on some, where its soft weights take in more
+# boundary pixels). Workflow 2 reports 2-5 % more, the direction the paper also found for
 # workflow 2 (10-12 %, though its jalpaite gives 13.6 % with these sets) -- but here the
 # truth is the same for both workflows, so the extra impurity is not in the sample: HDBSCAN's
 # soft **membership vectors** give every pixel a few per cent of weight in every cluster,
@@ -303,23 +481,42 @@ if has_truth:
 # Stoichiometric wurtzite (Zn,Cd...)S has S : metal = 1 : 1; the paper finds "nearly 3 : 2".
 
 # %%
-iii1 = [c for c, k in sample1.items() if k == "iii"]
+iii1 = [c for c, k in sample1.items() if k == "iii"]   # the majority-wurtzite cluster
 ratios = {"paper wf1": analysis.s_to_metal(paper1, "iii"),
           "paper wf2": analysis.s_to_metal(paper2, "iii")}
 if has_truth:
     wurtzite = data.phases[[p.name for p in data.phases].index("majority wurtzite")]
     ratios["phantom truth"] = analysis.s_to_metal(wurtzite.composition)
-    ratios["this analysis, wf1"] = analysis.s_to_metal(table1, iii1[0])
+    if iii1:
+        ratios["this analysis, wf1"] = analysis.s_to_metal(table1, iii1[0])
 display(pd.DataFrame(ratios, index=["S : metal", "sigma"]).T.round(3))
+if not has_truth:
+    print("Real data: the paper's ratios only (no majority wurtzite to compare with).")
 
 # %%
-assert 1.35 < ratios["paper wf1"][0] < 1.65        # "nearly 3:2", not 1:1
-if has_truth:
+paper_ratio = ratios["paper wf1"][0]
+assert 1.35 < paper_ratio < 1.65, \
+    f"expected the paper's S : metal 'nearly 3 : 2' (1.35-1.65), not 1 : 1; got {paper_ratio:.3f}"
+if has_truth and iii1:
     measured, sigma = ratios["this analysis, wf1"]
-    assert abs(measured - ratios["phantom truth"][0]) < 0.05, ratios
-    assert measured - 1.0 > 20 * sigma              # far from 1:1 in units of the error
-    print(f"E6 holds on the phantom: S : metal = {measured:.3f} ± {sigma:.3f}, "
-          f"truth {ratios['phantom truth'][0]:.3f} (built from the paper's Table 1).")
+    truth_ratio = ratios["phantom truth"][0]
+    assert measured - 1.0 > 20 * sigma, \
+        (f"expected S : metal far from 1 : 1, more than 20 counting sigmas above 1; got "
+         f"{measured:.3f} ± {sigma:.3f}, i.e. {(measured - 1) / sigma:.1f} sigmas")
+    if iii1[0] in pure1:
+        assert abs(measured - truth_ratio) < 0.1, \
+            (f"expected workflow 1's S : metal within 0.1 of the phantom's {truth_ratio:.3f}; "
+             f"got {measured:.3f}")
+        print(f"E6 holds on the phantom: S : metal = {measured:.3f} ± {sigma:.3f}, "
+              f"truth {truth_ratio:.3f} (built from the paper's Table 1).")
+    else:
+        print(f"S : metal = {measured:.3f} ± {sigma:.3f}, far from 1 : 1; not compared with "
+              f"the truth {truth_ratio:.3f}: the majority-wurtzite cluster is only "
+              f"{purity1[iii1[0]]:.0%} pure on this seed (a mixture with the minority rim).")
+elif has_truth:
+    print("workflow 1 found no majority-wurtzite cluster on this seed: nothing to check.")
+else:
+    print("E6 checked on the paper's table only (no truth for these data).")
 
 # %% [markdown]
 # Here the phantom only confirms that the chain recovers a 3 : 2 ratio when it is in the
@@ -345,40 +542,67 @@ display(ent_paper2[["cluster", "phase", "entropy_R", "sigma_R"]].round(3))
 
 # %%
 clusters_1 = sorted(sample1, key=lambda c: sample1[c])
-ent_phantom = analysis.entropy_table(table1, clusters_1,
-                                     names={c: f"({sample1[c]}) {names1.get(c, c)}"
-                                            for c in clusters_1})
-display(ent_phantom.round(3))
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
-plots.entropy_bars(ent_paper, ax=axes[0], reference=float(ent_paper.max_equimolar_R.iloc[0]),
-                   title="paper, Table 1 workflow 1")
-plots.entropy_bars(ent_phantom, ax=axes[1], reference=float(ent_paper.max_equimolar_R.iloc[0]),
-                   title="this analysis (phantom), workflow 1")
+reference = float(ent_paper.max_equimolar_R.iloc[0])
+if has_truth:
+    ent_phantom = analysis.entropy_table(table1, clusters_1,
+                                         names={c: f"({sample1[c]}) {names1.get(c, c)}"
+                                                for c in clusters_1})
+    display(ent_phantom.round(3))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
+    plots.entropy_bars(ent_paper, ax=axes[0], reference=reference,
+                       title="paper, Table 1 workflow 1")
+    plots.entropy_bars(ent_phantom, ax=axes[1], reference=reference,
+                       title="this analysis (phantom), workflow 1")
+else:
+    print("Real data: the formula above is for a sulfide (S the only anion); for your own "
+          "map choose the anions, e.g. analysis.entropy_table(table1, anions=('O',)), and "
+          "check that one cation sub-lattice makes sense. Only the paper's bars here.")
+    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+    plots.entropy_bars(ent_paper, ax=ax, reference=reference,
+                       title="paper, Table 1 workflow 1")
 plt.show()
 
 # %%
 # Checks of claim E7
 minority = ent_paper.set_index("cluster").loc["iv"]
 rest = ent_paper.set_index("cluster").loc[["i", "ii", "iii"], "entropy_R"]
-assert abs(minority.entropy_R - 0.85) < 0.02, minority      # "approximately 0.85 R"
-assert abs(minority.max_equimolar_R - 0.9) < 0.01           # "a maximum of 0.9 R"
-assert ((rest >= 0.45) & (rest < 0.65)).all(), rest         # "0.5 - 0.6 R"
+assert abs(minority.entropy_R - 0.85) < 0.02, \
+    ("expected the paper's minority wurtzite at 'approximately 0.85 R'; got "
+     f"{minority.entropy_R:.3f} R")
+assert abs(minority.max_equimolar_R - 0.9) < 0.01, \
+    f"expected 'a maximum of 0.9 R' (0.5 ln 6); got {minority.max_equimolar_R:.3f} R"
+assert ((rest >= 0.45) & (rest < 0.65)).all(), \
+    f"expected the paper's other phases at '0.5 - 0.6 R'; got {rest.round(3).to_dict()}"
 if has_truth:
     ph_ent = ent_phantom.set_index("cluster")["entropy_R"]
-    iv_c = [c for c in clusters_1 if sample1[c] == "iv"][0]
-    others_c = [c for c in clusters_1 if sample1[c] != "iv"]
-    assert abs(ph_ent[iv_c] - minority.entropy_R) < 0.03, ph_ent
-    assert ((ph_ent[others_c] >= 0.45) & (ph_ent[others_c] < 0.65)).all(), ph_ent
-    assert ph_ent[iv_c] > ph_ent[others_c].max() + 0.15
-    print("E7 holds: from the paper's table exactly, and from the phantom's clusters.")
+    iv_c = [c for c in clusters_1 if sample1[c] == "iv" and c in pure1]
+    others_c = [c for c in clusters_1 if sample1[c] != "iv" and c in pure1]
+    if iv_c:
+        assert abs(ph_ent[iv_c[0]] - minority.entropy_R) < 0.06, \
+            (f"expected the phantom's minority-wurtzite cluster within 0.06 R of the paper's "
+             f"{minority.entropy_R:.3f} R; got {ph_ent[iv_c[0]]:.3f} R")
+    if others_c:
+        assert ((ph_ent[others_c] >= 0.45) & (ph_ent[others_c] < 0.7)).all(), \
+            ("expected the phantom's other clusters at 0.45-0.70 R; got "
+             f"{ph_ent[others_c].round(3).to_dict()}")
+    if iv_c and others_c:
+        assert ph_ent[iv_c[0]] > ph_ent[others_c].max() + 0.1, \
+            (f"expected the minority wurtzite at least 0.1 R above every other phase; got "
+             f"{ph_ent[iv_c[0]]:.3f} R against at most {ph_ent[others_c].max():.3f} R")
+    impure = [c for c in clusters_1 if c not in pure1]
+    print("E7 holds: from the paper's table exactly, and from the phantom's clusters"
+          + (f" (not compared, below 90 % purity: {impure})." if impure else "."))
+else:
+    print("E7 checked on the paper's table only (no truth for these data).")
 wf2_rest = ent_paper2.set_index("cluster").loc[["i", "ii", "iii"], "entropy_R"]
 print("workflow 2's table gives", wf2_rest.round(2).to_dict(), "for the other phases")
 
 # %% [markdown]
 # The paper's workflow-1 numbers give exactly the quoted values: minority wurtzite 0.84 R
 # against 0.90 R, the others 0.51-0.60 R. The phantom's clusters reproduce them, but note
-# the error bars: counting sigmas of ~0.002 R, while the minority-wurtzite cluster is off by
-# ~0.01 R (its cluster mixes boundary pixels) -- systematic errors dominate. The paper's
+# the error bars: counting sigmas of ~0.002 R, while the clusters are off by 0.01-0.04 R
+# (they mix in boundary pixels: the minority wurtzite is a thin rim, and the other phases'
+# impurities raise their entropy) -- systematic errors dominate. The paper's
 # *workflow-2* table gives 0.63-0.74 R for the other phases, outside the quoted
 # 0.5-0.6 R: the text's statement holds for workflow 1 only.
 
@@ -389,9 +613,10 @@ print("workflow 2's table gives", wf2_rest.round(2).to_dict(), "for the other ph
 # clustered such particles: workflow 1 with a user-chosen 3 clusters (film, core, shell)
 # found core and shell of equal composition within error; workflow 2 one cluster. We do the
 # same on the **uniform** phantom and on one with a **real** core (Co, Mn, Zn x 1.5 inside
-# half the radius).
+# half the radius). These phantoms are always used, whatever `DATA` is (same `SEED`).
 
 # %%
+NP_MIN_CLUSTER_SIZE_PX = 200   # the nanoparticle phantoms are always 128 x 128 px
 paper_t2 = pd.concat({w: quant.paper_table("eggeman2025_table2_7cation_nanoparticles", w)
                       .set_index("element")["at_pct"]
                       for w in ("workflow1_core_i", "workflow1_shell_ii", "workflow2_single_i")},
@@ -399,16 +624,22 @@ paper_t2 = pd.concat({w: quant.paper_table("eggeman2025_table2_7cation_nanoparti
 results = {}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 for ax, (label, core_shell) in zip(axes, [("uniform", False), ("real core", True)]):
-    ph = simulate.phantom("nanoparticles-7cation", random_state=0, core_shell=core_shell)
-    g = workflows.gmm(ph, n_clusters=3, random_state=0)
-    h = workflows.hdbscan(ph, min_cluster_size=200, random_state=0, labels_full="repeat")
-    film = metrics.match_clusters(g.labels_full, np.where(ph.labels > 0, 1, 0))
-    film_c = [c for c, p in film.items() if p == 0][0]
-    parts = [c for c in g.cluster_ids if c != film_c]
-    # the "core" cluster is the one nearer the particle centres (thicker, more counts)
-    thick = [float(ph.truth["particle_thickness"][g.labels_full == c].mean()) for c in parts]
-    core_c, shell_c = (parts[0], parts[1]) if thick[0] > thick[1] else (parts[1], parts[0])
+    ph = simulate.phantom("nanoparticles-7cation", random_state=SEED, core_shell=core_shell)
+    g = workflows.gmm(ph, n_clusters=3, random_state=SEED)
+    h = workflows.hdbscan(ph, min_cluster_size=NP_MIN_CLUSTER_SIZE_PX, random_state=SEED,
+                          labels_full="repeat")
+    # particle clusters: most of their pixels on particles; the others are film
+    on_particle = {c: float((ph.labels > 0)[g.labels_full == c].mean()) for c in g.cluster_ids}
+    parts = [c for c in g.cluster_ids if on_particle[c] > 0.5]
     gmm_table = quant.quantify(g)
+    if len(parts) == 2:
+        # the "core" cluster is the one nearer the particle centres (thicker, more counts)
+        thick = [float(ph.truth["particle_thickness"][g.labels_full == c].mean())
+                 for c in parts]
+        core_c, shell_c = (parts[0], parts[1]) if thick[0] > thick[1] else (parts[1], parts[0])
+        gmm_diff = analysis.composition_difference(gmm_table, core_c, shell_c)
+    else:   # no core-shell split: the mixture spent its components on the film
+        core_c = shell_c = gmm_diff = None
     # truth regions: the inner half of every particle's radius vs the ring outside it,
     # as weights on the binned counts
     core_m, shell_m = analysis.particle_regions(ph.labels.shape, ph.truth["particles_px"])
@@ -418,13 +649,14 @@ for ax, (label, core_shell) in zip(axes, [("uniform", False), ("real core", True
     in_particle = analysis.bin_fraction(ph.labels > 0, 2, h.labels.shape) > 0.5
     particle_clusters = [c for c in range(h.n_clusters) if in_particle[h.labels == c].mean() > 0.5]
     results[label] = dict(
-        core=core_c, shell=shell_c, gmm_table=gmm_table,
-        gmm_diff=analysis.composition_difference(gmm_table, core_c, shell_c),
+        core=core_c, shell=shell_c, gmm_table=gmm_table, gmm_diff=gmm_diff,
+        gmm_particle_clusters=len(parts),
         region_diff=analysis.composition_difference(region_table, 0, 1),
         hdbscan_particle_clusters=len(particle_clusters), hdbscan_clusters=h.n_clusters)
+    names_np = {c: ("film" if c not in parts else "particles" if len(parts) != 2 else
+                    "core" if c == core_c else "shell") for c in g.cluster_ids}
     plots.label_map(g.labels_full, ax=ax, pixel_size=plots.pixel_size_nm(ph.eds),
-                    names={core_c: "core", shell_c: "shell", film_c: "film"},
-                    title=f"{label}: workflow 1, 3 clusters")
+                    names=names_np, title=f"{label}: workflow 1, 3 clusters")
     del ph, g, h  # keep the memory low (Binder: 2 GB)
     gc.collect()
 plt.show()
@@ -432,43 +664,76 @@ plt.show()
 # %%
 for label, r in results.items():
     print(f"--- {label} particles ---")
-    print(f"workflow 2: {r['hdbscan_clusters']} clusters, "
+    print(f"workflow 1: {r['gmm_particle_clusters']} of 3 clusters on the particles; "
+          f"workflow 2: {r['hdbscan_clusters']} clusters, "
           f"{r['hdbscan_particle_clusters']} of them on the particles")
-    both = pd.concat({"GMM core - shell": r["gmm_diff"][["difference", "sigma", "z"]],
-                      "truth regions core - shell": r["region_diff"][["difference", "sigma",
-                                                                       "z"]]}, axis=1)
-    display(both.round(2))
+    columns = {"truth regions core - shell": r["region_diff"][["difference", "sigma", "z"]]}
+    if r["gmm_diff"] is not None:
+        columns = {"GMM core - shell": r["gmm_diff"][["difference", "sigma", "z"]], **columns}
+    display(pd.concat(columns, axis=1).round(2))
 uni_t = results["uniform"]["gmm_table"]
 t2 = paper_t2.copy()
-for name, c in (("uniform: GMM core", results["uniform"]["core"]),
-                ("uniform: GMM shell", results["uniform"]["shell"])):
-    t2[name] = uni_t[uni_t.cluster == c].set_index("element")["at_pct"]
+if results["uniform"]["gmm_diff"] is not None:
+    for name, c in (("uniform: GMM core", results["uniform"]["core"]),
+                    ("uniform: GMM shell", results["uniform"]["shell"])):
+        t2[name] = uni_t[uni_t.cluster == c].set_index("element")["at_pct"]
 print("the paper's Table 2 next to the uniform phantom's GMM clusters (at. %):")
 display(t2.round(2))
 
 # %%
 # Checks of claim E8
 uni, real = results["uniform"], results["real core"]
-assert (uni["gmm_diff"]["z"].abs() < 3).all(), uni["gmm_diff"]       # equal within error
-assert uni["hdbscan_particle_clusters"] == 1                          # one particle cluster
-assert (uni["region_diff"]["z"].abs() < 3).all(), uni["region_diff"]  # no core in the truth
+if uni["gmm_diff"] is not None:
+    uni_gmm_diff = uni["gmm_diff"]["difference"].abs()
+    assert (uni_gmm_diff < 0.5).all(), \
+        ("expected GMM's core and shell of uniform particles to agree within 0.5 at. % in "
+         f"every element (the paper's Table 2: up to 4 at. %); got "
+         f"{uni_gmm_diff.round(2).to_dict()}")
+    uni_gmm_z = uni["gmm_diff"].loc[["Co", "Zn"], "z"]
+    assert (uni_gmm_z < 3).all(), \
+        ("expected GMM's 'core' of uniform particles not to be enriched in Co or Zn (z below "
+         f"3), the elements whose maps look core-shell; got z = {uni_gmm_z.round(1).to_dict()}")
+    print("E8 holds on the uniform phantom: GMM core and shell agree within "
+          f"{uni_gmm_diff.max():.2f} at. % (max |z| = {uni['gmm_diff']['z'].abs().max():.1f}, "
+          f"in {uni['gmm_diff']['z'].abs().idxmax()}).")
+else:
+    print("On this seed the GMM put the uniform particles into one cluster and split the "
+          "film instead: no core-shell split to test.")
+assert uni["hdbscan_particle_clusters"] == 1, \
+    ("expected workflow 2 to return one cluster on the uniform particles; got "
+     f"{uni['hdbscan_particle_clusters']}")
+uni_region_z = uni["region_diff"]["z"].abs()
+assert (uni_region_z < 3).all(), \
+    ("expected the truth core and shell regions of uniform particles to agree within 3 sigma "
+     f"(no core in the truth); got |z| = {uni_region_z.round(1).to_dict()}")
 rich = real["region_diff"].loc[["Co", "Zn"], "z"]
-assert (rich > 3).all(), real["region_diff"]                          # the real core shows
-print("E8 holds on the uniform phantom: GMM core and shell equal within error "
-      f"(max |z| = {uni['gmm_diff']['z'].abs().max():.1f}), HDBSCAN one particle cluster.")
+assert (rich > 3).all(), \
+    ("expected the real core to show as Co and Zn enrichment above 3 sigma in the truth "
+     f"regions; got z = {rich.round(1).to_dict()}")
+print("Workflow 2 finds one particle cluster; the truth regions agree within "
+      f"{uni_region_z.max():.1f} sigma.")
+real_gmm = ("no core-shell split" if real["gmm_diff"] is None else
+            f"max |z| = {real['gmm_diff']['z'].abs().max():.1f}")
 print(f"Real core: core vs shell regions differ (Co z = {rich['Co']:.1f}, Zn z = "
-      f"{rich['Zn']:.1f}); GMM's clusters show max |z| = "
-      f"{real['gmm_diff']['z'].abs().max():.1f}; HDBSCAN: "
+      f"{rich['Zn']:.1f}); GMM's clusters: {real_gmm}; HDBSCAN: "
       f"{real['hdbscan_particle_clusters']} particle cluster(s).")
 
 # %% [markdown]
-# **What the phantoms say.** On uniform particles, workflow 1 splits every particle into a
-# thick centre and a thin rim whose compositions agree within error -- the split follows
-# the *thickness* (counts per pixel), not the chemistry, as the paper suspected. Workflow 2
-# returns one particle cluster. With a **real** core, quantifying the core and shell
-# *regions* shows the Co and Zn enrichment clearly. But neither workflow isolates it: the GMM
-# still splits by thickness (its clusters differ only weakly), and HDBSCAN still returns one
-# particle cluster. A 1.5x enrichment of three minor elements (1-3 at. %) is not enough to
+# **What the phantoms say.** On uniform particles, workflow 1 usually splits every particle
+# into a thick centre and a thin rim whose compositions agree to a few tenths of an at. %
+# -- the split follows the *thickness* (counts per pixel), not the chemistry, as the paper
+# suspected. (On some seeds it splits the film instead and keeps each particle whole.) The
+# z-scores of the GMM's core - shell differences reach 3-5 in one element on some seeds
+# (mostly Ga, higher in the thick centre on every seed we tried), while the truth regions
+# stay within 3:
+# the GMM chose its clusters *from the same noisy spectra* and by thickness, so counting
+# sigmas understate how different two such clusters can look. Regions drawn without looking
+# at the spectra are the fair test. Workflow 2 returns one particle cluster.
+#
+# With a **real** core, quantifying the core and shell *regions* shows the Co and Zn
+# enrichment clearly (z of 5-10). But neither workflow isolates it: the GMM still splits by
+# thickness (its clusters differ only weakly), and HDBSCAN still returns one particle
+# cluster. A 1.5x enrichment of three minor elements (1-3 at. %) is not enough to
 # separate the spectra pixel by pixel at these counts. So one HDBSCAN cluster is consistent
 # with a uniform particle, but it is not proof of one.
 
@@ -483,12 +748,17 @@ print(f"Real core: core vs shell regions differ (Co z = {rich['Co']:.1f}, Zn z =
 answer_1 = None
 
 # %%
-k_mod = {**quant_explorer.theoretical, demo_line: 1.1 * quant_explorer.theoretical[demo_line]}
-t_mod = quant.quantify(seg1, kfactors=k_mod)
-c_cp = [c for c, n in names1.items() if n == "chalcopyrite"][0] if has_truth else 0
-expected_1 = float(t_mod[(t_mod.cluster == c_cp) & (t_mod.element == demo_element)
-                         ]["at_pct"].iloc[0])
-print(analysis.check_answer(answer_1, expected_1, rtol=0.01, name="Exercise 1"))
+if quantified:
+    k_mod = {**quant_explorer.theoretical,
+             demo_line: 1.1 * quant_explorer.theoretical[demo_line]}
+    t_mod = quant.quantify(seg1, kfactors=k_mod)
+    c_cp = [c for c, n in names1.items() if n == "chalcopyrite"][0] if has_truth else 0
+    expected_1 = float(t_mod[(t_mod.cluster == c_cp) & (t_mod.element == demo_element)
+                             ]["at_pct"].iloc[0])
+    print(analysis.check_answer(answer_1, expected_1, rtol=0.01, name="Exercise 1"))
+else:
+    print("Exercise 1 needs a Cliff-Lorimer quantification, which these data do not allow "
+          "(see the top of the notebook); try it on the phantom.")
 
 # %% [markdown]
 # **Exercise 2.** What is the configurational entropy (in R) of the *minority wurtzite* in
@@ -509,14 +779,20 @@ print(analysis.check_answer(answer_2, expected_2, rtol=0.01, name="Exercise 2"))
 answer_3 = None
 
 # %%
-expected_3 = analysis.s_to_metal(table1, c_cp)[0] if "S_Ka" in lines else None
-print(analysis.check_answer(answer_3, expected_3, rtol=0.01, name="Exercise 3"))
+if quantified and "S_Ka" in lines:
+    expected_3 = analysis.s_to_metal(table1, c_cp)[0]
+    print(analysis.check_answer(answer_3, expected_3, rtol=0.01, name="Exercise 3"))
+else:
+    print("Exercise 3 needs S in a quantified map (these data have "
+          f"{'no S' if quantified else 'no Cliff-Lorimer quantification'}); try it on the "
+          "phantom.")
 
 # %% [markdown]
 # ## Summary
 #
 # * k-factors depend on beam energy and detector; theoretical ones are a good start, your
-#   own from standards are better -- and never mix the two.
+#   own from standards are better -- and never mix the two. Cliff-Lorimer is for thin
+#   (TEM) specimens; bulk SEM samples need ZAF or phi-rho-z.
 # * Overlapping lines (Ag Lb1 / Cd La) need a model fit; windows move ~10 at. % from Ag to
 #   Cd in jalpaite.
 # * Workflow 1 recovers the paper's Table 1 "other" elements (E5) and S : metal of 3 : 2
@@ -527,6 +803,8 @@ print(analysis.check_answer(answer_3, expected_3, rtol=0.01, name="Exercise 3"))
 #   are tiny, systematic ones are not.
 # * A GMM core-shell split of uniform particles is an artefact of thickness (E8); but one
 #   HDBSCAN cluster does not prove uniformity -- a real, weak core is missed too.
+# * On a sparse real map, small counting sigmas of the cluster means do not make the
+#   clusters phases: heed the sparse-data warning.
 #
 # ## What's next
 #
