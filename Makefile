@@ -33,8 +33,9 @@ cnn: $(CNN_STAMP)
 run: $(STAMP)
 	$(BIN)/stemseg demo
 
+# two pytest-xdist workers; each test file (and so each notebook's cells) stays on one worker
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

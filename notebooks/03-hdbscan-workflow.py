@@ -27,7 +27,8 @@
 #
 # 1. read a UMAP embedding, coloured by cluster and by truth;
 # 2. set `min_cluster_size` in pixels or nm^2 and `min_samples`, and predict what they do
-#    to the number of clusters and the noise fraction;
+#    to the number of clusters and the noise fraction; tell HDBSCAN's two ways of selecting
+#    clusters (excess of mass, leaves) apart;
 # 3. check the stability of a result over random seeds;
 # 4. compare two segmentations with a confusion matrix, and put workflow 2 next to the
 #    paper's Table 1 (workflow 2);
@@ -35,8 +36,8 @@
 #
 # **Prerequisites.** Notebook 2 (binning, scaling, GMM, ARI).
 #
-# **Run time.** About two minutes on two cores (UMAP is the slow step; it runs three
-# times, once per seed of the stability check).
+# **Run time.** Two to four minutes on one core (UMAP is the slow step, 20-40 s per run on
+# the phantom; it runs three times, once per seed of the stability check).
 
 # %% [markdown]
 # ## Imports
@@ -52,7 +53,7 @@ from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
-from stemseg import analysis, cluster, io, metrics, plots, quant, simulate, widgets, workflows
+from stemseg import analysis, cluster, io, metrics, plots, preprocess, quant, widgets, workflows
 
 warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -66,22 +67,53 @@ print("stemseg", stemseg.__version__)
 # ## Data (change one line here)
 #
 # Default: the 6-cation sulfide phantom (128 x 128 px of 40 nm, 200 kV, truth in
-# `data.labels`). `MIN_CLUSTER_SIZE_PX` is the smallest region, in original pixels, that
-# should count as a phase -- 200 px of 40 nm are 0.32 µm², a few grains' worth.
+# `data.labels`). To analyse something else, **change one value**, `DATA`:
+#
+# * `"phantom"` -- the simulated sulfide (with its truth);
+# * the name of a bundled real map (`stemseg.data.examples()` lists them):
+#   `"bruker_tem_CuOPdTi_64x64"` (TEM, 200 kV, Cu O Pd Ti, ~6 counts per pixel),
+#   `"velox_si_16x16_CCaOCu"` (TEM, 300 kV, 16 x 16 px, under one X-ray count per pixel),
+#   `"velox_eels_eds_FeCoO"` (TEM, 300 kV, 128 x 128 px, almost no X-ray counts: it runs,
+#   slowly, and shows what clustering noise looks like) and `"bruker_sem_mineral_30x30"`
+#   (SEM, 20 kV, ~16 000 counts per pixel: clustering works, Cliff-Lorimer quantification
+#   does not apply to bulk SEM samples, see section 8);
+# * the path of your own file, e.g. `"/path/to/your/map.emd"`.
+#
+# From a terminal, `papermill 03-hdbscan-workflow.ipynb out.ipynb -p DATA
+# bruker_tem_CuOPdTi_64x64` does the same without editing the notebook (`-p SEED 3` changes
+# the seed of the phantom and of every random step, here UMAP's).
+#
+# `MIN_CLUSTER_SIZE_PX` is the smallest region, in original pixels, that should count as a
+# phase. Left at `None` it is 1.2 % of the map's pixels: 200 px on the 128 x 128 phantom,
+# i.e. 200 px of 40 nm = 0.32 µm², a few grains' worth. A fixed number of pixels would mean
+# a different share of a map of another size (200 px are 5 % of a 64 x 64 map).
 
-# %%
+# %% tags=["parameters"]
 # ----------------------------------------------------------------------- DATA ------------
-data = simulate.phantom("sulfide-6cation", shape=(128, 128), random_state=0)
-# data = io.load(stemseg.data.example("bruker_tem_CuOPdTi_64x64"))   # bundled real TEM map
-# data = io.load("/path/to/your/map.emd")                             # your own file
-MIN_CLUSTER_SIZE_PX = 200   # smallest cluster, original pixels
-N_CLUSTERS_GMM = 6          # workflow 1, for the comparison (notebook 2)
+DATA = "phantom"   # the phantom; a bundled file, e.g. "bruker_tem_CuOPdTi_64x64"; or a path
+SEED = 0           # seed of the phantom and of every random step below
+MIN_CLUSTER_SIZE_PX = None   # smallest cluster, original pixels (None: 1.2 % of the map)
+N_CLUSTERS_GMM = 6           # workflow 1, for the comparison (notebook 2)
 BIN = 2
 # ------------------------------------------------------------------------------------------
+
+# %%
+data = io.load_source(DATA, phantom="sulfide-6cation", shape=(128, 128), random_state=SEED)
 has_truth = hasattr(data, "labels")
 pixel_nm = plots.pixel_size_nm(data.eds)
 names = {i: p.name for i, p in enumerate(data.phases)} if has_truth else None
-print(data.eds, "| truth available:", has_truth)
+n_pixels = int(np.prod(data.eds.data.shape[:-1]))
+# Sizes in pixels scale with the map: 200 px was chosen on the 128 x 128 phantom (16384 px),
+# i.e. 1.2 % of its pixels. Never below 2 binned pixels (HDBSCAN's minimum).
+scale = n_pixels / 128**2
+min_cluster_size_px = (MIN_CLUSTER_SIZE_PX if MIN_CLUSTER_SIZE_PX is not None
+                       else max(2 * BIN**2, round(200 * scale)))
+# counts per pixel where the X-ray lines are: above the zero-energy (noise) peak, the range
+# the workflows use
+low_keV = preprocess.DEFAULT_ENERGY_RANGE[0]
+xray_counts = float(data.eds.isig[low_keV:].data.sum(-1).mean())
+print(data.eds, f"| {n_pixels} px, {xray_counts:.3g} counts/px above {low_keV} keV | "
+      f"min_cluster_size {min_cluster_size_px} px | truth available: {has_truth}")
 
 # %% [markdown]
 # ## 1 · Run workflow 2 once
@@ -90,9 +122,16 @@ print(data.eds, "| truth available:", has_truth)
 # with scikit-learn and hands them to UMAP, which avoids the ~30 s compilation of UMAP's own
 # approximate search. The embedding is kept in the result (`seg.embedding`) so that the
 # sliders below never recompute it.
+#
+# **On a sparse real map** (the bundled Bruker TEM map has ~6 counts per pixel, ~25 per
+# binned pixel) the workflow issues a `StemsegSparseDataWarning`: below ~100 counts per
+# binned pixel a pixel's spectrum is mostly counting noise, so UMAP has little chemistry to
+# separate and HDBSCAN finds either no cluster (everything noise) or clusters that follow
+# the noise (salt-and-pepper maps). The warning is left visible on purpose: bin more
+# (`BIN`), raise `MIN_CLUSTER_SIZE_PX`, or record longer.
 
 # %%
-seg = workflows.hdbscan(data, min_cluster_size=MIN_CLUSTER_SIZE_PX, bin=BIN, random_state=0)
+seg = workflows.hdbscan(data, min_cluster_size=min_cluster_size_px, bin=BIN, random_state=SEED)
 print(f"{seg.n_clusters} clusters, noise {100 * seg.noise_fraction:.2f} % of the pixels")
 print("cluster sizes (binned px):", seg.sizes.tolist())
 print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
@@ -101,8 +140,9 @@ print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 # ## 2 · The embedding
 #
 # Every binned pixel is a point in the 4-D UMAP embedding (two dimensions shown). Pixels of
-# one phase form a dense clump; HDBSCAN's clusters are the clumps. On the phantom the right
-# panel colours the same points by their true phase.
+# one phase form a dense clump; HDBSCAN's clusters are the clumps (two touching clumps may
+# become one cluster, see section 4). On the phantom the right panel colours the same
+# points by their true phase.
 
 # %%
 used = seg.models["prepared"].used.ravel()
@@ -131,23 +171,28 @@ plt.show()
 #   bin² = 4.
 # * **min_samples** -- the neighbourhood (in binned pixels) that defines how dense a point's
 #   surroundings are; 0 = HDBSCAN's default, equal to the binned `min_cluster_size`.
-#   Smaller values call fewer pixels noise.
+#   Smaller values usually call fewer pixels noise.
 # * **colour by** -- the embedding coloured by the clusters or, on a phantom, by the true
 #   phases (plot only, instant); **embedding** picks two of the four UMAP dimensions.
 
 # %%
 truth = data.labels if has_truth else None
-explorer = widgets.HDBSCANExplorer(data, segmentation=seg, min_cluster_size=MIN_CLUSTER_SIZE_PX,
+explorer = widgets.HDBSCANExplorer(data, segmentation=seg, min_cluster_size=min_cluster_size_px,
                                    truth=truth, names=names)
 explorer
 
 # %% [markdown]
 # The same sliders from code: a sweep over `min_cluster_size`, then over `min_samples`.
-# Each step refits HDBSCAN on the cached embedding.
+# Each step refits HDBSCAN on the cached embedding. The sizes are those for the 128 x 128
+# phantom (8, 20, 100, 200, 400, 800, 1600, 2000, 3000 px), scaled to the size of this map,
+# plus the size used above.
 
 # %%
+sweep_sizes = sorted({max(2 * BIN**2, round(size * scale))
+                      for size in (8, 20, 100, 200, 400, 800, 1600, 2000, 3000)}
+                     | {min_cluster_size_px})
 rows = []
-for size in (8, 20, 100, 400, 1600, 2000, 3000):
+for size in sweep_sizes:
     explorer.min_cluster_size.value = size
     rows.append({"min_cluster_size (px)": size,
                  "area (µm²)": None if explorer.pixel_area_nm2 is None
@@ -156,7 +201,7 @@ for size in (8, 20, 100, 400, 1600, 2000, 3000):
                  "major clusters": cluster.n_major_clusters(explorer.labels, 0.02),
                  "noise %": 100 * explorer.noise_fraction,
                  "ARI (binned)": explorer.ari, "refit (s)": explorer.timings["refit"]})
-explorer.min_cluster_size.value = MIN_CLUSTER_SIZE_PX
+explorer.min_cluster_size.value = min_cluster_size_px
 size_sweep = pd.DataFrame(rows).set_index("min_cluster_size (px)")
 display(size_sweep)
 
@@ -169,38 +214,68 @@ samples_sweep = pd.DataFrame(rows).set_index("min_samples")
 display(samples_sweep)
 
 # %% [markdown]
-# **What to see.** Over a wide plateau -- from 20 to 1600 px here -- HDBSCAN gives the same
-# five *major* clusters (each holding at least 2 % of the pixels): the sign of a robust
-# choice. At some sizes it also reports a small side cluster of a few tens of binned pixels
-# (boundary pixels between two phases); whether one appears depends on fine details of the
-# embedding, which can differ between CPUs (UMAP's numba-compiled optimiser is not bit-for-bit
-# the same on every processor), so count major clusters, not all of them. At the low end
-# (8 px = 2 binned pixels) the density estimate itself becomes noisy: tiny clusters appear
-# or phases merge. At the high end the parameter
-# passes the total area of the smallest phase (the minority-wurtzite rims cover ~1960 px):
-# from 2000 px on, that phase is lost to its neighbours or to noise, and the noise grows.
-# So `min_cluster_size` has a physical meaning: it must stay below the area of the smallest
-# phase you want to find. `min_samples` mostly trades noise for assignment: at 1 almost
-# nothing is noise.
+# **What to see.** Count the *major* clusters (each holding at least 2 % of the pixels): at
+# some sizes HDBSCAN also reports small side clusters of boundary pixels, and whether one
+# appears depends on fine details of the embedding, which differ between seeds and between
+# CPUs (UMAP's numba-compiled optimiser is not bit-for-bit the same on every processor).
+#
+# * A **plateau** -- the same major clusters over a wide range of sizes -- is the sign of a
+#   robust result. On the phantom there are five phases (resin + four sulfides), and
+#   HDBSCAN never reports more than five major clusters. Whether it reports all five
+#   depends on the phantom's seed (and on the CPU): the thin minority-wurtzite rims are
+#   sometimes a cluster of their own, sometimes merged with a neighbour -- the
+#   majority-wurtzite grains they surround, or chalcopyrite -- and the count may flip
+#   between four and five from one size to the next. A count that flips says that one
+#   cluster is fragile; section 4 shows which.
+# * At the **low end** (8 px = 2 binned pixels) the density estimate itself becomes noisy:
+#   tiny clusters appear or phases merge.
+# * At the **high end** the parameter passes the area of the smallest phase (the
+#   minority-wurtzite rims cover ~1800-2600 px, depending on the seed): that phase can no
+#   longer be a cluster of its own and is lost to its neighbours or to noise, and larger
+#   phases follow -- at 3000 px only two or three major clusters are left. So
+#   `min_cluster_size` has a physical meaning: it must stay well below the area of the
+#   smallest phase you want to find.
+# * **min_samples** barely matters on this phantom: the noise stays below a few per cent
+#   for every value, and at such low levels it does not even fall monotonically with
+#   `min_samples`. Smaller values call fewer pixels noise only where many pixels are
+#   ambiguous (try the slider at a large size).
 
 # %%
 # The area and pixel forms of min_cluster_size are the same parameter
 if pixel_nm is not None:
-    area_nm2 = MIN_CLUSTER_SIZE_PX * pixel_nm**2
-    in_px = cluster.binned_min_cluster_size(MIN_CLUSTER_SIZE_PX, "px", BIN)
+    area_nm2 = min_cluster_size_px * pixel_nm**2
+    in_px = cluster.binned_min_cluster_size(min_cluster_size_px, "px", BIN)
     in_nm2 = cluster.binned_min_cluster_size(area_nm2, "nm2", BIN, (pixel_nm, pixel_nm))
-    print(f"{MIN_CLUSTER_SIZE_PX} px = {area_nm2:,.0f} nm² -> {in_px} binned px either way")
-    assert in_px == in_nm2
+    print(f"{min_cluster_size_px} px = {area_nm2:,.0f} nm² -> {in_px} binned px either way")
+    assert in_px == in_nm2, (f"expected {min_cluster_size_px} px and the same area in nm² "
+                             f"to give the same binned size; got {in_px} and {in_nm2}")
+else:
+    print("The file gives no pixel size: min_cluster_size can be set in pixels only.")
 if has_truth:
-    plateau = size_sweep.loc[[20, 100, 400, 1600], "major clusters"]
-    assert (plateau == 5).all(), plateau                          # a wide, stable plateau
+    n_phases = len(data.phases)                                   # resin + four sulfides
     rims_px = int((data.labels == 4).sum())                       # smallest phase's area
-    assert size_sweep.loc[2000, "major clusters"] < 5 and 2000 > rims_px, size_sweep
-    assert size_sweep.loc[3000, "noise %"] > size_sweep.loc[400, "noise %"]
-    assert samples_sweep.loc[1, "noise %"] <= samples_sweep.loc["default", "noise %"]
+    largest = size_sweep.index.max()
+    print(f"the minority-wurtzite rims cover {rims_px} px; the sweep ends at {largest} px")
+    most = size_sweep["major clusters"].max()
+    assert most <= n_phases, (f"expected at most {n_phases} major clusters (one per phase) "
+                              f"at every size of the sweep; got {most}")
+    assert largest > rims_px, (f"expected the largest size of the sweep ({largest} px) to "
+                               f"exceed the area of the rims ({rims_px} px)")
+    lost = size_sweep.loc[largest, "major clusters"]
+    kept = size_sweep.loc[min_cluster_size_px, "major clusters"]
+    assert lost < min(kept, n_phases), (
+        f"expected fewer major clusters at {largest} px, above the area of the smallest phase, "
+        f"than at {min_cluster_size_px} px ({kept}) and than phases ({n_phases}); got {lost}")
+    noisiest = samples_sweep["noise %"].max()
+    assert noisiest < 5, (f"expected at most a few per cent noise (< 5 %) for every "
+                          f"min_samples of the sweep; got up to {noisiest:.2f} %")
 
 # %% [markdown]
 # ## 4 · Clusters against the truth: four major phases (claim E3)
+#
+# On the phantom the clusters are renumbered after the phase they match best. The table
+# below the maps lists, for every phase, the cluster that holds most of its pixels: two
+# phases with the same cluster were merged.
 
 # %%
 if has_truth:
@@ -215,48 +290,171 @@ if has_truth:
     recovery = analysis.phase_recovery(seg.labels_full, data.labels, data.phases)
     print(f"ARI against truth: {ari:.3f} (noise counted as a label)")
     display(recovery)
+    # every phase's main cluster, on the binned grid HDBSCAN works on
+    counts = metrics.confusion_matrix(seg.labels, binned_truth)     # clusters x phases
+    in_clusters = counts.loc[counts.index >= 0]
+    homes = pd.DataFrame({"phase": [names[p] for p in counts.columns],
+                          "main cluster": in_clusters.idxmax().to_numpy(),
+                          "share there": (in_clusters.max() / counts.sum()).to_numpy()})
+    display(homes)
+    merged = homes[homes.duplicated("main cluster", keep=False)]
+    print("merged phases:", "none" if merged.empty else
+          "; ".join(" + ".join(g.phase) for _, g in merged.groupby("main cluster")))
 else:
     plots.label_map(seg.labels_full, pixel_size=pixel_nm, title="workflow 2")
     plt.show()
 
+# %% [markdown]
+# **Merged, never split.** Whether workflow 2 gives the minority-wurtzite rims a cluster of
+# their own depends on the seed of the phantom (its grain geometry), on UMAP's seed and on
+# the CPU: in our tests (phantom seeds 0-9, three UMAP seeds each) it did in 21 of 30 runs;
+# otherwise the rims were merged with the majority-wurtzite grains or with chalcopyrite
+# (twice the majority wurtzite, the rims and the resin shared one cluster). What held every
+# time: no phase is *split* -- each lies almost entirely in one cluster -- jalpaite (the
+# Ag-rich phase) has its own cluster, and at most a few per cent of the pixels are noise.
+
 # %%
-# Check of claim E3 (workflow 2) on the phantom
+# Check of claim E3 (workflow 2), its robust part, on the phantom
 if has_truth:
-    assert seg.n_clusters == 5, seg.n_clusters                 # resin + four phases
-    sulfides = recovery[recovery.name != "resin"]
-    assert (sulfides.recall > 0.7).all() and (sulfides.precision > 0.8).all(), sulfides
-    assert ari > 0.9, ari
-    print("E3 holds for workflow 2: the four sulfide phases are found, plus the resin.")
+    split = homes["share there"].min()
+    assert split > 0.8, (f"expected every phase to lie mostly (> 80 %) in one cluster "
+                         f"(merged at most, never split); got {split:.2f} for "
+                         f"{homes.phase[homes['share there'].idxmin()]}")
+    jal = recovery.set_index("name").loc["jalpaite"]
+    assert jal.recall > 0.9 and jal.precision > 0.9, (
+        f"expected jalpaite in a cluster of its own (recall and precision > 0.9); got "
+        f"recall {jal.recall:.2f}, precision {jal.precision:.2f}")
+    assert seg.noise_fraction < 0.05, (f"expected at most a few per cent (< 5 %) of the "
+                                       f"pixels labelled noise; got "
+                                       f"{100 * seg.noise_fraction:.2f} %")
+    print(f"workflow 2 (excess of mass): {seg.n_clusters} clusters for {len(data.phases)} "
+          f"phases; {'no phase merged' if merged.empty else 'phases merged'}, none split; "
+          f"jalpaite has its own cluster.")
+
+# %% [markdown]
+# **Excess of mass or leaves.** HDBSCAN builds a tree of ever denser clumps of the embedding
+# and then selects clusters from it. The default, `cluster_selection_method="eom"` (*excess
+# of mass*, what workflow 2 uses), keeps the clumps that persist longest, which favours one
+# big clump made of two touching ones: the rims surround the grains in the map, so their
+# mixed boundary pixels form a bridge between the two clumps in the embedding too.
+# `"leaf"` keeps the smallest clumps that still hold `min_cluster_size` pixels: finer
+# clusters, and at small sizes many pixels left as noise. Both, on the same cached
+# embedding, over the sizes of section 3:
+
+# %%
+def leaf_labels(segmentation, size_px):
+    """HDBSCAN with leaf selection on a workflow-2 result's cached embedding (binned grid)."""
+    _, fitted, _, _ = cluster.hdbscan_on_sample(
+        segmentation.embedding, segmentation.models["umap_sample"],
+        cluster.binned_min_cluster_size(size_px, "px", BIN), weights="hard",
+        cluster_selection_method="leaf")
+    labels = np.full(segmentation.labels.shape, -1)
+    labels[segmentation.models["prepared"].used] = fitted
+    return labels
+
+
+rows = []
+for size in sweep_sizes:
+    leaf = leaf_labels(seg, size)
+    rows.append({"min_cluster_size (px)": size,
+                 "major clusters (leaf)": cluster.n_major_clusters(leaf, 0.02),
+                 "noise % (leaf)": 100 * cluster.noise_fraction(leaf, explorer.prepared.used)})
+leaf_sweep = pd.DataFrame(rows).set_index("min_cluster_size (px)")
+display(size_sweep[["major clusters", "noise %"]].join(leaf_sweep))
+
+# ~5 % of the map (800 px on the phantom): well below the rims' area, well above the
+# tiny clumps that leaves break the resin into at small sizes
+leaf_size_px = max(2 * BIN**2, round(800 * scale))
+leaf = leaf_labels(seg, leaf_size_px)
+if has_truth:
+    shown_leaf, _ = analysis.align_labels(leaf, binned_truth)
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), layout="constrained")
+    for ax, lab, how in ((axes[0], analysis.align_labels(seg.labels, binned_truth)[0], "eom"),
+                         (axes[1], shown_leaf, "leaf")):
+        plots.label_map(lab, ax=ax, pixel_size=pixel_nm * BIN, names=names,
+                        n_clusters=len(data.phases),
+                        title=f"{how}, {lab.max() + 1} clusters (binned)")
+    plt.show()
+    leaf_recovery = analysis.phase_recovery(leaf, binned_truth, data.phases)
+    leaf_ari = metrics.ari(leaf, binned_truth)
+    print(f"leaf selection at {leaf_size_px} px: ARI against the binned truth {leaf_ari:.3f}")
+    display(leaf_recovery)
+else:
+    print(f"leaf selection at {leaf_size_px} px: {cluster.n_major_clusters(leaf, 0.02)} major "
+          f"clusters, {100 * cluster.noise_fraction(leaf, explorer.prepared.used):.1f} % noise")
+
+# %%
+# Check of claim E3 (workflow 2 with leaf selection) on the phantom
+if has_truth:
+    found = cluster.n_major_clusters(leaf, 0.02)
+    assert found == len(data.phases), (f"expected {len(data.phases)} major clusters with leaf "
+                                       f"selection (resin + four sulfides); got {found}")
+    worst_recall, worst_precision = leaf_recovery.recall.min(), leaf_recovery.precision.min()
+    assert worst_recall > 0.7 and worst_precision > 0.7, (
+        f"expected every phase matched to its own cluster with recall and precision above "
+        f"0.7 (binned pixels at phase boundaries are mixtures); got at worst recall "
+        f"{worst_recall:.2f}, precision {worst_precision:.2f}")
+    assert leaf_ari > 0.85, (f"expected the ARI against the binned truth above 0.85; got "
+                             f"{leaf_ari:.3f}")
+    print("E3 holds for the UMAP embedding of workflow 2: with leaf selection the four "
+          "sulfide phases are found, plus the resin.")
 
 # %% [markdown]
 # ## 5 · Stability over seeds
 #
 # UMAP is stochastic; a result worth reporting should not depend on the seed. We rerun the
 # whole workflow with two more seeds (labels at the binned resolution; the full-resolution
-# prediction is skipped to save time) and compare all pairs with the ARI. Workflow 1 is
-# checked the same way.
+# prediction is skipped to save time) and compare all pairs with the ARI, for both cluster
+# selections (the leaf labels come from each run's cached embedding). Workflow 1 is checked
+# the same way. This is the slow cell: two more UMAP runs.
 
 # %%
-hdb_labels = {0: seg.labels}   # keep only the labels: each run holds its own data copy
-for s in (1, 2):
-    hdb_labels[s] = workflows.hdbscan(data, min_cluster_size=MIN_CLUSTER_SIZE_PX, bin=BIN,
-                                      random_state=s, labels_full="repeat").labels
+seeds = (SEED, SEED + 1, SEED + 2)
+hdb_labels = {SEED: seg.labels}   # keep only the labels: each run holds its own data copy
+leaf_by_seed = {SEED: leaf}
+for s in seeds[1:]:
+    run = workflows.hdbscan(data, min_cluster_size=min_cluster_size_px, bin=BIN,
+                            random_state=s, labels_full="repeat")
+    hdb_labels[s], leaf_by_seed[s] = run.labels, leaf_labels(run, leaf_size_px)
+    del run
 gmm_labels = {s: workflows.gmm(data, n_clusters=N_CLUSTERS_GMM, bin=BIN, random_state=s,
-                               labels_full="repeat").labels for s in (0, 1, 2)}
+                               labels_full="repeat").labels for s in seeds}
 stab = pd.DataFrame({
-    "workflow 2 (UMAP + HDBSCAN)": metrics.pairwise_ari(hdb_labels.values()),
+    "workflow 2 (eom, as the paper)": metrics.pairwise_ari(hdb_labels.values()),
+    "workflow 2 (leaf)": metrics.pairwise_ari(leaf_by_seed.values()),
     "workflow 1 (PCA + GMM)": metrics.pairwise_ari(gmm_labels.values()),
-}, index=["seeds 0-1", "seeds 0-2", "seeds 1-2"])
+}, index=[f"seeds {seeds[0]}-{seeds[1]}", f"seeds {seeds[0]}-{seeds[2]}",
+          f"seeds {seeds[1]}-{seeds[2]}"])
 display(stab)
-print("clusters per seed (workflow 2):", {s: int(lab.max()) + 1 for s, lab in hdb_labels.items()})
+print("clusters per seed (workflow 2, eom):",
+      {s: int(lab.max()) + 1 for s, lab in hdb_labels.items()})
+print("major clusters per seed (workflow 2, leaf):",
+      {s: cluster.n_major_clusters(lab, 0.02) for s, lab in leaf_by_seed.items()})
+
+# %% [markdown]
+# On the phantom, whether the rims get their own excess-of-mass cluster depends on the
+# phantom's geometry and on UMAP's seed. In our tests the three seeds agreed (pairwise ARI
+# above 0.97) on 7 of the 10 phantoms; on the other three one run merged phases that the
+# other kept apart, and the pairwise ARI dropped to 0.87 -- or to 0.63 where the resin
+# joined the wurtzites. With leaf selection the three runs found the same five clusters on
+# every phantom (pairwise ARI above 0.98).
 
 # %%
 if has_truth:
-    assert (stab["workflow 2 (UMAP + HDBSCAN)"] > 0.9).all(), stab
-    print("Workflow 2 gives the same segmentation for every seed (pairwise ARI > 0.9).")
+    leaf_worst = stab["workflow 2 (leaf)"].min()
+    assert leaf_worst > 0.9, (f"expected the leaf-selection results of the three seeds to "
+                              f"agree (pairwise ARI > 0.9); got down to {leaf_worst:.3f}")
+    for s, lab in hdb_labels.items():
+        counts_s = metrics.confusion_matrix(lab, binned_truth)
+        share = (counts_s.loc[counts_s.index >= 0].max() / counts_s.sum()).min()
+        assert share > 0.8, (f"expected every phase to lie mostly (> 80 %) in one cluster "
+                             f"for seed {s} as well (merged, never split); got {share:.2f}")
+    print("With leaf selection workflow 2 gives the same five clusters for every seed; with "
+          "excess of mass every seed merges phases at most, never splits them.")
 else:
     print("On real data: a pairwise ARI well below 1 means the result depends on the seed; "
-          "bin more, or change the cluster size, before interpreting it.")
+          "bin more, or change the cluster size, before interpreting it. An ARI of 1 between "
+          "runs that found no cluster at all (everything noise) is no agreement.")
 
 # %% [markdown]
 # ## 6 · Workflow 2 against workflow 1
@@ -266,7 +464,7 @@ else:
 # not.
 
 # %%
-seg_gmm = workflows.gmm(data, n_clusters=N_CLUSTERS_GMM, bin=BIN, random_state=0)
+seg_gmm = workflows.gmm(data, n_clusters=N_CLUSTERS_GMM, bin=BIN, random_state=SEED)
 between = metrics.confusion_matrix(seg.labels_full, seg_gmm.labels_full)
 plots.confusion(between, normalise="row", xlabel="workflow 1 (GMM) cluster",
                 ylabel="workflow 2 (HDBSCAN) cluster", title="pixels: workflow 2 vs 1")
@@ -297,8 +495,12 @@ else:
 if has_truth:
     gmm_abs = support["workflow 1 (GMM)"].attrs["absorbed"]
     hdb_abs = support["workflow 2 (HDBSCAN)"].attrs["absorbed"]
-    assert hdb_abs <= gmm_abs, (hdb_abs, gmm_abs)
-    assert gmm_abs < 0.02, gmm_abs
+    assert hdb_abs <= gmm_abs, (f"expected workflow 2 to put no more resin pixels into phase "
+                                f"clusters than workflow 1 (E9); got {100 * hdb_abs:.2f} % "
+                                f"against {100 * gmm_abs:.2f} %")
+    assert gmm_abs < 0.02, (f"expected workflow 1 to put under 2 % of the resin into phase "
+                            f"clusters (the resin is chemically far from every sulfide); got "
+                            f"{100 * gmm_abs:.2f} %")
     print(f"E9 on the phantom: GMM puts {100 * gmm_abs:.2f} % of the resin into phase "
           f"clusters, HDBSCAN {100 * hdb_abs:.2f} % -- the direction of the claim, but a "
           "small effect here.")
@@ -306,7 +508,8 @@ if has_truth:
 # %% [markdown]
 # **Reported as it is.** The direction of E9 holds (workflow 1 absorbs more support pixels
 # than workflow 2), but on this phantom both absorb very few: the resin (C, O, no S, no
-# metals) is chemically far from every sulfide, so both workflows give it its own cluster.
+# metals) is chemically far from every sulfide, so both workflows keep it almost entirely
+# apart from the sulfide phases.
 # The "background" in the paper is more likely thin or damaged sample regions with low
 # counts, which the phantom does not contain. Note also `support_weight_share`: the soft
 # HDBSCAN membership vectors give resin pixels a small weight in *every* cluster's mean
@@ -318,11 +521,16 @@ if has_truth:
 
 # %%
 paper2 = quant.paper_table("eggeman2025_table1_6cation", "workflow2_umap_hdbscan")
-table = quant.quantify(seg) if seg.n_clusters else None
-if table is None:
-    print("HDBSCAN found no cluster: everything is noise. Lower MIN_CLUSTER_SIZE_PX (see the "
-          "sweep in section 3) or bin more.")
-elif has_truth:
+table = None
+if not seg.n_clusters:
+    print("HDBSCAN found no cluster: everything is noise, there is nothing to quantify. "
+          "Lower MIN_CLUSTER_SIZE_PX (see the sweep in section 3) or bin more.")
+else:
+    try:
+        table = quant.quantify(seg)
+    except stemseg.StemsegError as err:   # e.g. an SEM map, or no elements in the file
+        print(f"No Cliff-Lorimer quantification for this map: {err}")
+if table is not None and has_truth:
     phase_of = analysis.phase_names(metrics.match_clusters(seg.labels_full, data.labels),
                                     data.phases)
     key_of = data.truth["paper_cluster"]
@@ -335,7 +543,7 @@ elif has_truth:
     plots.composition_bars(compare, names={k: f"({k}) {n}" for n, k in key_of.items()},
                            labels=("workflow 2 on the phantom", "paper, workflow 2"))
     plt.show()
-else:
+elif table is not None:
     display(table.pivot(index="element", columns="cluster", values="at_pct").round(2))
 
 # %%
@@ -344,12 +552,18 @@ if has_truth:
     off_paper = compare["difference"].abs().groupby(level=0).max()
     print("largest |ours - phantom truth| (at. %):", off_truth.round(2).to_dict())
     print("largest |ours - paper workflow 2| (at. %):", off_paper.round(2).to_dict())
-    assert off_truth["ii"] < off_paper["ii"]  # on the phantom wf2 recovers the truth, not Table 1 wf2
+    # jalpaite (ii) always has a cluster of its own (section 4)
+    assert off_truth["ii"] < off_paper["ii"], (
+        f"expected workflow 2's jalpaite (ii) closer to the phantom's truth than to the paper's "
+        f"workflow-2 values (the phantom is built from workflow 1); got {off_truth['ii']:.1f} "
+        f"against {off_paper['ii']:.1f} at. %")
 
 # %% [markdown]
 # **Reading the comparison.** The phantom was built from the paper's *workflow-1*
 # compositions, so workflow 2 on the phantom should find those, and does to within a few
-# at. % (the extra spread comes from the soft membership weights, see notebook 4). The
+# at. % for every cluster that holds one phase (the extra spread comes from the soft
+# membership weights, see notebook 4; a cluster of two merged phases has a mixed
+# composition). The
 # paper's own two workflows differ by far more than their quoted errors -- jalpaite Ag
 # 39.0 ± 4.0 (workflow 1) against 16.6 ± 1.2 at. % (workflow 2), with Cd going the other
 # way. The phantom does not reproduce that difference: on one and the same truth both
@@ -359,15 +573,22 @@ if has_truth:
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** What is the largest `min_cluster_size` (in original pixels) of the sweep
-# in section 3 that still gives 5 clusters?
+# **Exercise 1.** In the sweep of section 3 (the default selection, excess of mass), what is
+# the largest `min_cluster_size` (in original pixels) that gives as many *major* clusters
+# as the size used for the segmentation (`min_cluster_size_px`)?
 
 # %%
 answer_1 = None
 
 # %%
-expected_1 = int(size_sweep.index[size_sweep["clusters"] == 5].max())
-print(analysis.check_answer(answer_1, expected_1, rtol=0, name="Exercise 1"))
+n_default = size_sweep.loc[min_cluster_size_px, "major clusters"]
+if n_default > 0:
+    expected_1 = int(size_sweep.index[size_sweep["major clusters"] == n_default].max())
+    print(analysis.check_answer(answer_1, expected_1, rtol=0, name="Exercise 1"))
+else:
+    print("Exercise 1 has no answer on this map: at the size used, HDBSCAN finds no major "
+          "cluster (everything is noise or tiny clusters). Try a smaller MIN_CLUSTER_SIZE_PX "
+          "or more binning.")
 
 # %% [markdown]
 # **Exercise 2.** Express a minimum cluster size of **1 µm²** in *binned* pixels for this
@@ -398,11 +619,16 @@ print(analysis.check_answer(answer_3, expected_3, rtol=0.05, atol=0.01, name="Ex
 # ## Summary
 #
 # * UMAP + HDBSCAN finds the number of clusters itself from a physical minimum size
-#   (pixels or nm²); a plateau of sizes giving the same answer is the sign of a robust one.
-# * On the phantom it finds the four sulfide phases and the resin (E3), the same for every
-#   seed, and labels a fraction of a per cent of the pixels noise.
-# * Both workflows agree closely on this phantom; E9's direction holds but the effect is
-#   small, because the phantom's support is chemically far from the sample.
+#   (pixels or nm², a share of the map); a plateau of sizes giving the same answer is the
+#   sign of a robust one, a count that flips points at a fragile cluster.
+# * On the phantom the UMAP embedding separates the four sulfide phases and the resin (E3):
+#   leaf selection finds all five, the same for every seed. The default excess-of-mass
+#   selection (the paper's) sometimes merges the thin minority-wurtzite rims with a
+#   neighbour, depending on the phantom's seed and the CPU; it never splits a phase, and it
+#   labels at most a few per cent of the pixels noise.
+# * Where workflow 2 keeps the phases apart, both workflows agree closely on this phantom;
+#   E9's direction holds but the effect is small, because the phantom's support is
+#   chemically far from the sample.
 # * The paper's two workflows differ in composition by more than their errors; on the
 #   phantom they do not.
 #

@@ -98,19 +98,39 @@ def test_skeleton(stem):
     assert "VisibleDeprecationWarning" in importing[0], "HyperSpy warnings not filtered"
 
 
+def _parameters_cells(cells: list) -> list:
+    return [c for c in cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+
+
 @pytest.mark.parametrize("stem", STEMS)
-def test_data_cell(stem):
-    code = _code(stem)
-    data_cells = [c for c in code if "DATA" in c and re.search(r"^data = ", c, re.M)]
-    assert len(data_cells) == 1, f"{stem}: one marked data cell"
-    cell = data_cells[0]
-    assert re.search(r"^data = simulate\.phantom\(", cell, re.M), "default: a phantom"
-    assert "# " + REAL_SWITCH in cell, "one-line switch to the bundled real file"
-    assert re.search(r'^# data = io\.load\("', cell, re.M), "one-line switch to your own file"
-    name = re.search(r'example\("([^"]+)"\)', cell).group(1)
+def test_parameters_cell(stem):
+    """papermill's convention: one cell tagged `parameters` with plain values, DATA and SEED
+    among them; the data source is that one value (io.load_source), and every random step
+    takes SEED."""
+    cells = _cells(stem)
+    tagged = _parameters_cells(cells)
+    assert len(tagged) == 1, f"{stem}: one cell tagged 'parameters' ({len(tagged)} found)"
+    ipynb = nbformat.read(NB_DIR / f"{stem}.ipynb", as_version=4)
+    assert len(_parameters_cells(ipynb.cells)) == 1, f"{stem}.ipynb: the tag is missing"
+    src = tagged[0].source
+    assert "DATA" in src, "the data cell is marked"
+    assert re.search(r'^DATA = "phantom"', src, re.M), "default: the phantom"
+    assert re.search(r"^SEED = 0\b", src, re.M), "default seed 0"
+    for node in ast.parse(src).body:  # only plain values, so that papermill can inject them
+        assert isinstance(node, ast.Assign), f"{stem}: not a plain assignment: {ast.unparse(node)}"
+        ast.literal_eval(node.value)
+    assert "bruker_tem_CuOPdTi_64x64" in src, "names the bundled real file"
     import stemseg.data
 
-    assert stemseg.data.example(name).exists()
+    for name in re.findall(r'"(\w+_\w+)"', src):
+        if name in stemseg.data.EXAMPLES:
+            assert stemseg.data.example(name).exists()
+    code = _code(stem)
+    loads = [c for c in code if re.search(r"^data = io\.load_source\(DATA, ", c, re.M)]
+    assert len(loads) == 1, f"{stem}: the data come from io.load_source(DATA, ...)"
+    assert "random_state=SEED" in loads[0]
+    fixed = [m.group(0) for c in code for m in re.finditer(r"random_state=\d+", c)]
+    assert not fixed, f"{stem}: random steps with a fixed seed instead of SEED: {fixed}"
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -118,6 +138,9 @@ def test_asserts_and_exercises(stem):
     code = _code(stem)
     asserts = [c for c in code if re.search(r"^\s*assert ", c, re.M)]
     assert len(asserts) >= 3, f"{stem}: a notebook that only runs is not done"
+    bare = [ast.unparse(node) for c in code for node in ast.walk(ast.parse(c))
+            if isinstance(node, ast.Assert) and node.msg is None]
+    assert not bare, f"{stem}: asserts without a message saying what was expected: {bare}"
     answers = [c for c in code if re.search(r"^answer_\d+ = None", c, re.M)]
     checks = [c for c in code if "analysis.check_answer(answer_" in c]
     assert 2 <= len(answers) <= 3 and len(checks) == len(answers), f"{stem}: exercises"
@@ -158,23 +181,41 @@ def test_paper_values_from_the_package():
         assert "paper_values.json" not in text  # use stemseg.data / quant.paper_table
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stem", ["01-element-maps-vs-clustering", "02-gmm-workflow"])
-def test_real_data_switch_runs(stem, tmp_path):
-    """Uncomment the bundled-file line: the notebook still runs and skips truth checks."""
-    from nbclient import NotebookClient
+#: (notebook, bundled file) pairs that must run top to bottom with DATA injected by papermill:
+#: every notebook of the Eggeman workflow chain on the Bruker TEM map (6 counts/px: the sparse
+#: case), and the other bundled files where the notebook applies.
+REAL_RUNS = [
+    ("01-element-maps-vs-clustering", "bruker_tem_CuOPdTi_64x64"),
+    ("02-gmm-workflow", "bruker_tem_CuOPdTi_64x64"),
+    ("03-hdbscan-workflow", "bruker_tem_CuOPdTi_64x64"),
+    ("04-quantification-and-entropy", "bruker_tem_CuOPdTi_64x64"),
+]
+#: notebooks whose workflows must warn about the Bruker TEM map's few counts per pixel
+SPARSE_WARNED = {"02-gmm-workflow", "03-hdbscan-workflow", "04-quantification-and-entropy"}
 
-    nb = jupytext.read(NB_DIR / f"{stem}.py")
-    done = False
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "# " + REAL_SWITCH in cell.source:
-            src = re.sub(r"^data = simulate\.phantom\(", "# data = simulate.phantom(",
-                         cell.source, flags=re.M)
-            cell.source = src.replace("# " + REAL_SWITCH, REAL_SWITCH)
-            done = True
-    assert done
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+
+def _stream_text(nb) -> str:
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
-    assert "truth available: False" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem,source", REAL_RUNS, ids=[f"{a[:2]}-{b}" for a, b in REAL_RUNS])
+def test_notebook_runs_on_bundled_file(stem, source, tmp_path):
+    """DATA injected into the parameters cell (papermill): the notebook runs top to bottom,
+    says that no truth is available, and says when the counts are too few."""
+    papermill = pytest.importorskip("papermill")
+
+    out = tmp_path / f"{stem}.ipynb"
+    papermill.execute_notebook(str(NB_DIR / f"{stem}.ipynb"), str(out),
+                               parameters={"DATA": source}, kernel_name="python3",
+                               cwd=str(tmp_path), progress_bar=False, log_output=False)
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{stem} on {source}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    text = _stream_text(nb)
+    assert "truth available: False" in text, f"{stem} on {source}: no note that truth is absent"
+    if stem in SPARSE_WARNED and source == "bruker_tem_CuOPdTi_64x64":
+        assert "StemsegSparseDataWarning" in text and "counts per binned pixel" in text, \
+            f"{stem} on {source}: the workflows did not warn about the few counts per pixel"

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import sys
 import time
 from typing import Any, Callable, TypeVar
 
@@ -657,6 +658,19 @@ def _check_choice(value: Any, choices: tuple[str, ...], name: str) -> None:
         raise StemsegValueError(f"{name} must be one of {choices}; got {value!r}.")
 
 
+def _no_bar(progress: bool | None) -> bool:
+    """Whether the stage bar is hidden: ``progress=None`` shows it only on a terminal.
+
+    tqdm's own ``disable=None`` hides a text bar off a terminal, but ``tqdm.auto`` draws a
+    widget in a Jupyter kernel, which a saved notebook keeps as a stale "0/5" line; so
+    None is decided here from stderr, which is not a terminal in a kernel.
+    """
+    if progress is None:
+        isatty = getattr(sys.stderr, "isatty", None)
+        return not (callable(isatty) and isatty())
+    return not progress
+
+
 class _Timer:
     """Seconds per stage, with an optional tqdm bar over the stages.
 
@@ -675,7 +689,7 @@ class _Timer:
         self._start = self._last = time.perf_counter()
         self._closed = False
         self._bar = tqdm(total=len(self._STAGES), desc=name, leave=False,
-                         disable=None if progress is None else not progress)
+                         disable=_no_bar(progress))
         opened = _OPEN_TIMERS.get()
         if opened is not None:
             opened.append(self)
