@@ -33,9 +33,9 @@ cnn: $(CNN_STAMP)
 run: $(STAMP)
 	$(BIN)/stemseg demo
 
-# two pytest-xdist workers; each test file (and so each notebook's cells) stays on one worker
+# two pytest-xdist workers; each test file (so each notebook's cells) stays on one worker, but for the long runs tests/conftest.py spreads
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

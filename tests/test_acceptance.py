@@ -66,20 +66,32 @@ def test_sulfide_gmm_ari(sulfide, gmm6, gmm5_poisson):
     assert sorted(mapping.values()) == list(range(len(sulfide.phases)))
 
 
-def test_sulfide_gmm_paper_defaults_merge_the_minority_phase(sulfide):
-    # Reported, not hidden: the paper's pipeline with 5 clusters on the automatic 4 PCA
-    # components merges minority into majority wurtzite (measured ARI 0.872); notebook 02
-    # teaches this. If it ever stops merging, this test says the notebook text is stale.
+def test_sulfide_gmm_paper_defaults_minority_phase_all_or_nothing(sulfide):
+    # The paper's pipeline with 5 clusters on the automatic PCA components: whether the thin
+    # minority-wurtzite rims get a cluster of their own depends on the seed (two mixtures
+    # of nearly equal likelihood; merged at seeds 0 and 1 of 0-9, found at the others, and
+    # another CPU is another draw). What holds for every seed, and what notebook 02 says:
+    # the rims are either merged (binned recall < 0.35) or found (> 0.6), never half, and
+    # the four distinct phases are always recovered.
     seg = workflows.gmm(sulfide, n_clusters=5, random_state=0, labels_full="repeat")
     rec = analysis.phase_recovery(seg.labels, analysis.bin_labels(sulfide.labels, 2),
-                                  sulfide.phases)
-    assert rec.loc[rec.name == "minority wurtzite", "recall"].iloc[0] < 0.5
+                                  sulfide.phases).set_index("name")
+    rims = rec.loc["minority wurtzite", "recall"]
+    assert rims < 0.35 or rims > 0.6, f"rims half found: recall {rims:.2f}"
+    others = rec.drop(index="minority wurtzite")
+    assert (others.recall > 0.9).all(), others.to_string()
 
 
-def test_sulfide_hdbscan_ari_and_noise(sulfide, hdb):
-    # measured: ARI 0.956, noise 0.2 %
-    assert metrics.ari(hdb.labels_full, sulfide.labels) >= 0.9
+def test_sulfide_hdbscan_merges_but_never_splits(sulfide, hdb):
+    # measured at seed 0 here: ARI 0.989, noise 0.3 %. HDBSCAN's default (excess of mass)
+    # selection merges the thin rims with a neighbour at some seeds (ARI down to 0.48 at
+    # seed 9, tests/test_seed_sweep_hdbscan.py), and another CPU's UMAP embedding is another
+    # draw, so the robust claims are asserted: little noise, no phase split.
     assert hdb.noise_fraction <= 0.10
+    for p, phase in enumerate(sulfide.phases):
+        inside = hdb.labels_full[sulfide.labels == p]
+        share = np.bincount(inside[inside >= 0], minlength=1).max() / inside.size
+        assert share > 0.8, f"{phase.name} split over clusters ({share:.2f} in the largest)"
     assert np.mean(hdb.labels_full < 0) <= 0.10
 
 
@@ -98,8 +110,14 @@ def test_sulfide_hdbscan_compositions(sulfide, hdb):
     # vectors leak a few per cent of every other cluster's pixels into each mean spectrum
     # (measured: up to 3.0 at. % in jalpaite), which is the issue-6 default, so both are
     # checked: the clean one against the bound, the default as measurably worse.
+    # Only phases whose matched cluster is pure (precision > 0.9) are compared: at seeds
+    # where the rims merge with a neighbour, that cluster is a mixture by construction.
+    rec = analysis.phase_recovery(hdb.labels_full, sulfide.labels, sulfide.phases)
+    pure = set(rec.loc[rec.precision > 0.9, "phase"])
     clean = _composition_errors(hdb, sulfide, weights=_probability_weights(hdb))
     default = _composition_errors(hdb, sulfide)
+    clean, default = clean[clean.phase.isin(pure)], default[default.phase.isin(pure)]
+    assert len(clean) >= 10, f"fewer than two pure sulfide clusters: {sorted(pure)}"
     assert clean.error.abs().max() <= 1.5, clean.sort_values("error").to_string()
     assert default.error.abs().max() > clean.error.abs().max()
 

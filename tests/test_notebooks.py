@@ -187,8 +187,10 @@ def test_paper_values_from_the_package():
 REAL_RUNS = [
     ("01-element-maps-vs-clustering", "bruker_tem_CuOPdTi_64x64"),
     ("02-gmm-workflow", "bruker_tem_CuOPdTi_64x64"),
+    ("02-gmm-workflow", "velox_si_16x16_CCaOCu"),      # 16 x 16 px, 0.6 X-rays per pixel
     ("03-hdbscan-workflow", "bruker_tem_CuOPdTi_64x64"),
     ("04-quantification-and-entropy", "bruker_tem_CuOPdTi_64x64"),
+    ("04-quantification-and-entropy", "bruker_sem_mineral_30x30"),  # SEM: no Cliff-Lorimer
 ]
 #: notebooks whose workflows must warn about the Bruker TEM map's few counts per pixel
 SPARSE_WARNED = {"02-gmm-workflow", "03-hdbscan-workflow", "04-quantification-and-entropy"}
