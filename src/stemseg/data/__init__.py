@@ -28,11 +28,13 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     ),
     "velox_eels_eds_FeCoO": (
         "velox_eels_eds_FeCoO.emd",
-        "Velox EMD, 300 kV, EDS 128x128 px (~0.7 counts/px, Fe Co O) + EELS, images, maps",
+        "Velox EMD, 300 kV, EDS 128x128 px (~0.7 counts/px, nearly all in the zero peak: "
+        "almost no X-rays; Fe Co O listed) + EELS, images, maps",
     ),
     "velox_si_16x16_CCaOCu": (
         "velox_si_16x16_CCaOCu.emd",
-        "Velox EMD v11, 300 kV, EDS 16x16 px, C Ca O Cu, HAADF, element maps",
+        "Velox EMD v11, 300 kV, EDS 16x16 px (~164 counts/px, 0.6 above 0.25 keV), C Ca O Cu, "
+        "HAADF, element maps",
     ),
 }
 
