@@ -33,9 +33,9 @@ cnn: $(CNN_STAMP)
 run: $(STAMP)
 	$(BIN)/stemseg demo
 
-# two pytest-xdist workers; each test file (so each notebook's cells) stays on one worker, but for the long runs tests/conftest.py spreads
+# two pytest-xdist workers; each test file (so each notebook's cells, in order) stays on one worker
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -63,20 +63,3 @@ def synth_32():
     """(EDS signal, truth labels): the synthetic cube at 32 x 32 px and 256 channels."""
     return synthetic_cube(shape=(32, 32), n_channels=256)
 
-
-#: Tests spread over the xdist workers one by one (each is a long, self-contained run); every
-#: other test stays with the rest of its file, so that a notebook's cells (nbval) run in
-#: order on one worker and module fixtures are made once.
-_SPREAD = ("test_notebook_runs_on_bundled_file", "test_workflow1_claims_hold_for_every_seed",
-           "test_workflow2_claims_hold_for_every_seed")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Group tests for ``pytest -n 2 --dist loadgroup`` (see ``_SPREAD``)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        name = getattr(item, "originalname", None) or item.name
-        group = item.nodeid if name in _SPREAD else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
