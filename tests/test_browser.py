@@ -133,8 +133,9 @@ def _accept_kernel_dialog(page) -> None:
 
 def _wait_until_run(page, timeout_ms: int) -> dict:
     page.wait_for_function(
-        "(js) => { const s = eval(js)(); return s && s.n > 0 && s.done === s.n "
-        "&& s.status === 'idle'; }",
+        # done, or stopped at an error (Run All stops at the first failing cell)
+        "(js) => { const s = eval(js)(); return s && s.n > 0 && "
+        "(s.done === s.n || s.errors.length > 0) && s.status === 'idle'; }",
         arg=_STATE_JS, timeout=timeout_ms, polling=1000,
     )
     return page.evaluate(_STATE_JS)
