@@ -377,15 +377,19 @@ if has_truth:
           "apart from the rest, with 6 and with 5 clusters.")
 
 # %% [markdown]
-# ## 6 · Weighted mean spectra and their signal-to-noise (claim E4)
+# ## 6 · Mean spectra and their signal-to-noise (claim E4)
 #
-# Each cluster's mean spectrum is sum_p w_pc counts_p / sum_p w_pc over the binned pixels,
-# with w the GMM membership probabilities. Poisson statistics say its signal-to-noise
-# ratio (SNR) grows as sqrt(N_eff), with N_eff = (sum w)^2 / sum w^2 the effective number
-# of pixels.
+# Each cluster's mean spectrum is the mean of the *original* pixels that `seg.labels_full`
+# gives it -- every pixel counts once, in its own cluster only (hard weights w = 1). The
+# paper averages the binned pixels with the GMM membership probabilities as weights,
+# sum_p w_pc counts_p / sum_p w_pc. That is `workflows.gmm(..., spectra_from="binned")`,
+# and notebook 04 shows how it mixes phases. Either way, Poisson statistics say that the
+# signal-to-noise ratio (SNR) grows as sqrt(N_eff), with N_eff = (sum w)^2 / sum w^2 the
+# effective number of pixels -- simply the number of pixels for hard weights.
 
 # %%
-plots.spectra(seg.mean_spectra, log=True, title="cluster mean spectra (counts per binned pixel)")
+plots.spectra(seg.mean_spectra, log=True,
+              title="cluster mean spectra (counts per original pixel)")
 plt.show()
 
 # %%
@@ -580,7 +584,7 @@ else:
 # * On every phantom seed workflow 1 recovers the resin and the three grain phases and keeps
 #   the wurtzites apart from the rest (E3, robust part). Whether the thin minority-wurtzite
 #   rims get their own cluster is a near tie that flips with the seed and the settings.
-# * Cluster-mean spectra gain SNR as sqrt(N_eff) -- factors of about 15-35 here (E4) --
+# * Cluster-mean spectra gain SNR as sqrt(N_eff) (E4) --
 #   which is what makes per-phase quantification possible.
 # * On the phantom, workflow 1 recovers the paper's Table 1 (which the phantom was built
 #   from) within ~1.3 at. % for chalcopyrite and jalpaite; the wurtzites only as well as

@@ -106,21 +106,23 @@ def test_sulfide_gmm_compositions(request, sulfide, which):
 
 
 def test_sulfide_hdbscan_compositions(sulfide, hdb):
-    # The weighted mean spectra with HDBSCAN's own strength of membership in the point's
-    # cluster (weights="probability") quantify within 1.5 at. %; the default soft membership
-    # vectors leak a few per cent of every other cluster's pixels into each mean spectrum
-    # (measured: up to 3.0 at. % in jalpaite), which is the issue-6 default, so both are
-    # checked: the clean one against the bound, the default as measurably worse.
+    # The default mean spectra (original pixels by labels_full, hard weights) quantify within
+    # 1.5 at. %, and so do the binned pixels weighted by HDBSCAN's strength of membership in
+    # the point's own cluster; the paper's recipe -- binned pixels with the soft membership
+    # vectors -- leaks a few per cent of every other cluster's pixels into each mean spectrum
+    # (measured: up to 3.0 at. % in jalpaite) and is checked as measurably worse.
     # Only phases whose matched cluster is pure (precision > 0.9) are compared: at seeds
     # where the rims merge with a neighbour, that cluster is a mixture by construction.
     rec = analysis.phase_recovery(hdb.labels_full, sulfide.labels, sulfide.phases)
     pure = set(rec.loc[rec.precision > 0.9, "phase"])
-    clean = _composition_errors(hdb, sulfide, weights=_probability_weights(hdb))
     default = _composition_errors(hdb, sulfide)
-    clean, default = clean[clean.phase.isin(pure)], default[default.phase.isin(pure)]
-    assert len(clean) >= 10, f"fewer than two pure sulfide clusters: {sorted(pure)}"
-    assert clean.error.abs().max() <= 1.5, clean.sort_values("error").to_string()
-    assert default.error.abs().max() > clean.error.abs().max()
+    prob = _composition_errors(hdb, sulfide, weights=_probability_weights(hdb))
+    soft = _composition_errors(hdb, sulfide, weights=hdb.weights)
+    default, prob, soft = (t[t.phase.isin(pure)] for t in (default, prob, soft))
+    assert len(default) >= 10, f"fewer than two pure sulfide clusters: {sorted(pure)}"
+    assert default.error.abs().max() <= 1.5, default.sort_values("error").to_string()
+    assert prob.error.abs().max() <= 1.5, prob.sort_values("error").to_string()
+    assert soft.error.abs().max() > default.error.abs().max()
 
 
 def _probability_weights(seg):
@@ -173,9 +175,18 @@ def _core_shell_clusters(seg, phantom):
 def test_nanoparticles_gmm_core_and_shell_equal_when_uniform(particles):
     seg = workflows.gmm(particles, n_clusters=3, random_state=0)
     core, shell = _core_shell_clusters(seg, particles)
-    diff = analysis.composition_difference(quant.quantify(seg), core, shell)
-    # the paper's Table 2 conclusion: equal within 2 sigma for every element
-    assert (diff["z"].abs() < 2).all(), diff.to_string()
+    table = quant.quantify(seg)
+    diff = analysis.composition_difference(table, core, shell)
+    # The paper's Table 2 conclusion: equal within 2 (counting) sigma for every element --
+    # true with the paper's soft weights over binned pixels, which average the two clusters
+    # into each other. With stemseg's default (original pixels, hard weights) the thick
+    # "core" cluster reads S 0.7-1.0 at. % lower than the thin rim on every seed 0-9
+    # (measured; up to ~5 counting sigma), so the robust claim is the size: every element
+    # within 1.5 at. % (the paper's own core/shell differences reach 4 at. %).
+    assert (diff["difference"].abs() < 1.5).all(), diff.to_string()
+    soft = analysis.composition_difference(quant.quantify(seg.counts, weights=seg.weights),
+                                           core, shell)
+    assert (soft["z"].abs() < 2).all(), soft.to_string()
 
 
 def _core_excess_z(phantom):

@@ -415,3 +415,99 @@ def test_other_bad_arguments(simulated, bruker_map):
     with pytest.raises(StemsegValueError, match="variance"):
         quant.line_intensities(simulated, LINES, variance=np.ones(3))
     assert issubclass(StemsegValueError, StemsegError)
+
+
+# ----------------------------------------------------------------------------- budget
+
+
+def test_sigma_total_adds_counting_kfactor_and_mixing_in_quadrature(simulated):
+    df = quant.quantify(simulated, lines=LINES, beam_energy_kV=200)
+    total = np.sqrt(df.sigma**2 + df.sigma_kfactor**2 + df.sigma_mixing**2)
+    np.testing.assert_allclose(df.sigma_total, total, rtol=1e-12)
+    assert (df.sigma_kfactor > df.sigma).all(), "k-factors dominate a 1-spectrum budget"
+    rel = df.attrs["kfactor_relative_sigma"]
+    assert rel == {ln: xray.kfactor_relative_sigma(ln) for ln in df.line}
+    # k-factors you give carry no stated uncertainty unless you give one
+    k = df.attrs["kfactors"]
+    mine = quant.quantify(simulated, kfactors=k, lines=LINES)
+    assert (mine.sigma_kfactor == 0).all()
+    mine = quant.quantify(simulated, kfactors=k, lines=LINES, kfactor_sigma=0.05)
+    assert (mine.sigma_kfactor > 0).all()
+    with pytest.raises(StemsegValueError, match="kfactor_sigma"):
+        quant.quantify(simulated, lines=LINES, beam_energy_kV=200, kfactor_sigma=1.5)
+    with pytest.raises(StemsegValueError, match="no value for"):
+        quant.quantify(simulated, lines=LINES, beam_energy_kV=200,
+                       kfactor_sigma={"S_Ka": 0.1})
+
+
+def test_kfactor_sigma_matches_the_spread_of_perturbed_kfactors(simulated):
+    """The propagated sigma_kfactor equals the spread of compositions quantified with
+    k-factors drawn with the stated relative errors (Monte Carlo, 400 draws)."""
+    df = quant.quantify(simulated, lines=LINES, beam_energy_kV=200)
+    lines, k0 = df.attrs["lines"], df.attrs["kfactors"]
+    rel = np.array([df.attrs["kfactor_relative_sigma"][ln] for ln in lines])
+    # Cliff-Lorimer is linear in k x intensity: redo it from the table's own intensities
+    kp = np.array([k0[ln] for ln in lines]) / np.array(
+        [quant._atomic_weights([ln])[0] for ln in lines])
+    inten = df.intensity.to_numpy()
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(400):
+        k = kp * (1 + rel * rng.standard_normal(len(lines)))
+        draws.append(100 * k * inten / np.sum(k * inten))
+    spread = np.std(draws, axis=0)
+    np.testing.assert_allclose(df.sigma_kfactor, spread, rtol=0.15)
+
+
+def test_core_labels():
+    lab = np.zeros((6, 6), int)
+    lab[:, 4:] = 1
+    lab[0, 0] = -1
+    core = quant.core_labels(lab)
+    assert core[3].tolist() == [0, 0, 0, -1, -1, 1]
+    assert core[1, 1] == -1, "a pixel next to noise is not core"
+    assert core[5, 5] == 1, "the map's edge does not erode a cluster"
+    with pytest.raises(StemsegValueError, match="2-D"):
+        quant.core_labels(lab.ravel())
+
+
+def test_mixing_check_flags_a_cluster_that_took_its_neighbours_pixels(sulfide_64):
+    """A cluster grown by 2 px into its neighbours carries their counts: its core pixels'
+    composition differs from all its pixels' by more than counting noise, and the table
+    says so (mixing_flag, sigma_mixing); the clean clusters are not flagged."""
+    from scipy import ndimage
+
+    from stemseg import workflows
+
+    seg = workflows.gmm(sulfide_64, n_clusters=5, random_state=0)
+    clean = quant.quantify(seg)
+    assert {"at_pct_core", "sigma_core", "n_core", "mixing_flag"} <= set(clean.columns)
+    assert (clean.n_core <= np.bincount(seg.labels_full.ravel()[seg.labels_full.ravel() >= 0],
+                                        minlength=seg.n_clusters)[clean.cluster]).all()
+    # grow the largest non-resin metal cluster into its neighbours by 2 px
+    target = int(clean[clean.element == "Cu"].sort_values("at_pct").cluster.iloc[-1])
+    grown = ndimage.binary_dilation(seg.labels_full == target, iterations=2)
+    labels = np.where(grown, target, seg.labels_full)
+    k = seg.n_clusters
+    w = workflows.hard_weights(labels, k)
+    mean, var = workflows.mean_spectra(sulfide_64.eds, w)
+    import dataclasses
+
+    mixed = dataclasses.replace(seg, labels_full=labels, spectrum_weights=w,
+                                mean_spectra=mean, mean_variance=var)
+    table = quant.quantify(mixed)
+    hit = table[table.cluster == target]
+    assert hit.mixing_flag.any(), hit[["element", "at_pct", "at_pct_core", "sigma"]]
+    assert (hit.sigma_mixing > 0).any()
+    assert hit.sigma_mixing.max() > 2 * hit.sigma.max()
+    ok = clean[clean.cluster == target]
+    assert ok.sigma_mixing.max() < hit.sigma_mixing.max()
+
+
+def test_closed_form_cliff_lorimer_equals_exspys(simulated):
+    """The mixing check's closed-form Cliff-Lorimer gives exspy's numbers."""
+    df = quant.quantify(simulated, lines=LINES, beam_energy_kV=200, mixing_check=False)
+    lines = df.attrs["lines"]
+    kvec = np.array([df.attrs["kfactors"][ln] for ln in lines])
+    x = quant._cliff_lorimer_plain(df.intensity.to_numpy()[None, :], lines, kvec)
+    np.testing.assert_allclose(100 * x[0], df.at_pct.to_numpy(), rtol=1e-9, atol=1e-9)

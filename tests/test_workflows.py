@@ -55,9 +55,31 @@ def test_gmm_segmentation_fields(cube, seg_gmm):
     assert seg.cluster_ids == [0, 1, 2, 3]
 
 
-def test_mean_spectra_are_weighted_means_of_binned_counts(cube, seg_gmm):
+def test_mean_spectra_are_means_of_the_original_pixels_by_labels_full(cube, seg_gmm):
+    """Default spectra_from="full": each cluster's spectrum is the plain mean of the original
+    pixels labels_full gives it (no binned block straddling a boundary, no soft weights)."""
     s, _ = cube
     seg = seg_gmm
+    assert seg.params["spectra_from"] == "full"
+    pixels = s.data.reshape(4096, -1).astype(float)
+    lab = seg.labels_full.ravel()
+    for c in range(seg.n_clusters):
+        members = pixels[lab == c]
+        np.testing.assert_allclose(seg.mean_spectra.data[c], members.mean(0), rtol=1e-10)
+        np.testing.assert_allclose(seg.mean_variance.data[c],
+                                   members.sum(0) / len(members) ** 2, rtol=1e-10)
+    counts, weights = seg.spectrum_pixels
+    assert counts is s and weights.shape == (4096, seg.n_clusters)
+    np.testing.assert_array_equal(weights.argmax(1)[lab >= 0], lab[lab >= 0])
+    assert set(np.unique(weights)) <= {0.0, 1.0}
+    noise = seg.mean_spectra.metadata.Signal.Noise_properties.variance
+    np.testing.assert_allclose(noise.data, seg.mean_variance.data, rtol=1e-10)
+
+
+def test_mean_spectra_binned_option_is_the_papers_soft_weighted_mean(cube):
+    s, _ = cube
+    seg = workflows.gmm(s, n_clusters=4, random_state=0, spectra_from="binned")
+    assert seg.spectrum_counts is None and seg.spectrum_weights is None
     counts = s.data.reshape(32, 2, 32, 2, -1).sum(axis=(1, 3)).reshape(1024, -1).astype(float)
     w = seg.weights
     expected = (w.T @ counts) / w.sum(0)[:, None]
@@ -219,6 +241,7 @@ def test_plot(seg_hdb):
     (dict(n_components=10_000), "n_components=10000 exceeds"),
     (dict(bin=1.5), "bin must be a whole number"),
     (dict(labels_full="nearest"), "labels_full"),
+    (dict(spectra_from="soft"), "spectra_from"),
 ])
 def test_gmm_bad_parameters(cube, kwargs, fragment):
     with pytest.raises(StemsegValueError, match=fragment):
@@ -234,6 +257,7 @@ def test_gmm_bad_parameters(cube, kwargs, fragment):
     (dict(umap_sample=10), "umap_sample must be"),
     (dict(umap_sample=500.5), "umap_sample must be"),
     (dict(umap_sample=True), "umap_sample must be"),
+    (dict(spectra_from="full-soft"), "spectra_from"),
 ])
 def test_hdbscan_bad_parameters(cube, kwargs, fragment):
     with pytest.raises(StemsegValueError, match=fragment):

@@ -112,14 +112,17 @@ class Segmentation:
         Soft membership of every binned pixel (GMM posterior probabilities; HDBSCAN
         membership vectors, 0 for noise and masked pixels by default).
     mean_spectra : exspy EDS signal, navigation (n_clusters,)
-        Weighted mean of the binned counts, sum_p w_pc counts_p / sum_p w_pc (counts per
-        binned pixel), same class and metadata as the input; its
+        Mean spectrum of each cluster, sum_p w_pc counts_p / sum_p w_pc over the pixels
+        ``spectrum_counts`` with the weights ``spectrum_weights``: by default the original
+        pixels of ``labels_full``, hard weights (counts per original pixel); with the
+        workflows' ``spectra_from="binned"`` the binned ``counts`` with the soft ``weights``
+        (counts per binned pixel). Same class and metadata as the input; its
         ``metadata.Signal.Noise_properties.variance`` is ``mean_variance``.
     mean_variance : exspy EDS signal, navigation (n_clusters,)
         Counting variance of ``mean_spectra``, sum_p w_pc^2 counts_p / (sum_p w_pc)^2
         (counts^2).
     counts : exspy EDS signal, navigation (ny, nx)
-        The binned counts behind ``weights`` (for quantification bootstrap).
+        The binned counts behind ``weights``.
     sizes : numpy.ndarray of int, shape (n_clusters,)
         Binned pixels with each label.
     noise_fraction : float
@@ -141,6 +144,12 @@ class Segmentation:
         The reduced features that were clustered (PCA scores or UMAP embedding).
     models : dict
         The fitted stages: ``"prepared"``, ``"reducer"``, ``"clusterer"``.
+    spectrum_counts : exspy EDS signal, navigation (rows, columns), or None
+        The pixels behind ``mean_spectra`` when they are not ``counts``: the original map
+        (the input signal itself, not a copy; lazy when the input is lazy).
+    spectrum_weights : numpy.ndarray of float32, shape (rows * columns, n_clusters), or None
+        The weights behind ``mean_spectra`` when they are not ``weights``: one-hot rows of
+        ``labels_full`` (zero rows for noise and masked pixels).
     """
 
     labels: np.ndarray
@@ -159,11 +168,21 @@ class Segmentation:
     scree: np.ndarray | None = None
     embedding: np.ndarray | None = None
     models: dict[str, Any] = field(default_factory=dict)
+    spectrum_counts: Any = None
+    spectrum_weights: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
         """Number of clusters (noise not counted)."""
         return int(self.weights.shape[1])
+
+    @property
+    def spectrum_pixels(self) -> tuple[Any, np.ndarray]:
+        """``(counts, weights)`` behind ``mean_spectra``: ``spectrum_counts`` and
+        ``spectrum_weights`` when set, else the binned ``counts`` and soft ``weights``."""
+        if self.spectrum_counts is not None and self.spectrum_weights is not None:
+            return self.spectrum_counts, self.spectrum_weights
+        return self.counts, self.weights
 
     @property
     def cluster_ids(self) -> list[int]:

@@ -497,7 +497,9 @@ def snr_gain(seg: Any, line: str, cluster: int | None = None) -> dict[str, float
 
     SNR = net line intensity / its counting error, by window integration with background
     windows (:func:`stemseg.quant.line_intensities`, ``method="windows"``), on the
-    binned pixels the clustering ran on. The single-pixel SNR is
+    pixels behind the mean spectra (``seg.spectrum_pixels``: the original pixels by
+    ``labels_full`` by default, the binned pixels with ``spectra_from="binned"``). The
+    single-pixel SNR is
     ``mean(I_p) / sqrt(mean(var_p))`` over the pixels labelled ``cluster`` (a typical
     pixel); the mean spectrum's uses its propagated variance
     ``sum w^2 counts / (sum w)^2``. Poisson statistics predict a gain of
@@ -519,9 +521,10 @@ def snr_gain(seg: Any, line: str, cluster: int | None = None) -> dict[str, float
     """
     from .quant import line_intensities
 
-    counts = seg.counts
+    counts, weights = seg.spectrum_pixels   # the pixels behind the mean spectra
     flat = counts.data.reshape(-1, counts.data.shape[-1])
-    labels = np.asarray(seg.labels).ravel()
+    full = seg.spectrum_counts is not None and seg.spectrum_weights is not None
+    labels = np.asarray(seg.labels_full if full else seg.labels).ravel()
     if cluster is None:
         li = line_intensities(seg.mean_spectra, [line], method="windows",
                               variance=seg.mean_variance)
@@ -539,7 +542,7 @@ def snr_gain(seg: Any, line: str, cluster: int | None = None) -> dict[str, float
                               variance=seg.mean_variance.inav[cluster].data)
     snr_pixel = float(lp.intensity[:, 0].mean() / math.sqrt(lp.variance[:, 0].mean()))
     snr_mean = float(lm.intensity[0] / lm.sigma[0])
-    n_eff = float(effective_pixels(seg.weights)[cluster])
+    n_eff = float(effective_pixels(weights)[cluster])
     return dict(cluster=int(cluster), n_pixels=int(members.size), n_effective=n_eff,
                 snr_pixel=snr_pixel, snr_mean=snr_mean, gain=snr_mean / snr_pixel,
                 sqrt_n_effective=math.sqrt(n_eff))

@@ -143,11 +143,15 @@ def _demo_phantom(seed: int) -> None:
                 part = columns[name].get(phase.name)
                 hit = None if part is None else part[part.element == element]
                 row[name] = ("-" if hit is None or hit.empty else
-                             f"{hit.at_pct.iloc[0]:.1f}±{hit.sigma.iloc[0]:.2f}")
+                             f"{hit.at_pct.iloc[0]:.1f}±{hit.sigma_total.iloc[0]:.2f}"
+                             + ("!" if "mixing_flag" in hit and bool(hit["mixing_flag"].iloc[0])
+                                else ""))
                 value = paper[workflow][key].get(element)
                 row[f"paper {name}"] = "-" if value is None else f"{value[0]:.1f}±{value[1]:.1f}"
             rows.append(row)
-    print("Matched clusters, at. % (phantom truth = the paper's workflow-1 compositions):")
+    print("Matched clusters, at. % +- 1 s.d. of the whole budget (counting, k-factor, "
+          "mixing); ! = the cluster's core pixels disagree with all its pixels (mixed "
+          "pixels). Phantom truth = the paper's workflow-1 compositions:")
     _print_table(rows)
 
 

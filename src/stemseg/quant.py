@@ -36,6 +36,7 @@ from scipy.special import ndtr
 from .errors import StemsegValueError
 
 __all__ = [
+    "core_labels",
     "MIN_ENERGY_KEV",
     "LineIntensities",
     "line_intensities",
@@ -920,8 +921,11 @@ def _segmentation_pixels(obj: Any, weights: Any, spectra: Any
                          ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Pixel spectra (n_pixels, n_channels) and weights (n_pixels, n_clusters) of a
     Segmentation-like object, or (None, None) when it has none that match its mean spectra."""
-    w = weights if weights is not None else getattr(obj, "weights", None)
-    counts = getattr(obj, "counts", None)
+    if weights is None and hasattr(obj, "spectrum_pixels"):
+        counts, w = obj.spectrum_pixels   # the pixels and weights behind its mean spectra
+    else:
+        w = weights if weights is not None else getattr(obj, "weights", None)
+        counts = getattr(obj, "counts", None)
     if counts is None:
         counts = getattr(obj, "eds", None)
     if counts is None or w is None:
@@ -939,12 +943,20 @@ def _segmentation_pixels(obj: Any, weights: Any, spectra: Any
     return pixels, _as_weights(w, pixels.shape[0])
 
 
-def _unpack(obj: Any, weights: Any) -> _Input:
-    """Normalise the accepted inputs (spectrum, stack, spectrum image + weights, Segmentation)."""
+def _unpack(obj: Any, weights: Any, need_pixels: bool = True) -> _Input:
+    """Normalise the accepted inputs (spectrum, stack, spectrum image + weights, Segmentation).
+
+    A Segmentation's pixels are read only when ``need_pixels`` (bootstrap) or when it has no
+    ``mean_variance``: its stored variance is the same sum(w^2 counts) / sum(w)^2, and
+    reading the pixels would load a lazy map's whole cube into memory.
+    """
     if hasattr(obj, "mean_spectra"):
         spectra = _check_spectrum(obj.mean_spectra)
         n = int(np.prod(_nav_shape(spectra), dtype=int))
         clusters = list(getattr(obj, "cluster_ids", range(n)))
+        if (weights is None and not need_pixels
+                and getattr(obj, "mean_variance", None) is not None):
+            return _Input(spectra, _variance_2d(spectra, obj.mean_variance), clusters=clusters)
         pixels, w = _segmentation_pixels(obj, weights, spectra)
         var = None if pixels is None else _weighted_means(pixels, w)[1]
         if var is None and getattr(obj, "mean_variance", None) is not None:
@@ -1010,6 +1022,17 @@ def _cliff_lorimer(spectra: Any, intensity: np.ndarray, lines: list[str], kvec: 
                                          show_progressbar=False, **kwargs)
     comp = result[0] if absorption_correction else result
     return np.stack([np.asarray(c.data, dtype=float).reshape(n) for c in comp], -1) / 100.0
+
+
+def _cliff_lorimer_plain(intensity: np.ndarray, lines: list[str], kvec: np.ndarray
+                         ) -> np.ndarray:
+    """Cliff-Lorimer without absorption in closed form: weight fractions ~ k_i I_i, atomic
+    fractions ~ k_i I_i / A_i, normalised. The same numbers as exspy's ``method="CL"``
+    (tested), without building a signal per line -- for the mixing check's second pass."""
+    kp = kvec / _atomic_weights(lines)
+    num = np.clip(intensity, 0, None) * kp[None, :]
+    total = num.sum(axis=1, keepdims=True)
+    return np.divide(num, total, out=np.zeros_like(num), where=total > 0)
 
 
 def _atomic_weights(lines: Sequence[str]) -> np.ndarray:
@@ -1132,9 +1155,11 @@ def quantify(
     variance: Any = None,
     bootstrap: int = 0,
     random_state: Any = None,
+    kfactor_sigma: Mapping[str, float] | float | None = None,
+    mixing_check: bool = True,
     **line_kwargs: Any,
 ) -> pd.DataFrame:
-    """Cliff-Lorimer composition (at. %) with counting-statistics uncertainty.
+    """Cliff-Lorimer composition (at. %) with an uncertainty budget.
 
     Parameters
     ----------
@@ -1172,6 +1197,15 @@ def quantify(
         adds the column ``sigma_bootstrap``.
     random_state : int or numpy.random.Generator, optional
         Seed of the bootstrap.
+    kfactor_sigma : dict of str to float or float, optional
+        Relative uncertainty (1 s.d.) of each k-factor (one value for all lines, or a dict
+        line -> value). Default: for theoretical k-factors the stated per-series values of
+        :func:`stemseg.xray.kfactor_relative_sigma`; for k-factors you give, 0 (give yours).
+    mixing_check : bool
+        For a Segmentation whose mean spectra come from its original pixels
+        (``spectra_from="full"``, the default), quantify each cluster's *core* pixels too
+        (those whose 3 x 3 neighbourhood lies in the same cluster) and compare
+        (see Notes). Default True.
     **line_kwargs
         Passed to :func:`line_intensities` (``extra_elements``, ``calibrate``, ...).
 
@@ -1181,8 +1215,11 @@ def quantify(
         Tidy, one row per cluster x element: ``cluster``, ``element``, ``line``,
         ``at_pct`` (atomic %, sums to 100 per cluster), ``sigma`` (at. %, 1 s.d. of the
         counting error propagated through the intensities and Cliff-Lorimer),
-        ``intensity`` and ``intensity_sigma`` (counts), and ``sigma_bootstrap`` when
-        requested. ``attrs`` holds the method, lines and k-factors.
+        ``intensity`` and ``intensity_sigma`` (counts), the budget ``sigma_kfactor``,
+        ``sigma_mixing`` and ``sigma_total`` (at. %, 1 s.d., see Notes), and with the
+        mixing check ``at_pct_core``, ``sigma_core``, ``n_core`` (core pixels) and
+        ``mixing_flag``; ``sigma_bootstrap`` when requested. ``attrs`` holds the method,
+        lines, k-factors and their relative sigmas.
 
     Raises
     ------
@@ -1198,8 +1235,23 @@ def quantify(
     For a weighted mean spectrum the channel variance is sum(w^2 counts) / sum(w)^2.
     If the spectra are not raw counts (e.g. means) and no variance is given, sigma is
     wrong: pass ``variance`` or the pixels and weights.
+
+    Uncertainty budget (each in at. %, 1 s.d.; ``sigma_total`` adds them in quadrature):
+
+    * ``sigma`` -- counting (Poisson) noise, as above;
+    * ``sigma_kfactor`` -- the k-factors' relative uncertainties r_j propagated through
+      x_i = k'_i I_i / sum_j k'_j I_j: var_i = sum_j (x_i (delta_ij - x_j) r_j)^2;
+    * ``sigma_mixing`` -- pixels of other phases in the cluster's spectrum. The core pixels'
+      composition x_core is compared with all pixels' x; under counting noise alone their
+      difference has variance sigma_core^2 - sigma^2 (nested means), so
+      ``sigma_mixing = sqrt(max(d^2 - (sigma_core^2 - sigma^2), 0))`` with d = x - x_core,
+      and ``mixing_flag`` is True where |d| exceeds twice sqrt(sigma_core^2 - sigma^2).
+      0 when the check does not apply (no original pixels, or no core pixel).
+
+    Not in the budget: the energy calibration (offset and width) when it is fitted, and
+    the line model's own error.
     """
-    inp = _unpack(obj, weights)
+    inp = _unpack(obj, weights, need_pixels=bool(bootstrap))
     spectra = inp.spectra
     _check_quantify_args(spectra, method, absorption_correction, thickness_nm, bootstrap)
     lines = _resolve_lines(spectra, lines, one_per_element=True)
@@ -1230,20 +1282,157 @@ def quantify(
             )
         boot = _bootstrap(inp, lines, kvec, int(bootstrap), random_state, li_kwargs,
                           absorption_correction, thickness_nm)
-    return _table(inp.clusters, lines, x, sigma, intensity, li, boot, kvec, method)
+    rel_k = _kfactor_sigmas(lines, kfactors, kfactor_sigma)
+    budget = {"sigma_kfactor": _kfactor_budget(x, rel_k)}
+    core = None
+    if mixing_check and weights is None:
+        core = _core_composition(obj, spectra, lines, kvec, var, li_kwargs,
+                                 absorption_correction, thickness_nm, inp.clusters)
+    budget.update(_mixing_budget(x, sigma, core))
+    df = _table(inp.clusters, lines, x, sigma, intensity, li, boot, kvec, method, budget)
+    df.attrs["kfactor_relative_sigma"] = dict(zip(lines, rel_k.tolist()))
+    return df
+
+
+def _kfactor_sigmas(lines: list[str], kfactors: Any, kfactor_sigma: Any) -> np.ndarray:
+    """Relative k-factor uncertainty per line (see :func:`quantify`)."""
+    from . import xray
+
+    if kfactor_sigma is None:
+        if kfactors is not None:
+            return np.zeros(len(lines))
+        return np.array([xray.kfactor_relative_sigma(ln) for ln in lines])
+    if isinstance(kfactor_sigma, Mapping):
+        missing = [ln for ln in lines if ln not in kfactor_sigma]
+        if missing:
+            raise StemsegValueError(
+                f"kfactor_sigma has no value for {missing}; give one per line {lines} or a "
+                "single relative uncertainty for all.")
+        rel = np.array([float(kfactor_sigma[ln]) for ln in lines])
+    else:
+        rel = np.full(len(lines), float(kfactor_sigma))
+    if not np.all(np.isfinite(rel)) or np.any(rel < 0) or np.any(rel >= 1):
+        raise StemsegValueError(
+            f"kfactor_sigma must be relative uncertainties in [0, 1), e.g. 0.05; got {rel}.")
+    return rel
+
+
+def _kfactor_budget(x: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """sigma of x (fractions, (n, n_lines)) from relative k-factor errors ``rel``."""
+    eye = np.eye(x.shape[1])
+    jac = x[:, :, None] * (eye[None] - x[:, None, :])        # d x_i / d ln k_j
+    return np.sqrt(np.einsum("nij,j->ni", jac**2, rel**2))
+
+
+def core_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels of the pixels whose 3 x 3 neighbourhood lies in their own cluster; else -1.
+
+    Pixels at the map's edge count their missing neighbours as their own cluster.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (rows, columns)
+        -1 = noise or masked (never core, and a pixel next to one is not core).
+
+    Returns
+    -------
+    numpy.ndarray of int, same shape
+
+    Examples
+    --------
+    >>> lab = np.zeros((5, 5), int); lab[:, 3:] = 1
+    >>> core_labels(lab)[2].tolist()
+    [0, 0, -1, -1, 1]
+    """
+    from scipy import ndimage
+
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise StemsegValueError(f"labels must be a 2-D map (rows, columns); got {lab.shape}.")
+    out = np.full(lab.shape, -1, dtype=int)
+    for c in np.unique(lab[lab >= 0]):
+        inner = ndimage.binary_erosion(lab == c, structure=np.ones((3, 3), bool),
+                                       border_value=1)
+        out[inner] = c
+    return out
+
+
+def _core_composition(obj: Any, spectra: Any, lines: list[str], kvec: np.ndarray,
+                      var_all: Any, li_kwargs: dict[str, Any], absorption: bool,
+                      thickness: float | None, clusters: Sequence[Any]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(x_core, sigma_core, n_core) of a Segmentation's core pixels, or None."""
+    counts = getattr(obj, "spectrum_counts", None)
+    labels_full = getattr(obj, "labels_full", None)
+    if counts is None or labels_full is None:
+        return None
+    from .workflows import _hard_sums
+
+    n_cl = len(clusters)
+    core = core_labels(labels_full)
+    n_core = np.bincount(core[core >= 0].ravel(), minlength=n_cl)[:n_cl]
+    sums, _ = _hard_sums(counts, core.ravel(), n_cl)
+    x = np.full((n_cl, len(lines)), np.nan)
+    sig = np.full((n_cl, len(lines)), np.nan)
+    ok = np.flatnonzero(n_core > 0)
+    if ok.size == 0:
+        return x, sig, n_core
+    mean = sums[ok] / n_core[ok, None]
+    stack = _stack_like(spectra, mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # warnings were given for the full clusters
+        li = line_intensities(stack, lines, variance=sums[ok] / n_core[ok, None] ** 2,
+                              **li_kwargs)
+        k = len(lines)
+        intensity = np.clip(li.intensity.reshape(-1, k), 0, None)
+        good = intensity.sum(axis=1) > 0
+        if good.any():
+            xs = (_cliff_lorimer(stack, intensity, lines, kvec, absorption, thickness)
+                  if absorption else _cliff_lorimer_plain(intensity, lines, kvec))
+            ss = _cl_sigma(xs, intensity, li.covariance.reshape(-1, k, k), kvec,
+                           _atomic_weights(lines))
+            x[ok[good]], sig[ok[good]] = xs[good], ss[good]
+    return x, sig, n_core
+
+
+def _mixing_budget(x: np.ndarray, sigma: np.ndarray,
+                   core: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+                   ) -> dict[str, np.ndarray]:
+    """sigma_mixing (and the core columns) from the core-vs-all comparison."""
+    if core is None:
+        return {"sigma_mixing": np.zeros_like(x)}
+    x_core, s_core, n_core = core
+    d = x - x_core
+    s_diff2 = np.clip(s_core**2 - sigma**2, 0, None)
+    flag = np.abs(d) > 2 * np.sqrt(s_diff2)
+    mix = np.sqrt(np.clip(d**2 - s_diff2, 0, None))
+    nan = ~np.isfinite(d)
+    return {"sigma_mixing": np.where(nan, 0.0, mix), "at_pct_core": x_core,
+            "sigma_core": s_core, "n_core": np.repeat(n_core[:, None], x.shape[1], axis=1),
+            "mixing_flag": np.where(nan, False, flag)}
 
 
 def _table(clusters: Sequence[Any], lines: list[str], x: np.ndarray, sigma: np.ndarray,
            intensity: np.ndarray, li: LineIntensities, boot: np.ndarray | None,
-           kvec: np.ndarray, method: str) -> pd.DataFrame:
+           kvec: np.ndarray, method: str,
+           budget: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     k = len(lines)
     isig = li.sigma.reshape(-1, k)
+    budget = budget or {}
+    pct = {"sigma_kfactor", "sigma_mixing", "at_pct_core", "sigma_core"}
+    total = np.sqrt(sigma**2 + sum(budget[n]**2 for n in ("sigma_kfactor", "sigma_mixing")
+                                   if n in budget))
     rows = []
     for i, cl in enumerate(clusters):
         for j, ln in enumerate(lines):
             row = {"cluster": cl, "element": _split_line(ln)[0], "line": ln,
                    "at_pct": 100.0 * x[i, j], "sigma": 100.0 * sigma[i, j],
                    "intensity": intensity[i, j], "intensity_sigma": isig[i, j]}
+            for name, arr in budget.items():
+                v = arr[i, j]
+                row[name] = 100.0 * float(v) if name in pct else v.item()
+            if budget:
+                row["sigma_total"] = 100.0 * total[i, j]
             if boot is not None:
                 row["sigma_bootstrap"] = 100.0 * boot[i, j]
             rows.append(row)
@@ -1268,9 +1457,11 @@ def _composition_arrays(composition: Any) -> tuple[list[str], np.ndarray, np.nda
         if not {"element", "at_pct"} <= set(composition.columns):
             raise StemsegValueError(
                 "A composition DataFrame needs the columns 'element' and 'at_pct' "
-                "(and optionally 'sigma'), as returned by quantify."
+                "(and optionally 'sigma_total' or 'sigma'), as returned by quantify."
             )
-        sig = composition["sigma"] if "sigma" in composition else 0.0 * composition["at_pct"]
+        # the whole uncertainty budget when quantify gave one, else the counting sigma
+        col = next((c for c in ("sigma_total", "sigma") if c in composition), None)
+        sig = composition[col] if col else 0.0 * composition["at_pct"]
         items = {e: (v, s) for e, v, s in zip(composition["element"], composition["at_pct"], sig)}
     elif isinstance(composition, Mapping):
         items = dict(composition)
@@ -1313,7 +1504,8 @@ def configurational_entropy(composition: Any,
     ----------
     composition : dict or pandas.DataFrame
         Element -> at. %, or element -> (at. %, sigma), or a one-cluster slice of
-        :func:`quantify`'s table (columns ``element``, ``at_pct``, ``sigma``).
+        :func:`quantify`'s table (columns ``element``, ``at_pct``, and ``sigma_total``
+        -- the whole budget -- or else ``sigma``).
     anions : sequence of str
         Elements on the anion sub-lattice; every other element counts as a cation.
 

@@ -703,6 +703,7 @@ def gmm(
     poisson: bool = False,
     scaler: str | None = "robust",
     labels_full: str = "predict",
+    spectra_from: str = "full",
     progress: bool | None = None,
     client: Any = None,
 ) -> Segmentation:
@@ -726,6 +727,7 @@ def gmm(
 
     timer = _wf._Timer(progress, "gmm (lazy)")
     _wf._check_choice(labels_full, ("predict", "repeat"), "labels_full")
+    _wf._check_choice(spectra_from, _wf.SPECTRA_FROM, "spectra_from")
     prep = prepare(data, bin, energy_bin=energy_bin, energy_range=energy_range, mask=mask,
                    poisson=poisson, scaler=scaler, client=client)
     n_used = int(prep.used.sum())
@@ -760,7 +762,7 @@ def gmm(
                   n_components_requested=n_components, scree_knee=reducer.knee_,
                   n_init=n_init, covariance_type=covariance_type,
                   max_components=max_components, knee_method=knee_method,
-                  labels_full=labels_full, **prep.params)
+                  labels_full=labels_full, spectra_from=spectra_from, **prep.params)
     # the mean spectra take their class, energy axis and metadata from a one-pixel,
     # in-memory template of the binned counts; the Segmentation keeps the lazy counts
     template = prep.counts.inav[0, 0]
@@ -884,6 +886,7 @@ def hdbscan(
     poisson: bool = False,
     scaler: str | None = "robust",
     labels_full: str = "predict",
+    spectra_from: str = "full",
     umap_sample: int | None = 4096,
     progress: bool | None = None,
     client: Any = None,
@@ -933,6 +936,7 @@ def hdbscan(
 
     timer = _wf._Timer(progress, "hdbscan (lazy)")
     _wf._check_choice(labels_full, ("predict", "repeat"), "labels_full")
+    _wf._check_choice(spectra_from, _wf.SPECTRA_FROM, "spectra_from")
     _wf._check_choice(noise, ("zero", "soft"), "noise")
     _wf._check_choice(weights, ("membership", "probability", "hard"), "weights")
     _wf._check_umap_sample(umap_sample)
@@ -1031,7 +1035,8 @@ def hdbscan(
                   cluster_selection_method=cluster_selection_method,
                   umap_sample=umap_sample, umap_fit_pixels=m, min_cluster_size_fit=mcs_fit,
                   labels_full=labels_full if can_predict or labels_full == "repeat"
-                  else "repeat (no cluster found)", **prep.params)
+                  else "repeat (no cluster found)", spectra_from=spectra_from,
+                  **prep.params)
     # mean spectra from a one-pixel in-memory template, as in gmm above
     template = prep.counts.inav[0, 0]
     template.compute()

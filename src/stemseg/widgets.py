@@ -647,7 +647,7 @@ class HDBSCANExplorer(_Explorer):
                       min_cluster_size_units="px",
                       min_cluster_size_binned=self.min_cluster_size_binned,
                       min_samples=self.min_samples.value or None, weights=weights,
-                      noise="zero", labels_full="repeat")
+                      noise="zero", labels_full="repeat", spectra_from="binned")
         return Segmentation(
             labels=labels, labels_full=full, weights=w_all, mean_spectra=mean,
             mean_variance=var, counts=prep.counts,

@@ -48,12 +48,22 @@ to every pixel). Measured on the 256 x 256 sulfide phantom: ARI against truth 0.
 (sample) vs 0.994 (every pixel); maps up to 4096 binned pixels (e.g. 128 x 128 at x2) are
 not subsampled. ``umap_sample=None`` fits on every pixel.
 
-Mean spectra
-------------
-``mean_spectra[c] = sum_p w_pc counts_p / sum_p w_pc`` over binned pixels ``p`` (counts per
-*binned* pixel, full energy axis), with variance ``sum_p w_pc^2 counts_p / (sum_p w_pc)^2``
-(Poisson counts), stored as ``mean_variance`` and as the mean spectra's
-``metadata.Signal.Noise_properties.variance``.
+Mean spectra (``spectra_from``)
+-------------------------------
+By default (``spectra_from="full"``) the mean spectrum of cluster c is the mean of the
+*original* pixels that ``labels_full`` assigns to c -- hard weights, whatever binning the
+clustering used, noise and masked pixels left out:
+``mean_spectra[c] = sum_{p: labels_full_p = c} counts_p / n_c`` (counts per original pixel,
+full energy axis), variance ``sum counts_p / n_c^2`` (Poisson counts). Two shortcuts of the
+paper's recipe mix phases into a cluster's spectrum and are therefore not the default:
+a binned pixel whose block straddles a boundary carries the neighbour's counts (on a map of
+5-7 px particles, 30 % of a minority cluster's counts came from the matrix around it), and
+soft weights add a share of every other cluster's pixels. ``spectra_from="binned"`` keeps the
+paper's recipe -- ``sum_p w_pc counts_p / sum_p w_pc`` over binned pixels with the soft
+``weights`` (counts per *binned* pixel) -- for comparison. Either way the variance is stored as
+``mean_variance`` and as the mean spectra's ``metadata.Signal.Noise_properties.variance``, and
+the pixels and weights behind the spectra as ``spectrum_counts`` / ``spectrum_weights`` (what
+:func:`stemseg.quant.quantify` uses for its bootstrap and its mixing check).
 """
 
 from __future__ import annotations
@@ -77,6 +87,8 @@ __all__ = ["gmm", "hdbscan", "mean_spectra", "upsample_labels"]
 
 _CHUNK = 4096
 #: Principal components in which the HDBSCAN workflow searches the neighbours of unbinned
+#: where the mean spectra come from (see the module notes)
+SPECTRA_FROM = ("full", "binned")
 #: pixels for ``labels_full`` (the scree curves of EDS maps flatten well before 30).
 _SEARCH_COMPONENTS = 30
 
@@ -128,6 +140,7 @@ def gmm(
     poisson: bool = False,
     scaler: str | None = "robust",
     labels_full: str = "predict",
+    spectra_from: str = "full",
     progress: bool | None = None,
     client: Any = None,
 ) -> Segmentation:
@@ -159,6 +172,10 @@ def gmm(
         See :func:`stemseg.preprocess.preprocess`.
     labels_full : {"predict", "repeat"}
         How ``labels_full`` is made (see the module notes).
+    spectra_from : {"full", "binned"}
+        Mean spectra from the original pixels by ``labels_full`` (default, hard weights) or
+        from the binned pixels with soft weights (the paper's recipe; mixes phases at
+        boundaries, see the module notes).
     progress : bool or None
         Show a tqdm bar over the stages (None: only on a terminal).
     client : dask.distributed.Client, optional
@@ -187,9 +204,10 @@ def gmm(
             covariance_type=covariance_type, max_components=max_components,
             knee_method=knee_method, energy_bin=energy_bin, energy_range=energy_range,
             mask=mask, poisson=poisson, scaler=scaler, labels_full=labels_full,
-            progress=progress, client=client)
-    timer = _Timer(progress, "gmm")
+            spectra_from=spectra_from, progress=progress, client=client)
     _check_choice(labels_full, ("predict", "repeat"), "labels_full")
+    _check_choice(spectra_from, SPECTRA_FROM, "spectra_from")
+    timer = _Timer(progress, "gmm")
     prep = _pre.preprocess(data, bin, energy_bin=energy_bin, energy_range=energy_range,
                            mask=mask, poisson=poisson, scaler=scaler)
     n_clusters = _cluster.check_n_clusters(n_clusters, prep.X.shape[0])
@@ -216,7 +234,7 @@ def gmm(
                   n_components_requested=n_components, scree_knee=reducer.knee_,
                   n_init=n_init, covariance_type=covariance_type,
                   max_components=max_components, knee_method=knee_method,
-                  labels_full=labels_full, **prep.params)
+                  labels_full=labels_full, spectra_from=spectra_from, **prep.params)
     seg = _assemble(data, prep, labels, weights, predict if labels_full == "predict" else None,
                     mask, timer, params, random_state, "gmm", sums=sums)
     seg.scree = reducer.explained_variance_ratio_
@@ -253,6 +271,7 @@ def hdbscan(
     scaler: str | None = "robust",
     labels_full: str = "predict",
     umap_sample: int | None = 4096,
+    spectra_from: str = "full",
     progress: bool | None = None,
     client: Any = None,
 ) -> Segmentation:
@@ -294,6 +313,10 @@ def hdbscan(
         See :func:`stemseg.preprocess.preprocess`.
     labels_full : {"predict", "repeat"}
         How ``labels_full`` is made (see the module notes).
+    spectra_from : {"full", "binned"}
+        Mean spectra from the original pixels by ``labels_full`` (default, hard weights) or
+        from the binned pixels with soft weights (the paper's recipe; mixes phases at
+        boundaries, see the module notes).
     umap_sample : int or None
         Fit UMAP and HDBSCAN on a random sample of this many binned pixels (default 4096)
         when the map has more, and place the others (see the module notes); None fits on
@@ -330,9 +353,10 @@ def hdbscan(
             noise=noise, weights=weights, cluster_selection_method=cluster_selection_method,
             energy_bin=energy_bin, energy_range=energy_range, mask=mask, poisson=poisson,
             scaler=scaler, labels_full=labels_full, umap_sample=umap_sample,
-            progress=progress, client=client)
-    timer = _Timer(progress, "hdbscan")
+            spectra_from=spectra_from, progress=progress, client=client)
     _check_choice(labels_full, ("predict", "repeat"), "labels_full")
+    _check_choice(spectra_from, SPECTRA_FROM, "spectra_from")
+    timer = _Timer(progress, "hdbscan")
     _check_choice(noise, ("zero", "soft"), "noise")
     _check_choice(weights, ("membership", "probability", "hard"), "weights")
     _check_umap_sample(umap_sample)
@@ -408,7 +432,7 @@ def hdbscan(
                   umap_sample=umap_sample, umap_fit_pixels=n if sample is None else
                   int(sample.size), min_cluster_size_fit=mcs_fit,
                   labels_full=labels_full if can_predict or labels_full == "repeat"
-                  else "repeat (no cluster found)", **prep.params)
+                  else "repeat (no cluster found)", spectra_from=spectra_from, **prep.params)
     seg = _assemble(data, prep, labels, soft, predict if can_predict else None, mask,
                     timer, params, random_state, "hdbscan")
     seg.embedding = embedding
@@ -486,7 +510,8 @@ def _umap_sample_indices(n: int, umap_sample: int | None, mcs: int,
 
 
 def mean_spectra(counts: Any, weights: np.ndarray,
-                 sums: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[Any, Any]:
+                 sums: tuple[np.ndarray, np.ndarray] | None = None,
+                 template: Any = None) -> tuple[Any, Any]:
     """Weighted mean spectra of a spectrum image and their counting variance.
 
     Parameters
@@ -497,6 +522,9 @@ def mean_spectra(counts: Any, weights: np.ndarray,
         Non-negative weights, pixels in row-major order.
     sums : (numpy.ndarray, numpy.ndarray), each shape (k, n_channels), optional
         ``(weights.T @ counts, (weights**2).T @ counts)`` when already computed.
+    template : EDS signal, optional
+        Signal whose class, energy axis and metadata the results take (default ``counts``;
+        an in-memory one when ``counts`` is lazy).
 
     Returns
     -------
@@ -510,8 +538,9 @@ def mean_spectra(counts: Any, weights: np.ndarray,
     safe = np.where(total > 0, total, 1.0)
     mean = np.where(total > 0, num / safe, 0.0)
     var = np.where(total > 0, num2 / safe**2, 0.0)
-    mean_sig = _stack(counts, mean, "cluster mean spectra")
-    var_sig = _stack(counts, var, "variance of cluster mean spectra")
+    template = counts if template is None else template
+    mean_sig = _stack(template, mean, "cluster mean spectra")
+    var_sig = _stack(template, var, "variance of cluster mean spectra")
     mean_sig.metadata.set_item("Signal.Noise_properties.variance", var_sig)
     return mean_sig, var_sig
 
@@ -528,6 +557,51 @@ def _weighted_sums(counts: Any, weights: np.ndarray) -> tuple[np.ndarray, np.nda
         num += w.T @ block
         num2 += (w**2).T @ block
     return num, num2
+
+
+def hard_weights(labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """One-hot weights of a label map: 1 for a pixel's own cluster, 0 elsewhere and for -1.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (rows, columns) or (n_pixels,)
+        Cluster per pixel; -1 = noise or masked.
+    n_clusters : int
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n_pixels, n_clusters)
+        Pixels in row-major order.
+
+    Examples
+    --------
+    >>> hard_weights(np.array([[0, -1], [1, 1]]), 2).tolist()
+    [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    """
+    flat = np.asarray(labels).ravel()
+    w = np.zeros((flat.size, int(n_clusters)), dtype=np.float32)
+    rows = np.flatnonzero((flat >= 0) & (flat < n_clusters))
+    w[rows, flat[rows]] = 1.0
+    return w
+
+
+def _hard_sums(counts: Any, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums of the pixel spectra, ``(sums, sums)`` (hard weights: w = w^2).
+
+    Walks ``counts`` (in memory or lazy, e.g. a file opened with ``lazy=True``) in blocks
+    of rows, so a lazy map is read once in bounded memory.
+    """
+    cube = counts.data
+    ny, nx, n_ch = cube.shape[0], cube.shape[1], cube.shape[-1]
+    labels = labels.reshape(ny, nx)
+    sums = np.zeros((k, n_ch))
+    rows = max(1, _CHUNK // max(nx, 1))
+    for y0 in range(0, ny, rows):
+        block = np.asarray(cube[y0:y0 + rows], dtype=np.float64).reshape(-1, n_ch)
+        lab = labels[y0:y0 + rows].ravel()
+        for c in np.unique(lab[(lab >= 0) & (lab < k)]):
+            sums[c] += block[lab == c].sum(axis=0)
+    return sums, sums.copy()
 
 
 def _stack(template: Any, data: np.ndarray, title: str) -> Any:
@@ -581,8 +655,16 @@ def _assemble(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
     new_of_old[order] = np.arange(k)
     full = _labels_full(data, prep, labels, predict, new_of_old, mask)
     timer.lap("labels_full")
-    mean, var = mean_spectra(prep.counts, weights,
-                             None if sums is None else (sums[0][order], sums[1][order]))
+    if params.get("spectra_from", "full") == "full":
+        original = _pre.as_signal(data)
+        spectrum_weights = hard_weights(full, k)
+        mean, var = mean_spectra(original, spectrum_weights,
+                                 _hard_sums(original, full.ravel(), k), template=prep.counts)
+        spectrum_counts = original
+    else:
+        mean, var = mean_spectra(prep.counts, weights,
+                                 None if sums is None else (sums[0][order], sums[1][order]))
+        spectrum_counts, spectrum_weights = None, None  # the binned counts and weights
     timer.lap("mean_spectra")
     dy_dx = None if prep.pixel_size_nm is None else (
         prep.pixel_size_nm[0] * prep.bin, prep.pixel_size_nm[1] * prep.bin)
@@ -593,7 +675,8 @@ def _assemble(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
         sizes=np.bincount(labels_flat[labels_flat >= 0], minlength=k),
         noise_fraction=_cluster.noise_fraction(labels, prep.used), workflow=workflow,
         params=params, random_state=random_state, timings=timer.timings,
-        pixel_size_nm=dy_dx,
+        pixel_size_nm=dy_dx, spectrum_counts=spectrum_counts,
+        spectrum_weights=spectrum_weights,
     )
 
 

@@ -85,6 +85,8 @@ __all__ = [
     "generation_rate",
     "kfactors",
     "check_kfactors",
+    "kfactor_relative_sigma",
+    "KFACTOR_RELATIVE_SIGMA",
     "line_areas",
     "characteristic_spectrum",
     "bremsstrahlung_spectrum",
@@ -935,6 +937,54 @@ def kfactors(
     _split_line(ref)
     k_ref = _raw_k(ref, e0, det)
     return {ln: _raw_k(ln, e0, det) / k_ref for ln in lines}
+
+
+#: Relative (1 s.d.) uncertainty of a theoretical k-factor, by line series and energy:
+#: ((series, lowest keV, highest keV), relative s.d.). Set from the spread between these
+#: k-factors and Thermo Fisher Velox's 200 kV table (its whole-family k converted to the main
+#: line with exspy's family weights, ratios to Fe Ka; ``tests/test_xray.py``): K lines
+#: 2.5-12 keV (Ca-Ge) and L lines below 5 keV (Pd-Sn) agree within 3-9 %; light K lines
+#: (Mg-S) differ by 15-23 %, heavy L lines (W-Pb, 8-11 keV) by 17-36 %, K lines above 12 keV
+#: by 23-32 % (an independent EDX simulator's Mo Ka), M lines by up to a factor 1.8.
+KFACTOR_RELATIVE_SIGMA: tuple[tuple[tuple[str, float, float], float], ...] = (
+    (("K", 0.0, 2.5), 0.20),
+    (("K", 2.5, 12.0), 0.08),
+    (("K", 12.0, math.inf), 0.25),
+    (("L", 0.0, 5.0), 0.08),
+    (("L", 5.0, math.inf), 0.25),
+    (("M", 0.0, math.inf), 0.50),
+)
+
+
+def kfactor_relative_sigma(line: str) -> float:
+    """Stated relative uncertainty (1 s.d.) of this line's theoretical k-factor.
+
+    Parameters
+    ----------
+    line : str
+        X-ray line, e.g. ``"Pb_La"``.
+
+    Returns
+    -------
+    float
+        From :data:`KFACTOR_RELATIVE_SIGMA` by the line's series and energy (keV).
+
+    Raises
+    ------
+    StemsegValueError
+        Unknown line.
+
+    Examples
+    --------
+    >>> kfactor_relative_sigma("Fe_Ka"), kfactor_relative_sigma("Pb_La")
+    (0.08, 0.25)
+    """
+    energy = line_energy(line)
+    series = _split_line(line)[1][0]
+    for (name, lo, hi), rel in KFACTOR_RELATIVE_SIGMA:
+        if series == name and lo <= energy < hi:
+            return rel
+    return 0.5
 
 
 def _as_detector(obj: Any) -> Detector:
