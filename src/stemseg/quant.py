@@ -1286,7 +1286,7 @@ def quantify(
     budget = {"sigma_kfactor": _kfactor_budget(x, rel_k)}
     core = None
     if mixing_check and weights is None:
-        core = _core_composition(obj, spectra, lines, kvec, var, li_kwargs,
+        core = _core_composition(obj, spectra, lines, kvec, li_kwargs,
                                  absorption_correction, thickness_nm, inp.clusters)
     budget.update(_mixing_budget(x, sigma, core))
     df = _table(inp.clusters, lines, x, sigma, intensity, li, boot, kvec, method, budget)
@@ -1358,7 +1358,7 @@ def core_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def _core_composition(obj: Any, spectra: Any, lines: list[str], kvec: np.ndarray,
-                      var_all: Any, li_kwargs: dict[str, Any], absorption: bool,
+                      li_kwargs: dict[str, Any], absorption: bool,
                       thickness: float | None, clusters: Sequence[Any]
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(x_core, sigma_core, n_core) of a Segmentation's core pixels, or None."""

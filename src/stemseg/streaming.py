@@ -1011,7 +1011,9 @@ def hdbscan(
 
     w_all = np.zeros((prep.used.size, soft.shape[1]))
     w_all[prep.used.ravel()] = soft
-    sums = weighted_sums(prep.counts, w_all, client=client)
+    # the binned weighted sums serve only the paper's binned mean spectra here
+    sums = (weighted_sums(prep.counts, w_all, client=client) if spectra_from == "binned"
+            else None)
     del w_all
     light = _light(prep)
 

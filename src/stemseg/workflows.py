@@ -86,9 +86,9 @@ from .errors import StemsegValueError
 __all__ = ["gmm", "hdbscan", "mean_spectra", "upsample_labels"]
 
 _CHUNK = 4096
-#: Principal components in which the HDBSCAN workflow searches the neighbours of unbinned
 #: where the mean spectra come from (see the module notes)
 SPECTRA_FROM = ("full", "binned")
+#: Principal components in which the HDBSCAN workflow searches the neighbours of unbinned
 #: pixels for ``labels_full`` (the scree curves of EDS maps flatten well before 30).
 _SEARCH_COMPONENTS = 30
 
@@ -601,7 +601,7 @@ def _hard_sums(counts: Any, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.
         lab = labels[y0:y0 + rows].ravel()
         for c in np.unique(lab[(lab >= 0) & (lab < k)]):
             sums[c] += block[lab == c].sum(axis=0)
-    return sums, sums.copy()
+    return sums, sums
 
 
 def _stack(template: Any, data: np.ndarray, title: str) -> Any:
