@@ -346,8 +346,9 @@ elif quantified:
 #
 # * `sigma` -- counting (Poisson) noise of the mean spectrum;
 # * `sigma_kfactor` -- the theoretical k-factors' stated uncertainty per line series
-#   (`stemseg.xray.KFACTOR_RELATIVE_SIGMA`: 8 % for K lines of 2.5-12 keV and L lines below
-#   5 keV, more for light K, heavy L and M lines -- the spread against a vendor's table);
+#   (`stemseg.xray.KFACTOR_RELATIVE_SIGMA`: 5 % for K lines of 2.5-12 keV, 8 % for L lines
+#   below 5 keV, 10-12 % for light K, heavy K and heavy L lines, 50 % for M lines -- the
+#   spread against a vendor's table and a second vendor's pair);
 # * `sigma_mixing` -- pixels of other phases in the cluster: each cluster is quantified again
 #   from its *core* pixels (3 x 3 neighbourhood all in the cluster); a difference beyond
 #   counting noise sets `mixing_flag` and goes into this term;

@@ -56,6 +56,8 @@ VELOX_200 = {
     "Sn_La": 0.509935,
     "W_La": 0.673991, "Pt_La": 0.759814, "Au_La": 0.785243, "Pb_La": 0.894557,
     "Pt_Ma": 0.325640, "Au_Ma": 0.319403, "Pb_Ma": 0.310504,
+    # K lines above 12 keV and Mo's L line (same file)
+    "Sr_Ka": 1.39900, "Zr_Ka": 1.91568, "Mo_Ka": 2.69449, "Ru_Ka": 3.88953, "Mo_La": 0.525675,
 }
 # Bruker Esprit, Osiris 200 kV Super-X (exspy user guide / exspy-demos).
 ESPRIT_200 = {"Fe_Ka": 1.450226, "Pt_La": 5.075602}
@@ -67,9 +69,10 @@ VELOX_SERIES = {
     "L, Pd-Sn vs Ag": (["Pd_La", "Cd_La", "In_La", "Sn_La"], "Ag_La", 0.15),
     "L, W-Pb vs Au": (["W_La", "Pt_La", "Pb_La"], "Au_La", 0.15),
     "M, Pt-Pb vs Au": (["Pt_Ma", "Pb_Ma"], "Au_Ma", 0.15),
-    # Light-element K lines: the model's k_X/k_Fe is 20-31 % below Velox's. Velox's low-energy
-    # detection efficiency and light-element fluorescence yields evidently differ from the
-    # windowless Super-X model and xraylib's yields used here; stated, not hidden.
+    # Light-element K lines: the model's k_X/k_Fe (whole K family, not converted) is 15-26 %
+    # below Velox's (10-17 % after the main-line conversion, see the across-series test).
+    # Velox's low-energy detection efficiency and light-element fluorescence yields evidently
+    # differ from the windowless Super-X model and xraylib's yields; stated, not hidden.
     "K, Mg-S vs Fe (known gap)": (["Mg_Ka", "Al_Ka", "Si_Ka", "S_Ka"], "Fe_Ka", 0.35),
 }
 
@@ -210,21 +213,39 @@ def test_mass_attenuation():
 
 @pytest.mark.parametrize("key", list(BOTE_SALVAT_CM2))
 def test_cross_sections_vs_bote_salvat(key):
-    """Within 25 % of Bote et al. (2009) at 100-300 kV; energy trend 200->300 kV within 8 %."""
+    """The default model reproduces Bote et al.'s values (evaluated independently, see the
+    module docstring) to 0.1 %; the Bethe option stays within 25 % with the same energy trend
+    (200 -> 300 kV within 8 %)."""
     el, shell = key
     ref = BOTE_SALVAT_CM2[key]
     got = [xray.ionization_cross_section(el, shell, e0) for e0 in BEAMS_KV]
     for g, r in zip(got, ref):
+        assert g == pytest.approx(r, rel=1e-3)
+    bethe = [xray.ionization_cross_section(el, shell, e0, model="bethe") for e0 in BEAMS_KV]
+    for g, r in zip(bethe, ref):
         assert g == pytest.approx(r, rel=0.25)
-    assert got[2] / got[1] == pytest.approx(ref[2] / ref[1], rel=0.08)
+    assert bethe[2] / bethe[1] == pytest.approx(ref[2] / ref[1], rel=0.08)
     assert got[0] > got[1] > got[2] > 0
+
+
+def test_cross_section_models_differ_where_documented():
+    """Bethe / Bote at 200 kV: Si K 1.17, Fe K 1.09, Pt L3 1.00, Au M5 0.93 (module notes)."""
+    for (el, shell), ratio in {("Si", "K"): 1.17, ("Fe", "K"): 1.09, ("Pt", "L3"): 1.00,
+                               ("Au", "M5"): 0.93}.items():
+        got = (xray.ionization_cross_section(el, shell, 200, model="bethe")
+               / xray.ionization_cross_section(el, shell, 200))
+        assert got == pytest.approx(ratio, abs=0.01), (el, shell, got)
+    with pytest.raises(StemsegValueError, match="Unknown cross-section model"):
+        xray.ionization_cross_section("Fe", "K", 200, model="powell")
 
 
 def test_cross_section_threshold_and_shape():
     edge = 7.112  # Fe K, keV (xraylib)
     assert xray.ionization_cross_section("Fe", "K", 7.0) == 0.0
+    assert xray.ionization_cross_section("Fe", "K", 1.05 * edge) > 0.0
     # Bethe with c = 0.65 vanishes below U = 1/c ~ 1.5 (documented); above, it is positive
-    assert xray.ionization_cross_section("Fe", "K", 1.6 * edge) > 0.0
+    assert xray.ionization_cross_section("Fe", "K", 1.4 * edge, model="bethe") == 0.0
+    assert xray.ionization_cross_section("Fe", "K", 1.6 * edge, model="bethe") > 0.0
     e0 = np.array([8, 10, 15, 20, 25, 30, 50, 100, 200, 300])
     sig = np.array([xray.ionization_cross_section("Fe", "K", e) for e in e0])
     peak = int(np.argmax(sig))
@@ -291,6 +312,53 @@ def _velox_main_line(line: str) -> float:
     return VELOX_200[line] / (family[name]["weight"] / total)
 
 
+# Across series, ratios to Fe Ka: the lines outside 15 % of Velox, with what was measured
+# (Bote-Salvat cross-sections, Super-X): light K lines read low (Velox's low-energy efficiency
+# or yields differ), W La high (exspy's W L-family weights give it a smaller main-line share
+# than its neighbours'). Every other K and L line of VELOX_200 is within 15 %.
+VELOX_ACROSS_EXCEPTIONS = {"Mg_Ka": 0.20, "Al_Ka": 0.20, "W_La": 0.30}
+
+
+def _across_series_vs_velox() -> dict:
+    lines = [ln for ln in VELOX_200 if ln.split("_")[1][0] in "KL"]
+    k = xray.kfactors(lines, 200)
+    return {ln: (k[ln] / k["Fe_Ka"]) / (_velox_main_line(ln) / _velox_main_line("Fe_Ka"))
+            for ln in lines}
+
+
+def test_kfactors_across_series_vs_velox_and_esprit():
+    """Issue criterion: K and L k-factors within 15 % of each reference across series (ratios
+    to Fe Ka, Velox converted to main lines), stated exceptions aside; Esprit's Pt La / Fe Ka
+    (already main-line, as exspy uses it) within 5 %."""
+    ratios = _across_series_vs_velox()
+    print("\n" + " ".join(f"{ln} {r:.3f}" for ln, r in ratios.items()))
+    for ln, r in ratios.items():
+        tol = VELOX_ACROSS_EXCEPTIONS.get(ln, 0.15)
+        assert abs(r - 1) <= tol, f"{ln}: ours/Velox = {r:.3f}, beyond {tol:.0%}"
+    # the exceptions are real: each is beyond 10 %, so the list does not hide passing lines
+    assert all(abs(ratios[ln] - 1) > 0.10 for ln in VELOX_ACROSS_EXCEPTIONS)
+    k = xray.kfactors(["Fe_Ka", "Pt_La"], 200)
+    esprit = (k["Pt_La"] / k["Fe_Ka"]) / (ESPRIT_200["Pt_La"] / ESPRIT_200["Fe_Ka"])
+    assert esprit == pytest.approx(1.0, abs=0.05)
+
+
+def test_bote_salvat_fixes_the_cross_series_excess():
+    """The Bethe cross-sections of earlier versions put Mo Ka 23 %, Pb La 17 % and W La 36 %
+    above Velox and S Ka 15 % below; Bote-Salvat brings each closer (measured, not assumed)."""
+    ours = _across_series_vs_velox()
+    saved = xray._sigma
+    try:
+        xray._physics_generation.cache_clear()
+        xray._sigma = lambda z, shell, e0, model="bethe": xray._sigma_bethe(z, shell, e0)
+        bethe = _across_series_vs_velox()
+    finally:
+        xray._sigma = saved
+        xray._physics_generation.cache_clear()
+    for ln in ("Mo_Ka", "Pb_La", "W_La", "S_Ka", "Si_Ka", "Ge_Ka"):
+        assert abs(math.log(ours[ln])) < abs(math.log(bethe[ln])), (ln, ours[ln], bethe[ln])
+    assert bethe["Mo_Ka"] > 1.18 and ours["Mo_Ka"] < 1.12
+
+
 def test_kfactor_sigma_covers_velox_across_series():
     """Across series (every line against Fe Ka, as the sulfides are quantified: Ag/Cd L and
     S K against Fe/Cu K), our k-factors and Velox's (converted to main lines) agree within
@@ -310,11 +378,11 @@ def test_kfactor_sigma_covers_velox_across_series():
 
 
 def test_kfactor_relative_sigma():
-    assert xray.kfactor_relative_sigma("Fe_Ka") == 0.08
-    assert xray.kfactor_relative_sigma("S_Ka") == 0.20
-    assert xray.kfactor_relative_sigma("Mo_Ka") == 0.25
+    assert xray.kfactor_relative_sigma("Fe_Ka") == 0.05
+    assert xray.kfactor_relative_sigma("S_Ka") == 0.10
+    assert xray.kfactor_relative_sigma("Mo_Ka") == 0.10
     assert xray.kfactor_relative_sigma("Ag_La") == 0.08
-    assert xray.kfactor_relative_sigma("Pb_La") == 0.25
+    assert xray.kfactor_relative_sigma("Pb_La") == 0.12
     assert xray.kfactor_relative_sigma("Pb_Ma") == 0.50
     with pytest.raises(StemsegValueError):
         xray.kfactor_relative_sigma("Fe_Qz")
