@@ -345,6 +345,8 @@ elif quantified:
 # per cluster and element, in at. % (1 s.d.):
 #
 # * `sigma` -- counting (Poisson) noise of the mean spectrum;
+# * `sigma_calibration` -- the fit also finds a small energy offset of the spectrum; its
+#   uncertainty moves overlapping line areas against each other and adds this term;
 # * `sigma_kfactor` -- the theoretical k-factors' stated uncertainty per line series
 #   (`stemseg.xray.KFACTOR_RELATIVE_SIGMA`: 5 % for K lines of 2.5-12 keV, 8 % for L lines
 #   below 5 keV, 10-12 % for light K, heavy K and heavy L lines, 50 % for M lines -- the
@@ -352,7 +354,7 @@ elif quantified:
 # * `sigma_mixing` -- pixels of other phases in the cluster: each cluster is quantified again
 #   from its *core* pixels (3 x 3 neighbourhood all in the cluster); a difference beyond
 #   counting noise sets `mixing_flag` and goes into this term;
-# * `sigma_total` -- the three in quadrature. This is the number to publish.
+# * `sigma_total` -- all of them in quadrature. This is the number to publish.
 
 # %%
 paper1 = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
@@ -391,7 +393,7 @@ else:
 
 # %%
 if quantified:
-    terms = ["sigma", "sigma_kfactor", "sigma_mixing"]
+    terms = ["sigma", "sigma_calibration", "sigma_kfactor", "sigma_mixing"]
     budget = table1[terms + ["sigma_total"]].median().rename("median at. %")
     display(budget.round(3).to_frame().T)
     dominant = budget[terms].idxmax()

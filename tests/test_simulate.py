@@ -53,7 +53,8 @@ def oxide():
 
 
 def test_phantoms_listed():
-    assert set(sim.PHANTOMS) == {"sulfide-6cation", "nanoparticles-7cation", "lfo-sto"}
+    assert set(sim.PHANTOMS) == {"sulfide-6cation", "nanoparticles-7cation", "lfo-sto",
+                                 "steel-mos2-pbs"}
     assert all(isinstance(text, str) and text for text in sim.PHANTOMS.values())
 
 
@@ -293,7 +294,13 @@ def test_same_seed_same_cube_and_counts_keep_geometry():
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
-        (("nope",), {}, "sulfide-6cation, nanoparticles-7cation, lfo-sto"),
+        (("nope",), {}, "sulfide-6cation, nanoparticles-7cation, lfo-sto, steel-mos2-pbs"),
+        (("steel-mos2-pbs",), {"line_model": "vendor"}, "line_model"),
+        (("steel-mos2-pbs",), {"cross_section": "powell"}, "cross_section"),
+        (("steel-mos2-pbs",), {"line_model": "exspy", "cross_section": "bethe"},
+         "needs line_model='xraylib'"),
+        (("steel-mos2-pbs",), {"n_particles": 0}, "n_particles"),
+        (("steel-mos2-pbs",), {"n_particles": 60, "shape": (48, 48)}, "fit"),
         (("lfo-sto",), {"colour": 1}, "Valid options"),
         (("sulfide-6cation",), {"counts_per_pixel": -5}, "counts_per_pixel"),
         (("sulfide-6cation",), {"counts_per_pixel": 0}, "counts_per_pixel"),
@@ -366,3 +373,36 @@ def test_save_and_load_errors(tmp_path):
     ph.eds.save(plain)
     with pytest.raises(StemsegFileFormatError, match="io.load"):
         sim.load(plain)
+
+
+# --------------------------------------------------------------------------- steel-mos2-pbs
+
+
+def test_steel_phantom_is_built_with_the_independent_line_model():
+    """The issue-16 check map: steel, MoS2 grains and ~5 % PbS particles; its spectra carry
+    split doublets (xraylib) that the exspy line model does not, and the same main-line
+    intensities."""
+    ph = sim.phantom("steel-mos2-pbs", shape=(64, 64), random_state=3, n_particles=3,
+                     counts_per_pixel=300)
+    assert [p.name for p in ph.phases] == ["steel", "MoS2", "PbS"]
+    assert ph.phases[2].composition == {"Pb": 50.0, "S": 50.0}
+    share = np.bincount(ph.labels.ravel(), minlength=3) / ph.labels.size
+    assert 0.02 < share[2] < 0.12 and 0.2 < share[1] < 0.45
+    assert ph.truth["line_model"] == "xraylib" and len(ph.truth["particles_px"]) == 3
+    assert ph.eds.data.shape == (64, 64, 2048)
+    assert ph.eds.metadata.Sample.xray_lines == sorted(
+        ["Cr_Ka", "Fe_Ka", "Mo_Ka", "Ni_Ka", "Pb_La", "S_Ka"])
+    assert ph.eds.data.sum(axis=-1).mean() == pytest.approx(300 * 1.03, rel=0.05)
+    # the same geometry with exspy's line model: Mo Ka's centroid sits ~35 eV higher
+    twin = sim.phantom("steel-mos2-pbs", shape=(64, 64), random_state=3, n_particles=3,
+                       counts_per_pixel=300, line_model="exspy")
+    np.testing.assert_array_equal(twin.labels, ph.labels)
+    e = ph.eds.axes_manager[-1].axis
+    ka = (e > 17.0) & (e < 18.0)
+    mos2 = ph.labels == 1
+
+    def centroid(p):
+        spec = p.eds.data[mos2].sum(axis=0)[ka].astype(float)
+        return float((e[ka] * spec).sum() / spec.sum())
+
+    assert centroid(twin) - centroid(ph) == pytest.approx(0.035, abs=0.015)

@@ -62,7 +62,7 @@ def test_mean_spectra_are_means_of_the_original_pixels_by_labels_full(cube, seg_
     seg = seg_gmm
     assert seg.params["spectra_from"] == "full"
     pixels = s.data.reshape(4096, -1).astype(float)
-    lab = seg.labels_full.ravel()
+    lab = workflows.spectrum_labels(seg.labels_full, seg.n_clusters).ravel()
     for c in range(seg.n_clusters):
         members = pixels[lab == c]
         np.testing.assert_allclose(seg.mean_spectra.data[c], members.mean(0), rtol=1e-10)
@@ -72,6 +72,9 @@ def test_mean_spectra_are_means_of_the_original_pixels_by_labels_full(cube, seg_
     assert counts is s and weights.shape == (4096, seg.n_clusters)
     np.testing.assert_array_equal(weights.argmax(1)[lab >= 0], lab[lab >= 0])
     assert set(np.unique(weights)) <= {0.0, 1.0}
+    # isolated pixels are in the map but not in the spectra
+    full = seg.labels_full.ravel()
+    assert ((full >= 0) & (lab < 0)).sum() == (weights.sum(1)[full >= 0] == 0).sum()
     noise = seg.mean_spectra.metadata.Signal.Noise_properties.variance
     np.testing.assert_allclose(noise.data, seg.mean_variance.data, rtol=1e-10)
 
@@ -279,3 +282,15 @@ def test_bad_data(cube):
         workflows.gmm(bad)
     with pytest.raises(StemsegValueError, match="Acquisition"):
         workflows.gmm(s.data)
+
+
+def test_spectrum_labels_leave_out_isolated_pixels_only():
+    lab = np.zeros((6, 6), dtype=int)
+    lab[2:5, 2:5] = 1          # a 3 x 3 grain
+    lab[0, 5] = 1              # one isolated pixel of cluster 1
+    lab[5, 0] = 2              # cluster 2 exists only as one pixel: kept
+    lab[3, 0] = -1
+    out = workflows.spectrum_labels(lab, 3)
+    assert out[0, 5] == -1 and out[5, 0] == 2 and out[3, 0] == -1
+    np.testing.assert_array_equal(out[2:5, 2:5], 1)
+    assert ((out != lab).sum()) == 1

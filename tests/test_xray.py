@@ -544,3 +544,56 @@ def test_zero_peak():
     assert 0.035 < fwhm < 0.06  # electronic noise of a 130 eV detector
     assert sd == pytest.approx(math.sqrt((fwhm / 2.3548) ** 2 + 0.01**2 / 12), rel=0.01)
     assert xray.zero_peak(np.arange(100) * 0.01 + 1.0).sum() < 1e-12  # axis away from 0
+
+
+# ----------------------------------------------------------------------------- xraylib lines
+
+
+def test_transition_lines_resolve_doublets_and_keep_main_line_totals():
+    """Every transition at its own energy; the main lines' transitions add up to
+    generation_rate (so kfactors apply to spectra of either line model)."""
+    mo = {name: (e, g) for name, e, g in xray.transition_lines("Mo", 200)}
+    assert mo["KL3"][0] == pytest.approx(17.479, abs=2e-3)
+    assert mo["KL2"][0] == pytest.approx(17.374, abs=2e-3)  # Ka2, 105 eV below Ka1
+    assert mo["KL2"][1] / mo["KL3"][1] == pytest.approx(0.52, abs=0.03)
+    for line, parts in {"Mo_Ka": ("KL2", "KL3"), "Fe_Ka": ("KL2", "KL3"),
+                        "Pb_La": ("L3M4", "L3M5"), "Pb_Ma": ("M5N6", "M5N7")}.items():
+        el = line.split("_")[0]
+        gen = {name: g for name, _, g in xray.transition_lines(el, 200)}
+        assert sum(gen[p] for p in parts) == pytest.approx(xray.generation_rate(line, 200),
+                                                           rel=1e-9), line
+
+
+def test_transition_lines_differ_from_exspy_where_the_issue_found():
+    """Pb Mb / Ma: 0.52 from xraylib's rates against 0.64 in exspy's weights (issue 16)."""
+    pb = {name: g for name, _, g in xray.transition_lines("Pb", 200)}
+    ratio = pb["M4N6"] / (pb["M5N6"] + pb["M5N7"])
+    assert ratio == pytest.approx(0.52, abs=0.03)
+    exspy_ratio = xray.line_family("Pb_Ma")["Pb_Mb"][1]
+    assert exspy_ratio > ratio + 0.08
+
+
+def test_transition_lines_cross_section_option_and_bad_input():
+    bote = {n: g for n, _, g in xray.transition_lines("Fe", 200)}
+    bethe = {n: g for n, _, g in xray.transition_lines("Fe", 200, cross_section="bethe")}
+    assert bethe["KL3"] / bote["KL3"] == pytest.approx(1.09, abs=0.01)
+    with pytest.raises(StemsegValueError, match="Unknown cross-section model"):
+        xray.transition_lines("Fe", 200, cross_section="x")
+    with pytest.raises(StemsegValueError, match="Unknown element"):
+        xray.transition_lines("Xx", 200)
+
+
+def test_transition_spectrum_has_the_line_areas_of_the_physics():
+    """Total counts of each main line equal those of characteristic_spectrum; the shape
+    differs (Ka2 on the low side of Mo Ka)."""
+    e = np.arange(0.1, 20.0, 0.005)
+    comp = {"Mo": 33.3, "S": 66.7}
+    new = xray.transition_spectrum(comp, e, 200)
+    old = xray.characteristic_spectrum(comp, e, 200)
+    ka = (e > 16.8) & (e < 18.2)
+    assert new[ka].sum() == pytest.approx(old[ka].sum(), rel=0.01)
+    centroid_new = (e[ka] * new[ka]).sum() / new[ka].sum()
+    centroid_old = (e[ka] * old[ka]).sum() / old[ka].sum()
+    assert centroid_old - centroid_new == pytest.approx(0.035, abs=0.01)  # Ka2's pull
+    with pytest.raises(StemsegValueError):
+        xray.transition_spectrum({"Mo": 1.0}, e, 200, cross_section="x")

@@ -38,6 +38,7 @@ from .errors import StemsegValueError
 __all__ = [
     "core_labels",
     "MIN_ENERGY_KEV",
+    "LINE_MODELS",
     "LineIntensities",
     "line_intensities",
     "quantify",
@@ -413,24 +414,94 @@ def _nuisance_lines(spectrum: Any, lines: Sequence[str], extra_elements: Sequenc
     return out
 
 
-def _line_families(spectrum: Any, all_lines: Sequence[str]) -> list[_Family]:
-    """Line families (energies, widths, weights) from an exspy EDS model of ``spectrum``.
+#: Line models of the model fit (``line_intensities(..., line_model=)``).
+LINE_MODELS = ("xraylib", "exspy")
 
-    exspy's ``create_model`` / ``add_family_lines`` decides which sub-lines belong to each
-    family, their energies, their weights (exspy's database) and their widths (from
-    ``energy_resolution_MnKa`` of the metadata); the Gaussians are read back from it.
-    Building the model takes ~0.5 s (HyperSpy compiles every component), so the families
-    are cached per line set, energy axis, beam energy and resolution.
+
+def _line_families(spectrum: Any, all_lines: Sequence[str],
+                   line_model: str = "xraylib") -> list[_Family]:
+    """Line families (energies, widths, weights relative to the main line).
+
+    ``"exspy"``: exspy's ``create_model`` / ``add_family_lines`` decides which sub-lines
+    belong to each family, their energies and weights (exspy's database; Ka1 and Ka2 as one
+    line at the Ka1 energy) and their widths (from ``energy_resolution_MnKa``); the Gaussians
+    are read back from it (~0.5 s: HyperSpy compiles every component).
+    ``"xraylib"``: every transition of the family at its own energy with its own rate
+    (:func:`_physics_families`). Cached per line set, model, energy axis, beam energy and
+    resolution.
     """
     ax = spectrum.axes_manager.signal_axes[0]
-    key = (tuple(all_lines), ax.offset, ax.scale, ax.size, _beam_energy(spectrum),
-           spectrum.metadata.get_item(f"Acquisition_instrument.{_microscope(spectrum)}"
-                                      ".Detector.EDS.energy_resolution_MnKa"))
+    key = (tuple(all_lines), line_model, ax.offset, ax.scale, ax.size, _beam_energy(spectrum),
+           _resolution_eV(spectrum))
     if key not in _FAMILY_CACHE:
         if len(_FAMILY_CACHE) >= 64:
             _FAMILY_CACHE.pop(next(iter(_FAMILY_CACHE)))
-        _FAMILY_CACHE[key] = _build_families(spectrum, all_lines)
+        exspy_families = _build_families(spectrum, all_lines)
+        if line_model == "xraylib":
+            _FAMILY_CACHE[key] = _physics_families(spectrum, exspy_families)
+        else:
+            _FAMILY_CACHE[key] = exspy_families
     return _FAMILY_CACHE[key]
+
+
+def _resolution_eV(spectrum: Any) -> float | None:
+    return spectrum.metadata.get_item(
+        f"Acquisition_instrument.{_microscope(spectrum)}.Detector.EDS.energy_resolution_MnKa")
+
+
+#: Radiative rates below this share of the sub-shell's decays are left out of the families.
+_MIN_TRANSITION_RATE = 1e-3
+
+#: Smallest atomic number whose K, L or M family the xraylib line model describes. L lines of
+#: the 3d metals (and M lines of the lanthanides) end in the valence shell, so their
+#: free-atom rates miss the solid's band structure: fitting Cr's L family with xraylib's
+#: rates pushed a pure Cr spectrum's L-line counts into O Ka (45 at. % O in a Cr cap).
+#: Below these Z, exspy's empirical families are kept.
+_XRAYLIB_FAMILY_MIN_Z = {"K": 1, "L": 37, "M": 72}
+
+
+def _physics_families(spectrum: Any, exspy_families: Sequence[_Family]) -> list[_Family]:
+    """Families with every xraylib transition (:func:`stemseg.xray.transition_lines`).
+
+    The main line keeps the k-factors' definition (Ka = K-L2 + K-L3, La = L3-M4 + L3-M5,
+    Ma = M5-N6 + M5-N7), now as its separate transitions; the other lines of the family
+    (all K, all L1-L3 or all M1-M5 transitions) follow with weights = photons x detection
+    efficiency (Super-X-like preset) relative to the main line's. Widths: the Mn Ka FWHM of
+    the metadata and the Fano law of :meth:`stemseg.xray.Detector.fwhm` (exspy's). Families
+    xraylib lacks data for, and L / M families below :data:`_XRAYLIB_FAMILY_MIN_Z`, keep
+    exspy's.
+    """
+    from . import xray
+
+    beam = _beam_energy(spectrum)
+    res = _resolution_eV(spectrum)
+    if beam is None:
+        return list(exspy_families)
+    det = xray.Detector(name="metadata", fwhm_mn_ka_eV=float(res) if res else 130.0)
+    shells = {"K": ("K",), "L": ("L1", "L2", "L3"), "M": ("M1", "M2", "M3", "M4", "M5")}
+    out = []
+    for fam in exspy_families:
+        element, name = _split_line(fam.name)
+        z = xray._element_record(element)[0]
+        if z < _XRAYLIB_FAMILY_MIN_Z.get(name[0], 200):
+            out.append(fam)
+            continue
+        main = xray._PHYSICS_LINES.get(name)
+        trans = xray.transition_lines(element, beam, min_rate=_MIN_TRANSITION_RATE)
+        members = [(t, e, g) for t, e, g in trans if t.startswith(shells.get(name[0], ()))]
+        main_set = set(main[1]) if main else set()
+        detected = {t: g * float(det.efficiency(e)) for t, e, g in members}
+        main_area = sum(v for t, v in detected.items() if t in main_set)
+        if not members or main_area <= 0:
+            out.append(fam)
+            continue
+        centres = np.array([e for _, e, _ in members])
+        out.append(_Family(
+            name=fam.name, centres=centres,
+            sigmas=np.asarray(det.fwhm(centres), dtype=float) / (2.0 * math.sqrt(2.0 * math.log(2.0))),
+            weights=np.array([detected[t] / main_area for t, _, _ in members]),
+        ))
+    return out
 
 
 def _microscope(spectrum: Any) -> str:
@@ -529,12 +600,12 @@ class _Design:
 
 
 def _make_design(spectrum: Any, lines: Sequence[str], extra_elements: Sequence[str],
-                 background_order: int) -> _Design:
+                 background_order: int, line_model: str = "xraylib") -> _Design:
     x, scale = _energy_axis(spectrum)
     beam = _beam_energy(spectrum) or np.inf
     e_low, e_high = max(MIN_ENERGY_KEV, x[0]), min(x[-1], beam)
     nuisance = _nuisance_lines(spectrum, lines, extra_elements, e_low)
-    families = _line_families(spectrum, list(lines) + nuisance)
+    families = _line_families(spectrum, list(lines) + nuisance, line_model)
     by_name = {f.name: f for f in families}
     ordered = [by_name[ln] for ln in lines] + [by_name[n] for n in nuisance if n in by_name]
     regions = _fit_regions(ordered, e_low, e_high)
@@ -551,6 +622,8 @@ class _Fit:
     covariance: np.ndarray
     reduced_chi2: float
     shift: float
+    #: covariance with the energy offset as one more fitted parameter (None: not fitted)
+    covariance_calibrated: np.ndarray | None = None
 
 
 def _solve(matrix: np.ndarray, y: np.ndarray, var: np.ndarray | None, n_lines: int,
@@ -604,7 +677,13 @@ def _bounded_lstsq(a: np.ndarray, b: np.ndarray, n_lines: int) -> np.ndarray:
 
 def _fit_spectrum(design: _Design, y: np.ndarray, var: np.ndarray | None,
                   calibrate: bool, max_shift: float) -> _Fit:
-    """Fit one spectrum (full channel arrays) with the design; optional energy-offset search."""
+    """Fit one spectrum (full channel arrays) with the design; optional energy-offset search.
+
+    With ``calibrate`` the offset is a fitted parameter too: its uncertainty enters the
+    line areas' covariance through the linearised model (the derivative of the fitted
+    model with respect to the offset as one more column of the Fisher matrix), returned
+    separately as ``covariance_calibrated``.
+    """
     y_fit = y[design.mask]
     v_fit = None if var is None else var[design.mask]
     n = len(design.families)
@@ -615,18 +694,29 @@ def _fit_spectrum(design: _Design, y: np.ndarray, var: np.ndarray | None,
 
         shift = float(minimize_scalar(cost, bounds=(-max_shift, max_shift),
                                       method="bounded", options={"xatol": 5e-4}).x)
-    params, cov, chi2 = _solve(design.matrix(shift), y_fit, v_fit, n)
-    return _Fit(params, cov, chi2, shift)
+    matrix = design.matrix(shift)
+    params, cov, chi2 = _solve(matrix, y_fit, v_fit, n)
+    cov_cal = None
+    if calibrate:
+        h = max(design.scale * 0.05, 1e-4)
+        d_model = (design.matrix(shift + h) - design.matrix(shift - h)) @ params / (2 * h)
+        f = _counts_scale(y_fit, v_fit)
+        w_var = f * np.maximum(matrix @ params, f)
+        aug = np.hstack([matrix, d_model[:, None]])
+        cov_cal = np.linalg.pinv((aug / w_var[:, None]).T @ aug)[:-1, :-1]
+    return _Fit(params, cov, chi2, shift, cov_cal)
 
 
 def _model_intensities(spectrum: Any, lines: list[str], variance: np.ndarray | None,
                        extra_elements: Sequence[str], background_order: int,
-                       calibrate: bool, max_shift_keV: float) -> LineIntensities:
-    design = _make_design(spectrum, lines, extra_elements, background_order)
+                       calibrate: bool, max_shift_keV: float,
+                       line_model: str = "xraylib") -> LineIntensities:
+    design = _make_design(spectrum, lines, extra_elements, background_order, line_model)
     data = _data_2d(spectrum)
     k = design.n_report
     intensity = np.zeros((data.shape[0], k))
     cov = np.zeros((data.shape[0], k, k))
+    cov_cal = np.zeros((data.shape[0], k, k))
     chi2 = np.zeros(data.shape[0])
     shift = np.zeros(data.shape[0])
     for i, y in enumerate(data):
@@ -634,6 +724,8 @@ def _model_intensities(spectrum: Any, lines: list[str], variance: np.ndarray | N
                             calibrate, max_shift_keV)
         intensity[i] = fit.params[:k]
         cov[i] = fit.covariance[:k, :k]
+        cov_cal[i] = cov[i] if fit.covariance_calibrated is None else (
+            fit.covariance_calibrated[:k, :k])
         chi2[i], shift[i] = fit.reduced_chi2, fit.shift
     nav = _nav_shape(spectrum)
     return LineIntensities(
@@ -647,6 +739,8 @@ def _model_intensities(spectrum: Any, lines: list[str], variance: np.ndarray | N
             "energy_shift_keV": shift.reshape(nav),
             "fit_regions_keV": design.regions,
             "modelled_families": tuple(f.name for f in design.families),
+            "line_model": line_model,
+            "covariance_calibrated": cov_cal.reshape(nav + (k, k)),
         },
     )
 
@@ -765,6 +859,7 @@ def line_intensities(
     integration_width: float = 2.0,
     background_offset: tuple[float, float] = (2.0, 2.0),
     background_width: float = 1.0,
+    line_model: str = "xraylib",
 ) -> LineIntensities:
     """Net X-ray line intensities (counts) with their counting-statistics covariance.
 
@@ -810,6 +905,13 @@ def line_intensities(
     integration_width, background_offset, background_width : float
         Windows only: integration window width, distance of the background windows from
         the line and their width, all in units of the line's FWHM (exspy's parameters).
+    line_model : {"xraylib", "exspy"}
+        Model only: the shape of each line family. ``"xraylib"`` (default): every
+        transition at its own energy with xraylib's radiative rates (Ka1 and Ka2, La1 and
+        La2 apart; Pb Mb / Ma 0.52). ``"exspy"``: exspy's families, one Gaussian per exspy
+        line (Ka1 + Ka2 at the Ka1 energy, which biases Mo Ka and Pb La areas by -4 to -7 %,
+        and exspy's sub-line weights, e.g. Pb Mb / Ma 0.64). The intensity is the main
+        line's either way (Ka = Ka1 + Ka2, La = La1 + La2, Ma = Ma1 + Ma2).
 
     Returns
     -------
@@ -838,6 +940,9 @@ def line_intensities(
     spectrum = _check_spectrum(spectrum)
     if method not in ("model", "windows"):
         raise StemsegValueError(f"method must be 'model' or 'windows', got {method!r}.")
+    if line_model not in LINE_MODELS:
+        raise StemsegValueError(
+            f"line_model must be one of {LINE_MODELS}, got {line_model!r}.")
     if int(background_order) != background_order or background_order < 0:
         raise StemsegValueError(
             f"background_order must be an integer >= 0, got {background_order!r}.")
@@ -846,7 +951,8 @@ def line_intensities(
     var = _variance_2d(spectrum, variance)
     if method == "model":
         return _model_intensities(spectrum, lines, var, extra_elements,
-                                  int(background_order), calibrate, float(max_shift_keV))
+                                  int(background_order), calibrate, float(max_shift_keV),
+                                  line_model)
     return _window_intensities(spectrum, lines, var, float(integration_width),
                                tuple(background_offset), float(background_width))
 
@@ -972,6 +1078,37 @@ def _unpack(obj: Any, weights: Any, need_pixels: bool = True) -> _Input:
     return _Input(_stack_like(spectra, mean), var, pixels, w, list(range(w.shape[1])))
 
 
+def _drop_empty_clusters(inp: _Input, obj: Any) -> tuple[_Input, np.ndarray | None]:
+    """A Segmentation's clusters whose mean spectrum is empty are left out, with a warning.
+
+    A cluster of the binned labels can end up with no original pixel in ``labels_full``
+    (its binned pixels all predicted elsewhere), so it has no spectrum to quantify. Returns
+    the input without them and the kept positions (None when nothing was dropped). Spectra
+    given directly are not filtered: an empty one is an error of the input.
+    """
+    if not hasattr(obj, "mean_spectra"):
+        return inp, None
+    data = _data_2d(inp.spectra)
+    empty = ~(np.abs(data).sum(axis=1) > 0)
+    if not empty.any() or empty.all():
+        return inp, None
+    keep = np.flatnonzero(~empty)
+    dropped = [inp.clusters[i] for i in np.flatnonzero(empty)]
+    warnings.warn(
+        f"Cluster(s) {dropped} have no pixel at full resolution (labels_full), so no "
+        "spectrum: they are left out of the table. Their binned pixels went to other "
+        "clusters; a smaller min_cluster_size or fewer clusters avoids such clusters.",
+        UserWarning, stacklevel=3)
+    out = _Input(
+        _stack_like(inp.spectra, data[keep]),
+        None if inp.variance is None else inp.variance[keep],
+        inp.pixels,
+        None if inp.weights is None else inp.weights[:, keep],
+        [inp.clusters[i] for i in keep],
+    )
+    return out, keep
+
+
 def _kfactor_vector(spectrum: Any, lines: list[str], kfactors: Any,
                     beam_energy_kV: float | None, detector: Any) -> np.ndarray:
     """k-factors in line order (exspy weight-fraction convention)."""
@@ -1090,6 +1227,22 @@ def _composition(spectra: Any, li: LineIntensities, kvec: np.ndarray,
     sigma = _cl_sigma(x, intensity, li.covariance.reshape(-1, k, k), kvec,
                       _atomic_weights(li.lines))
     return x, sigma, intensity
+
+
+def _calibration_budget(x: np.ndarray, sigma: np.ndarray, intensity: np.ndarray,
+                        li: LineIntensities, kvec: np.ndarray) -> np.ndarray:
+    """sigma_calibration: what the fitted energy offset adds to the counting sigma.
+
+    sqrt(sigma_cal^2 - sigma^2), sigma_cal from the line covariance with the offset as a
+    fitted parameter (see :func:`_fit_spectrum`); 0 without calibration or for windows.
+    """
+    cov_cal = li.details.get("covariance_calibrated") if li.details else None
+    if cov_cal is None:
+        return np.zeros_like(x)
+    k = len(li.lines)
+    s_cal = _cl_sigma(x, intensity, np.asarray(cov_cal).reshape(-1, k, k), kvec,
+                      _atomic_weights(li.lines))
+    return np.sqrt(np.clip(s_cal**2 - sigma**2, 0, None))
 
 
 def _bootstrap(inp: _Input, lines: list[str], kvec: np.ndarray, n_boot: int,
@@ -1215,8 +1368,9 @@ def quantify(
         Tidy, one row per cluster x element: ``cluster``, ``element``, ``line``,
         ``at_pct`` (atomic %, sums to 100 per cluster), ``sigma`` (at. %, 1 s.d. of the
         counting error propagated through the intensities and Cliff-Lorimer),
-        ``intensity`` and ``intensity_sigma`` (counts), the budget ``sigma_kfactor``,
-        ``sigma_mixing`` and ``sigma_total`` (at. %, 1 s.d., see Notes), and with the
+        ``intensity`` and ``intensity_sigma`` (counts), the budget ``sigma_calibration``,
+        ``sigma_kfactor``, ``sigma_mixing`` and ``sigma_total`` (at. %, 1 s.d., see
+        Notes), and with the
         mixing check ``at_pct_core``, ``sigma_core``, ``n_core`` (core pixels) and
         ``mixing_flag``; ``sigma_bootstrap`` when requested. ``attrs`` holds the method,
         lines, k-factors and their relative sigmas.
@@ -1238,7 +1392,12 @@ def quantify(
 
     Uncertainty budget (each in at. %, 1 s.d.; ``sigma_total`` adds them in quadrature):
 
-    * ``sigma`` -- counting (Poisson) noise, as above;
+    * ``sigma`` -- counting (Poisson) noise, as above, at the fitted energy offset;
+    * ``sigma_calibration`` -- what fitting the energy offset (``calibrate=True``, the
+      default of the model) adds: the offset is one more parameter of the linearised fit,
+      so its uncertainty and its correlation with overlapping line areas enter the areas'
+      covariance; sqrt(sigma_with_offset^2 - sigma^2). Under overlaps (S Ka / Pb Ma /
+      Mo La) it is comparable to the counting sigma; 0 for windows or ``calibrate=False``;
     * ``sigma_kfactor`` -- the k-factors' relative uncertainties r_j propagated through
       x_i = k'_i I_i / sum_j k'_j I_j: var_i = sum_j (x_i (delta_ij - x_j) r_j)^2;
     * ``sigma_mixing`` -- pixels of other phases in the cluster's spectrum. The core pixels'
@@ -1248,10 +1407,12 @@ def quantify(
       and ``mixing_flag`` is True where |d| exceeds twice sqrt(sigma_core^2 - sigma^2).
       0 when the check does not apply (no original pixels, or no core pixel).
 
-    Not in the budget: the energy calibration (offset and width) when it is fitted, and
-    the line model's own error.
+    Not in the budget: the detector width (fixed at the metadata's Mn Ka FWHM), and the line
+    model's own error (xraylib's energies and rates against the specimen's).
     """
     inp = _unpack(obj, weights, need_pixels=bool(bootstrap))
+    all_clusters = list(inp.clusters)
+    inp, keep = _drop_empty_clusters(inp, obj)
     spectra = inp.spectra
     _check_quantify_args(spectra, method, absorption_correction, thickness_nm, bootstrap)
     lines = _resolve_lines(spectra, lines, one_per_element=True)
@@ -1283,11 +1444,14 @@ def quantify(
         boot = _bootstrap(inp, lines, kvec, int(bootstrap), random_state, li_kwargs,
                           absorption_correction, thickness_nm)
     rel_k = _kfactor_sigmas(lines, kfactors, kfactor_sigma)
-    budget = {"sigma_kfactor": _kfactor_budget(x, rel_k)}
+    budget = {"sigma_calibration": _calibration_budget(x, sigma, intensity, li, kvec),
+              "sigma_kfactor": _kfactor_budget(x, rel_k)}
     core = None
     if mixing_check and weights is None:
         core = _core_composition(obj, spectra, lines, kvec, li_kwargs,
-                                 absorption_correction, thickness_nm, inp.clusters)
+                                 absorption_correction, thickness_nm, all_clusters)
+        if core is not None and keep is not None:
+            core = tuple(a[keep] for a in core)
     budget.update(_mixing_budget(x, sigma, core))
     df = _table(inp.clusters, lines, x, sigma, intensity, li, boot, kvec, method, budget)
     df.attrs["kfactor_relative_sigma"] = dict(zip(lines, rel_k.tolist()))
@@ -1412,6 +1576,10 @@ def _mixing_budget(x: np.ndarray, sigma: np.ndarray,
             "mixing_flag": np.where(nan, False, flag)}
 
 
+#: budget terms added in quadrature to the counting sigma for ``sigma_total``
+_BUDGET_TERMS = ("sigma_calibration", "sigma_kfactor", "sigma_mixing")
+
+
 def _table(clusters: Sequence[Any], lines: list[str], x: np.ndarray, sigma: np.ndarray,
            intensity: np.ndarray, li: LineIntensities, boot: np.ndarray | None,
            kvec: np.ndarray, method: str,
@@ -1419,9 +1587,8 @@ def _table(clusters: Sequence[Any], lines: list[str], x: np.ndarray, sigma: np.n
     k = len(lines)
     isig = li.sigma.reshape(-1, k)
     budget = budget or {}
-    pct = {"sigma_kfactor", "sigma_mixing", "at_pct_core", "sigma_core"}
-    total = np.sqrt(sigma**2 + sum(budget[n]**2 for n in ("sigma_kfactor", "sigma_mixing")
-                                   if n in budget))
+    pct = {"sigma_calibration", "sigma_kfactor", "sigma_mixing", "at_pct_core", "sigma_core"}
+    total = np.sqrt(sigma**2 + sum(budget[n]**2 for n in _BUDGET_TERMS if n in budget))
     rows = []
     for i, cl in enumerate(clusters):
         for j, ln in enumerate(lines):

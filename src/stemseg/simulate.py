@@ -50,7 +50,7 @@ from .errors import (
     StemsegValueError,
 )
 
-__all__ = ["PHANTOMS", "phantom", "save", "load", "LFO_STO_VARIANTS"]
+__all__ = ["PHANTOMS", "phantom", "save", "load", "LFO_STO_VARIANTS", "LINE_MODELS"]
 
 #: Phantom names -> one-line description.
 PHANTOMS: dict[str, str] = {
@@ -65,6 +65,11 @@ PHANTOMS: dict[str, str] = {
     "lfo-sto": (
         "LaFeO3 film on SrTiO3 under a Cr (or Pt) cap, 300 kV cross-section with lattice "
         "fringes; defective= and irradiated= variants (Ter-Petrosyan et al. 2024)"
+    ),
+    "steel-mos2-pbs": (
+        "10 nm film, 200 kV: steel (Fe70 Cr20 Ni10) with MoS2 grains and eight small PbS "
+        "particles (~5 % of the pixels; S Ka, Mo La, Pb Ma within 55 eV), drawn with an "
+        "independent line model (every xraylib transition, doublets split)"
     ),
 }
 
@@ -83,7 +88,11 @@ _SULFIDE_NAMES = {"i": "chalcopyrite", "ii": "jalpaite", "iii": "majority wurtzi
 #: Densities (g/cm^3) for the HAADF contrast (number density x Z^1.7).
 _DENSITY = {"resin": 1.2, "carbon film": 2.0, "chalcopyrite": 4.19, "jalpaite": 6.8,
             "majority wurtzite": 4.1, "minority wurtzite": 4.3, "nanoparticle": 5.0,
-            "core": 5.0, "shell": 5.0, "LFO": 6.6, "STO": 5.12, "Cr": 7.19, "Pt": 21.45}
+            "core": 5.0, "shell": 5.0, "LFO": 6.6, "STO": 5.12, "Cr": 7.19, "Pt": 21.45,
+            "steel": 7.9, "MoS2": 5.06, "PbS": 7.6}
+
+#: Line models of the phantoms' characteristic spectra (option ``line_model``).
+LINE_MODELS = ("exspy", "xraylib")
 
 #: Lattice parameters (nm). LaFeO3 pseudo-cubic 0.394 (orthorhombic Pbnm a=0.5557,
 #: b=0.5565, c=0.7854 nm -> 0.393-0.394); SrTiO3 cubic 0.3905.
@@ -184,6 +193,8 @@ class _Scene:
     stray: dict[str, float]  # element -> share of counts_per_pixel
     contamination_nm: float  # amorphous carbon on every pixel
     truth: dict[str, Any] = field(default_factory=dict)
+    line_model: str = "exspy"
+    cross_section: str = "bote-salvat"  # only with line_model="xraylib"
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -393,6 +404,50 @@ def _nanoparticle_scene(shape: tuple[int, int], rng: np.random.Generator,
         elements=["Ag", "Co", "Cu", "Ga", "In", "Mn", "S", "Zn"], stray={"Au": 0.01},
         contamination_nm=0.0, truth=truth,
         metadata={"microscope": "Talos F200X (simulated)", "detector": "Super-X"},
+    )
+
+
+# --------------------------------------------------------------------------- steel-mos2-pbs
+
+
+def _steel_scene(shape: tuple[int, int], rng: np.random.Generator,
+                 img_rng: np.random.Generator, *, pixel_size_nm: float, film_nm: float,
+                 mos2_fraction: float, n_particles: int, particle_radius_px: tuple[float, float],
+                 line_model: str, cross_section: str) -> _Scene:
+    phases = [Phase("steel", {"Fe": 70.0, "Cr": 20.0, "Ni": 10.0}),
+              Phase("MoS2", _normalised({"Mo": 1.0, "S": 2.0})),
+              Phase("PbS", {"Pb": 50.0, "S": 50.0})]
+    field_ = _smooth_field(rng, shape, sigma_px=max(2.0, min(shape) / 16.0))
+    labels = np.where(field_ > np.quantile(field_, 1.0 - mos2_fraction), 1, 0)
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(20000):
+        if len(placed) >= n_particles:
+            break
+        r = rng.uniform(*particle_radius_px)
+        cy, cx = rng.uniform(r + 1, shape[0] - r - 1), rng.uniform(r + 1, shape[1] - r - 1)
+        if all(math.hypot(cy - y, cx - x) > r + q + 3 for y, x, q in placed):
+            placed.append((float(cy), float(cx), float(r)))
+    if len(placed) < n_particles:
+        raise StemsegValueError(
+            f"Only {len(placed)} of n_particles={n_particles} PbS particles of radius "
+            f"{particle_radius_px} px fit a {shape} map; use a larger shape or fewer particles."
+        )
+    yy, xx = np.mgrid[: shape[0], : shape[1]] + 0.5
+    for cy, cx, r in placed:
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 2
+    thickness = np.full(shape, film_nm)
+    path = {k: np.where(labels == k, film_nm, 0.0) for k in range(len(phases))}
+    haadf = _plain_haadf(labels, thickness, phases, img_rng)
+    truth = {"pixel_size_nm": pixel_size_nm, "particles_px": [list(p) for p in placed],
+             "film_thickness_nm": film_nm, "stray_elements": [], "support_phase": None,
+             "line_model": line_model, "cross_section": cross_section}
+    return _Scene(
+        beam_energy_kV=200.0, pixel_size_nm=pixel_size_nm, labels=labels, phases=phases,
+        thickness=thickness, path_nm=path, sample_mask=np.ones(shape, dtype=bool),
+        haadf=haadf, elements=["Cr", "Fe", "Mo", "Ni", "Pb", "S"], stray={},
+        contamination_nm=0.0, truth=truth, line_model=line_model,
+        cross_section=cross_section,
+        metadata={"microscope": "200 kV STEM (simulated)", "detector": "Super-X"},
     )
 
 
@@ -662,15 +717,25 @@ class _EnergyAxis:
 @functools.lru_cache(maxsize=64)
 def _unit_spectrum(composition: tuple[tuple[str, float], ...], axis: _EnergyAxis,
                    beam_energy_kV: float, detector: str, density: float,
-                   continuum: bool = True) -> np.ndarray:
-    """Expected counts per electron per nm (characteristic + continuum), (n_channels,)."""
+                   continuum: bool = True, line_model: str = "exspy",
+                   cross_section: str = "bote-salvat") -> np.ndarray:
+    """Expected counts per electron per nm (characteristic + continuum), (n_channels,).
+
+    ``line_model="exspy"``: exspy's line families (the model stemseg.quant fits);
+    ``"xraylib"``: every xraylib transition with its own energy and rate
+    (:func:`stemseg.xray.transition_spectrum`), an independent shape.
+    """
     from . import xray
 
     comp = dict(composition)
     det = xray.detector(detector)
-    spec = np.asarray(xray.characteristic_spectrum(comp, axis.centres, beam_energy_kV,
-                                                   detector=det, density_g_cm3=density),
-                      dtype=float)
+    if line_model == "xraylib":
+        spec = xray.transition_spectrum(comp, axis.centres, beam_energy_kV, detector=det,
+                                        density_g_cm3=density, cross_section=cross_section)
+    else:
+        spec = xray.characteristic_spectrum(comp, axis.centres, beam_energy_kV, detector=det,
+                                            density_g_cm3=density)
+    spec = np.asarray(spec, dtype=float)
     if continuum:
         spec = spec + np.asarray(xray.bremsstrahlung_spectrum(
             comp, axis.centres, beam_energy_kV, detector=det, density_g_cm3=density),
@@ -707,10 +772,12 @@ def _components(scene: _Scene, axis: _EnergyAxis, counts_per_pixel: float, detec
     for k, path in scene.path_nm.items():
         phase = scene.phases[k]
         unit = _unit_spectrum(_key(phase.composition), axis, beam, detector,
-                              _phase_density(phase))
+                              _phase_density(phase), line_model=scene.line_model,
+                              cross_section=scene.cross_section)
         raw.append((path * unit.sum(), unit))
     if scene.contamination_nm > 0:
-        unit = _unit_spectrum(_key({"C": 100.0}), axis, beam, detector, 2.0)
+        unit = _unit_spectrum(_key({"C": 100.0}), axis, beam, detector, 2.0,
+                              line_model=scene.line_model)
         raw.append((np.full(scene.labels.shape, scene.contamination_nm * unit.sum()), unit))
     per_electron = sum(w for w, _ in raw)
     mean_sample = float(per_electron[scene.sample_mask].mean())
@@ -718,7 +785,8 @@ def _components(scene: _Scene, axis: _EnergyAxis, counts_per_pixel: float, detec
     dose = counts_per_pixel * (1.0 - stray_share) / mean_sample  # electrons per pixel
     comps = [(w * dose, u / u.sum()) for w, u in raw if u.sum() > 0]
     for element, share in scene.stray.items():
-        unit = _unit_spectrum(_key({element: 100.0}), axis, beam, detector, 5.0, False)
+        unit = _unit_spectrum(_key({element: 100.0}), axis, beam, detector, 5.0, False,
+                              line_model=scene.line_model)
         if unit.sum() > 0:  # lines beyond a short energy axis are simply not recorded
             comps.append((np.full(scene.labels.shape, share * counts_per_pixel),
                           unit / unit.sum()))
@@ -883,6 +951,13 @@ _SPECS: dict[str, _Spec] = {
         options={"defective": False, "irradiated": False, "cap": "Cr",
                  "pixel_size_nm": None, "lamella_nm": 40.0},
     ),
+    "steel-mos2-pbs": _Spec(
+        builder=_steel_scene, default_shape=lambda o: (128, 128), min_shape=48,
+        counts_per_pixel=500.0, n_channels=2048, channel_width_keV=0.01,
+        options={"pixel_size_nm": 2.0, "film_nm": 10.0, "mos2_fraction": 0.3,
+                 "n_particles": 8, "particle_radius_px": (5.0, 7.0),
+                 "line_model": "xraylib", "cross_section": "bote-salvat"},
+    ),
 }
 
 _BOOL_OPTIONS = {"core_shell", "defective", "irradiated"}
@@ -921,6 +996,27 @@ def _resolve_options(name: str, spec: _Spec, options: dict[str, Any]) -> dict[st
         if not isinstance(opts[key], (bool, np.bool_)):
             raise StemsegValueError(f"{key}={opts[key]!r} must be True or False.")
         opts[key] = bool(opts[key])
+    if "line_model" in opts and opts["line_model"] not in LINE_MODELS:
+        raise StemsegValueError(
+            f"line_model={opts['line_model']!r} is not valid; choose one of {LINE_MODELS}."
+        )
+    if "cross_section" in opts:
+        from .xray import CROSS_SECTION_MODELS
+
+        if opts["cross_section"] not in CROSS_SECTION_MODELS:
+            raise StemsegValueError(
+                f"cross_section={opts['cross_section']!r} is not valid; choose one of "
+                f"{CROSS_SECTION_MODELS}."
+            )
+        if opts.get("line_model") != "xraylib" and opts["cross_section"] != "bote-salvat":
+            raise StemsegValueError(
+                "cross_section='bethe' needs line_model='xraylib' (the exspy line model "
+                "uses the k-factors' own cross-sections)."
+            )
+    if "n_particles" in opts:
+        n = opts["n_particles"]
+        if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 1 <= n <= 200):
+            raise StemsegValueError(f"n_particles={n!r} must be an integer from 1 to 200.")
     if "cap" in opts and opts["cap"] not in ("Cr", "Pt"):
         raise StemsegValueError(f"cap={opts['cap']!r} is not valid; choose 'Cr' or 'Pt'.")
     n_ch = opts["n_channels"]
@@ -934,13 +1030,14 @@ def _resolve_options(name: str, spec: _Spec, options: dict[str, Any]) -> dict[st
         if key in opts and opts[key] is not None:
             opts[key] = _check_positive(key, opts[key])
     for key, upper in (("particle_fraction", 0.95), ("core_fraction", 0.95),
-                       ("coverage", 0.6)):
+                       ("coverage", 0.6), ("mos2_fraction", 0.9)):
         if key in opts:
             opts[key] = _check_positive(key, opts[key], upper)
     if name == "nanoparticles-7cation":
         _check_enrichment(opts["enrichment"])
-    if "diameter_nm" in opts:
-        opts["diameter_nm"] = _check_range("diameter_nm", opts["diameter_nm"])
+    for key in ("diameter_nm", "particle_radius_px"):
+        if key in opts:
+            opts[key] = _check_range(key, opts[key])
     if "rim_px" in opts:
         lo, hi = _check_range("rim_px", opts["rim_px"])
         opts["rim_px"] = (max(1, int(round(lo))), max(1, int(round(hi))))
@@ -1042,6 +1139,21 @@ def phantom(name: str, shape: tuple[int, int] | None = None, random_state: Any =
             gives no count rate). 1024 channels of 20 eV (to 20.3 keV; Sr Ka included),
             uint16, ~0.5 GB for a 510 x 510 map.
 
+        ``"steel-mos2-pbs"``
+            The check map of issue 16, made *not* with the physics that quantifies it: a
+            10 nm film at 200 kV of steel (Fe 70, Cr 20, Ni 10 at. %) with MoS2 grains (a
+            smooth random field, ``mos2_fraction`` = 0.3 of the map) and ``n_particles`` = 8
+            PbS discs of radius ``particle_radius_px`` = 5-7 px (~5 % of the pixels). S Ka,
+            Mo La and Pb Ma lie within 55 eV of each other, Mo Ka and Pb La are doublets.
+            ``line_model="xraylib"`` (default here): every X-ray transition at its own
+            energy with xraylib's rates (:func:`stemseg.xray.transition_spectrum`), whereas
+            the other phantoms and the exspy line model use exspy's line families;
+            ``cross_section="bethe"`` also draws the lines with the Bethe cross-sections
+            instead of the Bote-Salvat ones the k-factors use, so line ratios differ from
+            the k-factors by up to ~15 % as a real specimen's may. 2 nm pixels, default
+            (128, 128), **500 counts per pixel**, 2048 channels of 10 eV (Mo Ka and Kb on
+            the axis), no stray lines or contamination.
+
         The paper's absolute d-spacing (0.41 nm for ordered LFO) is not a physical LaFeO3
         spacing (pseudo-cubic 0.393-0.394 nm; likely a calibration offset of the
         magnification), so the phantom uses the physical spacing and the paper's *ratio*
@@ -1062,7 +1174,10 @@ def phantom(name: str, shape: tuple[int, int] | None = None, random_state: Any =
         (False), ``enrichment`` (1.5), ``core_fraction`` (0.5), ``diameter_nm``
         ((18, 36)), ``coverage`` (0.35), ``film_nm`` (15). lfo-sto: ``defective`` (False),
         ``irradiated`` (False), ``cap`` ("Cr" or "Pt"), ``pixel_size_nm`` (per variant),
-        ``lamella_nm`` (40).
+        ``lamella_nm`` (40). steel-mos2-pbs: ``pixel_size_nm`` (2), ``film_nm`` (10),
+        ``mos2_fraction`` (0.3), ``n_particles`` (8), ``particle_radius_px`` ((5, 7)),
+        ``line_model`` ("xraylib" or "exspy"), ``cross_section`` ("bote-salvat" or
+        "bethe").
 
     Returns
     -------
@@ -1078,7 +1193,8 @@ def phantom(name: str, shape: tuple[int, int] | None = None, random_state: Any =
         ``enrichment``, ``enriched_elements``, ``core_radius_fraction``; lfo-sto
         ``regions`` (name -> label), ``lattice_spacing_nm`` (name -> nm or None),
         ``defect_expansion``, ``defect_domains_px``, ``layers_px``, ``sto_thick_mask``,
-        ``chip_px``, ``magnification_Mx``, ``table2``.
+        ``chip_px``, ``magnification_Mx``, ``table2``; steel-mos2-pbs ``particles_px``,
+        ``film_thickness_nm``, ``line_model``, ``cross_section``.
 
     Raises
     ------

@@ -96,6 +96,8 @@ __all__ = [
     "KFACTOR_RELATIVE_SIGMA",
     "line_areas",
     "characteristic_spectrum",
+    "transition_lines",
+    "transition_spectrum",
     "bremsstrahlung_spectrum",
     "zero_peak",
 ]
@@ -733,7 +735,7 @@ def _ck(z: int, family: str, i: int, j: int) -> float:
         return 0.0
 
 
-def _vacancies(z: int, shell: str, e0: float) -> float:
+def _vacancies(z: int, shell: str, e0: float, model: str = "bote-salvat") -> float:
     """Vacancies per electron per atom/cm^2 in ``shell`` after Coster-Kronig cascades (cm^2).
 
     n_j = sigma_j + sum_{i<j} f_ij n_i over the sub-shells of the same shell, f_ij the
@@ -741,11 +743,11 @@ def _vacancies(z: int, shell: str, e0: float) -> float:
     Vacancy transfer from deeper shells (K -> L) is neglected (a few % of L at 200 kV).
     """
     if shell == "K":
-        return _sigma(z, "K", e0)
+        return _sigma(z, "K", e0, model)
     family, index = shell[0], int(shell[1])
     n: dict[int, float] = {}
     for j in range(1, index + 1):
-        n[j] = _sigma(z, f"{family}{j}", e0) + sum(_ck(z, family, i, j) * n[i] for i in n)
+        n[j] = _sigma(z, f"{family}{j}", e0, model) + sum(_ck(z, family, i, j) * n[i] for i in n)
     return n[index]
 
 
@@ -1301,6 +1303,155 @@ def characteristic_spectrum(
         if e + 8 * sigma < lo[0] or e - 8 * sigma > hi[-1]:
             continue
         out += area * _gauss_channels(lo, hi, e, sigma)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _iupac_transitions() -> tuple[tuple[str, str, int], ...]:
+    """(initial sub-shell, IUPAC transition, xraylib macro) for every single transition."""
+    import re
+
+    out = []
+    for attr in dir(xraylib):
+        m = re.fullmatch(r"(K|L[123]|M[1-5])([K-Q][1-7])_LINE", attr)
+        if m:
+            out.append((m.group(1), m.group(1) + m.group(2), int(getattr(xraylib, attr))))
+    return tuple(sorted(out))
+
+
+@lru_cache(maxsize=1024)
+def _transition_lines(element: str, e0: float, min_rate: float,
+                      model: str = "bote-salvat") -> tuple:
+    z = _element_record(element)[0]
+    out = []
+    for shell, name, macro in _iupac_transitions():
+        try:
+            rate = float(xraylib.RadRate(z, macro))
+            energy = float(xraylib.LineEnergy(z, macro))
+        except ValueError:
+            continue
+        if rate < min_rate or energy < MIN_LINE_KEV:
+            continue
+        try:
+            omega = _fluor_yield(z, shell)
+        except _MissingData:
+            continue
+        gen = _vacancies(z, shell, e0, model) * omega * rate
+        if gen > 0:
+            out.append((name, energy, gen))
+    return tuple(out)
+
+
+def transition_lines(
+    element: str, beam_energy_kV: float, *, min_rate: float = 1e-3,
+    cross_section: str = "bote-salvat",
+) -> list[tuple[str, float, float]]:
+    """Every X-ray transition of an element as its own line, from xraylib's atomic data.
+
+    An independent line model of the one exspy (and :func:`line_areas`) uses: each IUPAC
+    transition (K-L3, K-L2, L3-M5, L3-M4, ...) at its own energy (xraylib ``LineEnergy``) with
+    photons per electron = vacancies of its initial sub-shell (:func:`ionization_cross_section`
+    with Coster-Kronig transfers) x fluorescence yield x radiative rate (xraylib ``FluorYield``,
+    ``RadRate``) [Schoonjans2011]_. Doublets such as Ka1 / Ka2 or La1 / La2 are resolved, and
+    sub-line ratios follow the atomic data rather than exspy's fixed weights. Used to build
+    phantoms whose spectra are *not* made with the line model that quantifies them.
+
+    Parameters
+    ----------
+    element : str
+        Chemical symbol.
+    beam_energy_kV : float
+        Accelerating voltage in kV.
+    min_rate : float
+        Smallest radiative rate (fraction of the sub-shell's radiative decays) kept.
+    cross_section : {"bote-salvat", "bethe"}
+        Ionisation cross-section model (:func:`ionization_cross_section`); ``"bethe"`` gives
+        spectra whose line ratios differ from those :func:`kfactors` assume by up to ~20 %,
+        as a real specimen's may.
+
+    Returns
+    -------
+    list of (str, float, float)
+        ``(transition, energy keV, photons per electron per atom/cm^2)``; transitions
+        xraylib has no rates or energies for are left out (e.g. M lines of light elements).
+
+    Raises
+    ------
+    StemsegValueError
+        Unknown element or bad beam energy.
+
+    Examples
+    --------
+    >>> lines = {name: e for name, e, _ in transition_lines("Mo", 200)}
+    >>> round(lines["KL3"], 3), round(lines["KL2"], 3)
+    (17.479, 17.374)
+    """
+    e0 = _check_beam(beam_energy_kV, "X-ray generation rates")
+    if cross_section not in CROSS_SECTION_MODELS:
+        raise StemsegValueError(
+            f"Unknown cross-section model {cross_section!r}; use one of "
+            f"{list(CROSS_SECTION_MODELS)}."
+        )
+    return list(_transition_lines(element, e0, float(min_rate), cross_section))
+
+
+def transition_spectrum(
+    composition: Mapping[str, float],
+    energy_axis_keV: np.ndarray,
+    beam_energy_kV: float,
+    detector: Detector | str = SUPER_X,
+    *,
+    density_g_cm3: float = _DEFAULT_DENSITY,
+    cross_section: str = "bote-salvat",
+) -> np.ndarray:
+    """Characteristic spectrum of a thin film from :func:`transition_lines` (xraylib lines).
+
+    Like :func:`characteristic_spectrum` (same thin-film generation, detector efficiency at
+    each line's own energy, Gaussian of FWHM ``detector.fwhm(E)``), but every transition is
+    its own line with xraylib's energy and rate, not exspy's family template. The main lines
+    carry the same total intensity as in :func:`characteristic_spectrum` (Ka = K-L2 + K-L3,
+    La = L3-M4 + L3-M5, Ma = M5-N6 + M5-N7), so :func:`kfactors` apply; what differs is the
+    shape: split doublets, satellite ratios, weak lines exspy lists or omits.
+
+    Parameters
+    ----------
+    composition : dict of str to float
+        Element -> at.% (normalised to the sum).
+    energy_axis_keV : numpy.ndarray, shape (n_channels,)
+        Channel centre energies in keV, strictly increasing.
+    beam_energy_kV : float
+        Accelerating voltage in kV.
+    detector : Detector or str
+        Detector (resolution, efficiency, solid angle); default :data:`SUPER_X`.
+    density_g_cm3 : float
+        Film density in g/cm^3 (default 5).
+    cross_section : {"bote-salvat", "bethe"}
+        Ionisation cross-sections (see :func:`transition_lines`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_channels,)
+        Expected detected counts per channel per incident electron per nm of thickness.
+
+    Raises
+    ------
+    StemsegValueError
+        Bad composition, beam energy, density, energy axis or cross-section model.
+    """
+    x, lo, hi = _channel_edges(energy_axis_keV)
+    det = _as_detector(detector)
+    e0 = _check_beam(beam_energy_kV, "model spectra")
+    fractions = _check_composition(composition)
+    areal = _atoms_per_cm2_per_nm(fractions, _check_density(density_g_cm3))
+    geometry = det.solid_angle_sr / (4 * math.pi)
+    out = np.zeros_like(x)
+    for el, n_atoms in areal.items():
+        for _, e, gen in transition_lines(el, e0, cross_section=cross_section):
+            sigma = det.fwhm(e) / _FWHM_PER_SIGMA
+            if e + 8 * sigma < lo[0] or e - 8 * sigma > hi[-1]:
+                continue
+            area = n_atoms * gen * geometry * float(det.efficiency(e))
+            out += area * _gauss_channels(lo, hi, e, sigma)
     return out
 
 
