@@ -33,6 +33,7 @@ _LONG_FIRST = (
     "notebooks/",
     "tests/test_seed_sweep_hdbscan.py",
     "tests/test_seed_sweep_gmm.py",
+    "tests/test_acceptance_independent.py",
     "tests/test_streaming.py",
     "tests/test_cli.py",
 )
