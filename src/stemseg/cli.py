@@ -196,29 +196,20 @@ DEFAULT_ANIONS = ("S", "O", "Se", "Te")
 
 
 def _read_kfactors(path: str) -> dict[str, float]:
-    """k-factors from a JSON object ``{"Fe_Ka": 1.0, ...}`` or a CSV ``line,k``."""
-    import csv
-    import json
+    """k-factors of ``--kfactors`` in the main-line convention (:func:`xray.read_kfactors`:
+    JSON, CSV ``line,k`` or a Velox export, family values converted)."""
     from pathlib import Path
 
+    from . import xray
     from .errors import StemsegValueError
 
     file = Path(path)
     if not file.is_file():
         raise StemsegValueError(f"--kfactors: no such file '{file}'.")
     try:
-        if file.suffix.lower() == ".json":
-            table = json.loads(file.read_text())
-        else:
-            with open(file, newline="") as fh:
-                table = {row[0].strip(): row[1] for row in csv.reader(fh) if len(row) >= 2}
-            table.pop("line", None)
-        return {str(k): float(v) for k, v in table.items()}
-    except (ValueError, TypeError, IndexError) as exc:
-        raise StemsegValueError(
-            f"--kfactors: cannot read '{file}' ({exc}). Give a JSON object "
-            '{"Fe_Ka": 1.0, "Cu_Ka": 1.2} or a CSV with rows "line,k".'
-        ) from exc
+        return xray.read_kfactors(file)
+    except StemsegValueError as exc:
+        raise StemsegValueError(f"--kfactors: {exc}") from None
 
 
 def _map_files(target) -> list:
@@ -400,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (must not exist)")
     run.add_argument("--elements", nargs="+", help="elements to quantify, e.g. Fe Cu S")
     run.add_argument("--beam-energy", type=float, help="beam energy in kV (else from file)")
-    run.add_argument("--kfactors", help="k-factors file: JSON {line: k} or CSV line,k")
+    run.add_argument("--kfactors", help="k-factors file: JSON {line: k}, CSV line,k, or a "
+                     "Velox k-factor export (family values converted to main lines)")
     run.add_argument("--anions", nargs="+", default=list(DEFAULT_ANIONS),
                      help="anion elements for the configurational entropy (default S O Se Te)")
     run.add_argument("--seed", type=int, default=0)

@@ -92,6 +92,9 @@ __all__ = [
     "generation_rate",
     "kfactors",
     "check_kfactors",
+    "read_kfactors",
+    "main_line_fraction",
+    "KFACTOR_CONVENTIONS",
     "kfactor_relative_sigma",
     "KFACTOR_RELATIVE_SIGMA",
     "line_areas",
@@ -1083,6 +1086,158 @@ def kfactor_relative_sigma(line: str) -> float:
         if series == name and lo <= energy < hi:
             return rel
     return 0.5
+
+
+#: Conventions of a k-factor table: ``"line"`` -- k applies to the main line's intensity
+#: (Ka = Ka1 + Ka2, La, Ma; exspy's and stemseg's convention); ``"family"`` -- one k applies to
+#: the summed intensity of all lines of the family (Thermo Fisher Velox's exports).
+KFACTOR_CONVENTIONS = ("line", "family")
+
+_VELOX_MAIN = {"Ka1": "Ka", "Ka": "Ka", "La1": "La", "La": "La", "Ma1": "Ma", "Ma": "Ma"}
+
+
+def _kfactor_file_error(file: Any, why: str) -> StemsegValueError:
+    return StemsegValueError(
+        f"cannot read '{file}' ({why}). Give a JSON object "
+        '{"Fe_Ka": 1.0, ...} (optionally {"convention": "family", "kfactors": {...}}), a CSV '
+        'of rows "line,k" (optionally a row "convention,family"), or a Velox k-factor export '
+        "(columns 'Line identifier' and 'K-factor')."
+    )
+
+
+def _parse_kfactor_file(path: Any) -> tuple[dict[str, float], str | None]:
+    """``({line: k}, convention or None)`` from a JSON, plain CSV or Velox CSV file."""
+    import csv
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise StemsegValueError(f"No k-factor file '{file}'; check the path.")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _kfactor_file_error(file, str(exc)) from None
+    convention = None
+    if file.suffix.lower() == ".json":
+        try:
+            table = json.loads(text)
+        except ValueError as exc:
+            raise _kfactor_file_error(file, f"not JSON ({exc})") from None
+        if isinstance(table, dict) and "kfactors" in table:
+            convention, table = table.get("convention"), table["kfactors"]
+        if not isinstance(table, dict):
+            raise _kfactor_file_error(file, "the JSON is not an object of line: k")
+    else:
+        rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+        header = [c.strip().lower() for c in rows[0]] if rows else []
+        if "line identifier" in header and "k-factor" in header:
+            i, j = header.index("line identifier"), header.index("k-factor")
+            convention, table = "family", {}
+            for r in rows[1:]:
+                element, _, name = r[i].strip().partition("-")
+                if name in _VELOX_MAIN and len(r) > j:
+                    try:
+                        table[f"{element}_{_VELOX_MAIN[name]}"] = float(r[j])
+                    except ValueError:
+                        continue  # the units row
+        else:
+            table = {}
+            for r in rows:
+                key = r[0].strip()
+                if key.lower() == "convention" and len(r) > 1:
+                    convention = r[1].strip().lower()
+                elif key.lower() != "line" and len(r) > 1:
+                    table[key] = r[1]
+    try:
+        out = {str(k): float(v) for k, v in table.items()}
+    except (TypeError, ValueError) as exc:
+        raise _kfactor_file_error(file, f"a k-factor is not a number ({exc})") from None
+    if not out:
+        raise _kfactor_file_error(file, "no k-factor found")
+    if convention is not None and convention not in KFACTOR_CONVENTIONS:
+        raise _kfactor_file_error(
+            file, f"convention {convention!r} is not one of {KFACTOR_CONVENTIONS}")
+    return out, convention
+
+
+def main_line_fraction(line: str) -> float:
+    """Share of a line family's intensity in its main line, by exspy's family weights.
+
+    f = w_main / sum of the weights of every line of the family (exspy's database, the
+    weights its EDS model ties together). This is the conversion under which Velox's
+    whole-family k-factors were checked against stemseg's across series
+    (``tests/test_xray.py``: K and L lines within 15 %); xraylib's rates give L-line shares
+    up to ~10 % larger (Pb La 0.58 against 0.53), part of the stated k-factor uncertainty.
+
+    Parameters
+    ----------
+    line : str
+        Main line, ``"Fe_Ka"``, ``"Pb_La"`` or ``"Pb_Ma"``.
+
+    Returns
+    -------
+    float
+        In (0, 1], e.g. 0.89 for Fe Ka, 0.53 for Pb La.
+
+    Raises
+    ------
+    StemsegValueError
+        Unknown line, or not a Ka, La or Ma line.
+
+    Examples
+    --------
+    >>> round(main_line_fraction("Fe_Ka"), 3)
+    0.887
+    """
+    element, name = _split_line(line)
+    if name not in _PRINCIPAL:
+        raise StemsegValueError(
+            f"{line}: family k-factors convert to a main line, Ka, La or Ma; got {name}.")
+    family = {n: w for n, (_, w) in _lines_of(element).items() if n[0] == name[0]}
+    return family[name] / sum(family.values())
+
+
+def read_kfactors(path: Any, *, convention: str | None = None) -> dict[str, float]:
+    """Load a k-factor table (yours, or a vendor's export) in stemseg's main-line convention.
+
+    Formats: JSON ``{"Fe_Ka": 1.0, ...}`` or ``{"convention": "family", "kfactors": {...}}``;
+    CSV rows ``line,k`` (an optional header ``line,k`` and row ``convention,family``); a
+    Thermo Fisher Velox k-factor export (columns ``Line identifier`` and ``K-factor``, rows
+    such as ``Fe-Ka1``; one k per family: the Ka1, La1 and Ma1 rows are read).
+
+    A *family* k applies to the summed counts of the whole family, stemseg's to the main
+    line's (Ka, La, Ma), so family values are converted, k_main = k_family / f with f the
+    main line's share of the family (:func:`main_line_fraction`). Only ratios of k-factors
+    matter to Cliff-Lorimer; any reference (Velox's B Ka = 1) is fine.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file; not modified.
+    convention : {"line", "family"}, optional
+        Overrides the file's own declaration; default: the file's, else ``"line"`` (Velox
+        exports: ``"family"``).
+
+    Returns
+    -------
+    dict of str to float
+        ``{main line: k}`` ready for ``quant.quantify(..., kfactors=)``.
+
+    Raises
+    ------
+    StemsegValueError
+        Missing or unreadable file, non-numeric values, unknown lines or convention.
+    """
+    table, declared = _parse_kfactor_file(path)
+    conv = convention or declared or "line"
+    if conv not in KFACTOR_CONVENTIONS:
+        raise StemsegValueError(
+            f"convention={conv!r} is not one of {KFACTOR_CONVENTIONS}.")
+    _check_lines(list(table))
+    if conv == "line":
+        return table
+    return {ln: k / main_line_fraction(ln) for ln, k in table.items()}
 
 
 def _as_detector(obj: Any) -> Detector:
