@@ -74,3 +74,22 @@ def test_spectra_and_profiles():
     prof = pd.DataFrame({"r": [0.25, 0.75], "mean": [2.0, 1.0], "sem": [0.1, 0.1],
                          "ratio": [1.0, 1.0], "ratio_sigma": [0.05, 0.05]})
     plots.radial_profiles({"Co": prof}, column="ratio")
+
+
+def test_mixing_flags_show_in_tables_and_bars():
+    """Issue 16: a cluster that fails the mixing check is marked in the wide table (" !")
+    and hatched in the composition bars, whose error bars are sigma_total."""
+    p1 = quant.paper_table()
+    ours = p1.copy()
+    ours["sigma_total"] = ours["sigma"] * 3
+    ours["mixing_flag"] = (ours["cluster"] == "ii") & (ours["element"] == "Ag")
+    wide = analysis.composition_wide(ours)
+    assert wide.loc["Ag", "ii"].endswith(" !") and not wide.loc["Fe", "ii"].endswith("!")
+    cmp_ = analysis.compare_with_paper(ours, p1, {"i": "i", "ii": "ii"})
+    assert cmp_.loc[("ii", "Ag"), "mixing_flag"] and not cmp_.loc[("i", "Ag"), "mixing_flag"]
+    assert cmp_.loc[("i", "Fe"), "ours_sigma_total"] == pytest.approx(
+        3 * cmp_.loc[("i", "Fe"), "ours_sigma"])
+    axes = plots.composition_bars(cmp_)
+    hatched = [b for b in axes[1].patches if b.get_hatch() == "///"]
+    assert len(hatched) >= 1 and not [b for b in axes[0].patches if b.get_hatch()]
+    assert "mixing flag" in axes[1].get_legend_handles_labels()[1]

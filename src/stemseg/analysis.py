@@ -683,8 +683,14 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame,
     -------
     pandas.DataFrame
         Index (paper cluster, element); columns ``ours``, ``ours_sigma``, ``paper``,
-        ``paper_sigma``, ``difference`` and ``z`` (difference / combined sigma).
+        ``paper_sigma``, ``difference`` and ``z`` (difference / combined sigma), and when
+        ``table`` has the uncertainty budget ``ours_sigma_total`` and ``mixing_flag``.
     """
+    extra = {}
+    for column in ("sigma_total", "mixing_flag"):
+        if column in table:
+            extra[column] = {(c, str(e)): v for c, e, v in
+                             zip(table["cluster"], table["element"], table[column])}
     rows = []
     for ours, theirs in sorted(mapping.items(), key=lambda kv: str(kv[1])):
         mine = _composition(table, ours)
@@ -693,15 +699,23 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame,
             v, s = mine.get(el, (np.nan, np.nan))
             pv, ps = ref[el]
             comb = math.hypot(s, ps)
-            rows.append(dict(paper_cluster=theirs, element=el, cluster=ours, ours=v,
-                             ours_sigma=s, paper=pv, paper_sigma=ps, difference=v - pv,
-                             z=(v - pv) / comb if comb > 0 else np.nan))
+            row = dict(paper_cluster=theirs, element=el, cluster=ours, ours=v,
+                       ours_sigma=s, paper=pv, paper_sigma=ps, difference=v - pv,
+                       z=(v - pv) / comb if comb > 0 else np.nan)
+            if "sigma_total" in extra:
+                row["ours_sigma_total"] = extra["sigma_total"].get((ours, el), np.nan)
+            if "mixing_flag" in extra:
+                row["mixing_flag"] = bool(extra["mixing_flag"].get((ours, el), False))
+            rows.append(row)
     return pd.DataFrame(rows).set_index(["paper_cluster", "element"])
 
 
 def composition_wide(table: pd.DataFrame, mapping: Mapping[Any, Any] | None = None,
                      digits: int = 2) -> pd.DataFrame:
     """A tidy composition table as text "at. % ± sigma", elements x clusters, for display.
+
+    Entries whose cluster failed the mixing check (``mixing_flag``, see
+    :func:`stemseg.quant.quantify`) end in " !": pixels of other phases shift them.
 
     Parameters
     ----------
@@ -719,7 +733,9 @@ def composition_wide(table: pd.DataFrame, mapping: Mapping[Any, Any] | None = No
     sub = sub.copy()
     sub["column"] = sub["cluster"] if mapping is None else sub["cluster"].map(mapping)
     sig = sub["sigma"] if "sigma" in sub else 0.0 * sub["at_pct"]
-    sub["text"] = [f"{v:.{digits}f} ± {s:.{digits}f}" for v, s in zip(sub["at_pct"], sig)]
+    flag = sub["mixing_flag"] if "mixing_flag" in sub else [False] * len(sub)
+    sub["text"] = [f"{v:.{digits}f} ± {s:.{digits}f}" + (" !" if f else "")
+                   for v, s, f in zip(sub["at_pct"], sig, flag)]
     wide = sub.pivot(index="element", columns="column", values="text")
     if mapping is not None:
         wide = wide[[c for c in dict.fromkeys(mapping.values()) if c in wide.columns]]

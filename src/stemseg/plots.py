@@ -493,6 +493,9 @@ def composition_bars(compare: pd.DataFrame, *, ax: Any = None,
                      labels: tuple[str, str] = ("this analysis", "paper")) -> Any:
     """Grouped bars: our at. % next to the paper's, per cluster and element, with sigmas.
 
+    Our error bars are ``sigma_total`` (the whole budget) when the table has it, else the
+    counting sigma; bars whose cluster failed the mixing check (``mixing_flag``) are hatched.
+
     Parameters
     ----------
     compare : pandas.DataFrame
@@ -510,8 +513,17 @@ def composition_bars(compare: pd.DataFrame, *, ax: Any = None,
     for a, cl in zip(axes, clusters):
         sub = compare.loc[cl]
         x = np.arange(len(sub))
-        a.bar(x - 0.2, sub["ours"], 0.4, yerr=sub["ours_sigma"], capsize=2,
-              label=labels[0], color="tab:blue")
+        err = sub["ours_sigma_total"] if "ours_sigma_total" in sub else sub["ours_sigma"]
+        bars = a.bar(x - 0.2, sub["ours"], 0.4, yerr=err, capsize=2, label=labels[0],
+                     color="tab:blue")
+        if "mixing_flag" in sub:
+            for bar, flagged in zip(bars, sub["mixing_flag"]):
+                if flagged:
+                    bar.set_hatch("///")
+                    bar.set_edgecolor("white")
+            if sub["mixing_flag"].any():
+                a.bar([np.nan], [np.nan], color="tab:blue", hatch="///", edgecolor="white",
+                      label="mixing flag")
         a.bar(x + 0.2, sub["paper"], 0.4, yerr=sub["paper_sigma"], capsize=2,
               label=labels[1], color="tab:orange")
         a.set_xticks(x)
