@@ -879,13 +879,17 @@ def phase_recovery(labels: np.ndarray, truth: np.ndarray,
         One row per truth phase: ``phase``, ``name``, ``cluster`` (matched by
         :func:`stemseg.metrics.match_clusters`, -1 if none), ``pixels``, ``recall`` (share
         of the phase's pixels in that cluster), ``precision`` (share of the cluster's
-        pixels that belong to the phase), ``f1``.
+        pixels that belong to the phase), ``f1``, and ``coverage``: the share of the phase's
+        pixels in all the clusters it dominates (their majority phase), so a phase split
+        between two clusters still reads ~1 there while its ``recall`` halves.
     """
     from . import metrics
 
     labels, truth = np.asarray(labels), np.asarray(truth)
     table = metrics.confusion_matrix(labels, truth)
     mapping = {p: c for c, p in metrics.match_clusters(labels, truth).items()}
+    clusters = table.loc[table.index >= 0]
+    majority = clusters.idxmax(axis=1) if len(clusters) else pd.Series(dtype=int)
     rows = []
     for p in table.columns:
         c = mapping.get(int(p), -1)
@@ -900,10 +904,13 @@ def phase_recovery(labels: np.ndarray, truth: np.ndarray,
             name = str(names.get(int(p), p))
         else:
             name = str(getattr(names[int(p)], "name", names[int(p)]))
+        dominated = majority.index[majority == p]
+        covered = int(table.loc[dominated, p].sum()) if len(dominated) else 0
         rows.append(dict(phase=int(p), name=name, cluster=int(c), pixels=n_p, recall=recall,
                          precision=precision,
                          f1=2 * recall * precision / (recall + precision)
-                         if recall + precision > 0 else 0.0))
+                         if recall + precision > 0 else 0.0,
+                         coverage=covered / n_p if n_p else 0.0))
     return pd.DataFrame(rows)
 
 
