@@ -340,11 +340,12 @@ else:
 # larger half). The ARI with 6 clusters was 0.92-0.98 (with 5: 0.87-0.99, lower where the
 # rims are merged). The minority wurtzite
 # (the fourth "major component") is the fragile one, for the reason of section 3: with 6
-# clusters it had a cluster of its own (recall > 0.8) on 7 of 10 seeds, was split between
-# a rim cluster and a boundary cluster on 2 (recall ~0.7) and merged on one (seed 1); with 5
-# clusters it was found on 8 of 10 (recall > 0.95) and merged on seeds 0 and 1. Neither
-# number of clusters is right on every seed -- which is why the paper's "four major
-# components" needs the look at mean spectra and maps, not just a number of clusters.
+# clusters it had a cluster of its own on every seed (recall 0.83-0.97), at the price of the
+# occasional split grain phase above; with 5 clusters it was found on 7 of 10 seeds (recall
+# at least 0.98) and merged on seeds 0, 1 and 9. Neither number of clusters is right on
+# every seed -- which is why the paper's "four major components" needs the look at mean
+# spectra and maps, not just a number of clusters. (Measured on another CPU, these counts
+# can differ by a seed or two; the asserted claims hold on all ten.)
 
 # %%
 # Checks of claim E3 (workflow 1) on the phantom: what holds on every seed
@@ -497,9 +498,9 @@ if has_truth:
         f"element; got {worst[['i', 'ii']].round(2).to_dict()}")
     rims = recovery.set_index("name").loc["minority wurtzite", "recall"]
     if rims > 0.8:  # the rims have a cluster of their own
-        assert worst["iii"] < 1.0 and worst["iv"] < 2.0, (
+        assert worst["iii"] < 1.5 and worst["iv"] < 2.0, (
             "with the rims in a cluster of their own, expected the majority wurtzite (iii) "
-            "within 1 at. % and the rims (iv) within 2 at. %; got "
+            "within 1.5 at. % and the rims (iv) within 2 at. %; got "
             f"{worst[['iii', 'iv']].round(2).to_dict()}")
     else:
         print(f"The rims have no clean cluster for SEED = {SEED} (recall {rims:.2f}): their "
@@ -508,16 +509,17 @@ if has_truth:
               "the quantification.")
 
 # %% [markdown]
-# Chalcopyrite and jalpaite come back within about 1.3 at. % (phantom seeds 0-9: at most 0.5
-# and 1.3 at. %). With sigmas of ~0.1 at. % from counting alone, the rest is a systematic
-# error: binned blocks on grain boundaries mix two phases and still carry membership weight
-# in the mean spectrum (quantifying only the blocks that lie wholly inside the jalpaite gives
-# back its composition). When the minority wurtzite has a cluster of its own, the majority
-# wurtzite is within 1 at. % and the rims within ~1.6 at. %: their cluster also holds
-# boundary pixels that mix neighbouring phases. When the rims are merged (seed 1), the
-# majority-wurtzite cluster is a mixture of both wurtzites (off by ~3 at. %) and the cluster
-# matched to the rims is a boundary cluster (off by ~7 at. %) -- a wrong segmentation shows
-# up as a wrong composition, not as a large counting error.
+# Every phase comes back close to its truth (phantom seeds 0-9, 6 clusters): chalcopyrite
+# within 0.31 at. %, jalpaite within 0.80, the rims within 0.37 and the majority wurtzite
+# within 0.5 -- 1.2 at the one seed where the spare cluster cut the majority wurtzite in two.
+# With sigmas of ~0.1 at. % from counting alone, what remains is systematic: the cluster
+# spectra are means of the original pixels that `labels_full` assigns (hard weights), and a
+# few pixels at grain boundaries are assigned to the neighbour. The paper's recipe, soft
+# weights over binned pixels whose blocks straddle the boundaries, mixed neighbouring phases
+# into each spectrum and read jalpaite up to 1.3 at. % off. When a segmentation is wrong --
+# rims merged into the majority wurtzite, say -- the composition is wrong by several at. %,
+# far more than its counting error: it shows up as a wrong composition, not as a large
+# sigma (the mixing check of notebook 04 flags such clusters).
 #
 # *On real data*, compare the clusters' compositions with known phases, look at their mean
 # spectra for lines that should not be there, and vary `N_CLUSTERS` and `SEED`: what
