@@ -1144,7 +1144,15 @@ def _kfactor_vector(spectrum: Any, lines: list[str], kfactors: Any,
 
 def _cliff_lorimer(spectra: Any, intensity: np.ndarray, lines: list[str], kvec: np.ndarray,
                    absorption_correction: bool, thickness_nm: float | None) -> np.ndarray:
-    """exspy's Cliff-Lorimer; intensity (n, n_lines) counts -> atomic fractions (n, n_lines)."""
+    """Cliff-Lorimer; intensity (n, n_lines) counts -> atomic fractions (n, n_lines).
+
+    With the absorption correction, exspy's ``quantification(method="CL")`` (iterative).
+    Without it, the closed form of :func:`_cliff_lorimer_plain`, which gives exspy's numbers
+    (tested) at a fraction of the cost: exspy builds HyperSpy signals per line and per
+    conversion, ~1.5 s of a 2 s ``quantify`` call.
+    """
+    if not absorption_correction:
+        return _cliff_lorimer_plain(intensity, lines, kvec)
     n = intensity.shape[0]
     rows = intensity.sum(axis=1, keepdims=True)
     scaled = intensity * (_CL_SCALE / rows)  # CL is scale-free; exspy drops values < 0.1
@@ -1164,8 +1172,8 @@ def _cliff_lorimer(spectra: Any, intensity: np.ndarray, lines: list[str], kvec: 
 def _cliff_lorimer_plain(intensity: np.ndarray, lines: list[str], kvec: np.ndarray
                          ) -> np.ndarray:
     """Cliff-Lorimer without absorption in closed form: weight fractions ~ k_i I_i, atomic
-    fractions ~ k_i I_i / A_i, normalised. The same numbers as exspy's ``method="CL"``
-    (tested), without building a signal per line -- for the mixing check's second pass."""
+    fractions ~ k_i I_i / A_i, normalised (Cliff & Lorimer 1975). The same numbers as exspy's
+    ``method="CL"`` (tested), without building a signal per line."""
     kp = kvec / _atomic_weights(lines)
     num = np.clip(intensity, 0, None) * kp[None, :]
     total = num.sum(axis=1, keepdims=True)
