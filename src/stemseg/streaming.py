@@ -64,7 +64,7 @@ from . import preprocess as _pre
 from . import reduce as _reduce
 from ._types import Segmentation
 from .errors import StemsegValueError
-from .workflows import _closes_timers
+from .workflows import HDBSCAN_ENERGY_BIN, _closes_timers
 
 __all__ = ["is_lazy", "prepare", "fit_pca", "scores", "gather_features", "weighted_sums",
            "gmm", "hdbscan", "quantiles_from_histogram"]
@@ -880,7 +880,7 @@ def hdbscan(
     noise: str = "zero",
     weights: str = "membership",
     cluster_selection_method: str = "eom",
-    energy_bin: int = 1,
+    energy_bin: int = HDBSCAN_ENERGY_BIN,
     energy_range: tuple[float | None, float | None] | None = _pre.DEFAULT_ENERGY_RANGE,
     mask: Any = None,
     poisson: bool = False,

@@ -455,7 +455,7 @@ class HDBSCANExplorer(_Explorer):
                  random_state: int | None = 0, truth: np.ndarray | None = None,
                  names: Mapping[int, str] | None = None,
                  max_cluster_size: int | None = None) -> None:
-        from . import preprocess, reduce
+        from . import preprocess, reduce, workflows
 
         w = _widgets()
         super().__init__((11.0, 4.6))
@@ -474,7 +474,8 @@ class HDBSCANExplorer(_Explorer):
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.prepared = preprocess.preprocess(data, bin)
+                self.prepared = preprocess.preprocess(
+                    data, bin, energy_bin=workflows.HDBSCAN_ENERGY_BIN)
                 self.reducer = reduce.UMAPReducer(n_components=n_components,
                                                   n_neighbors=n_neighbors,
                                                   random_state=random_state)
