@@ -237,8 +237,9 @@ display(samples_sweep)
 #   smallest phase you want to find.
 # * **min_samples** barely matters on this phantom: the noise stays below a few per cent
 #   for most values and seeds (up to 7 % for one value at one of the ten seeds we tried),
-#   and at such low levels it does not even fall monotonically with `min_samples`. Smaller values call fewer pixels noise only where many pixels are
-#   ambiguous (try the slider at a large size).
+#   and at such low levels it does not even fall monotonically with `min_samples`.
+#   Smaller values call fewer pixels noise only where many pixels are ambiguous (try the
+#   slider at a large size).
 
 # %%
 # The area and pixel forms of min_cluster_size are the same parameter

@@ -81,9 +81,10 @@ def test_every_element_of_every_phase_within_1p5_at_pct(map500, flow):
     element of every phase (all cover >= 3 % of the pixels; each phase's main cluster)
     within 1.5 at. % of truth.
     Measured worst at seeds 0 / 1 / 2: GMM 0.69 / 0.35 / 0.52, HDBSCAN 0.72 / 0.03 / 0.45
-    (S or Fe in PbS; HDBSCAN's extra clusters of 1 original pixel at seeds 1-2 aside). Before: 3.3 at. % Fe in PbS at seed 1 from 22 isolated steel pixels
-    predicted as PbS (now left out of the spectra); the exspy line model gave Pb -7.0 /
-    S +5.4; the paper's soft binned means 19.5."""
+    (S or Fe in PbS; HDBSCAN's extra clusters of 1 original pixel at seeds 1-2 aside).
+    Before: 3.3 at. % Fe in PbS at seed 1 from 22 isolated steel pixels predicted as PbS
+    (now left out of the spectra); the exspy line model gave Pb -7.0 / S +5.4; the paper's
+    soft binned means 19.5."""
     seg = _segment(map500, flow)
     share = np.bincount(map500.labels.ravel()) / map500.labels.size
     assert share.min() >= 0.03

@@ -449,6 +449,8 @@ def _resolution_eV(spectrum: Any) -> float | None:
         f"Acquisition_instrument.{_microscope(spectrum)}.Detector.EDS.energy_resolution_MnKa")
 
 
+_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
 #: Radiative rates below this share of the sub-shell's decays are left out of the families.
 _MIN_TRANSITION_RATE = 1e-3
 
@@ -498,7 +500,7 @@ def _physics_families(spectrum: Any, exspy_families: Sequence[_Family]) -> list[
         centres = np.array([e for _, e, _ in members])
         out.append(_Family(
             name=fam.name, centres=centres,
-            sigmas=np.asarray(det.fwhm(centres), dtype=float) / (2.0 * math.sqrt(2.0 * math.log(2.0))),
+            sigmas=np.asarray(det.fwhm(centres), dtype=float) / _FWHM_PER_SIGMA,
             weights=np.array([detected[t] / main_area for t, _, _ in members]),
         ))
     return out
