@@ -1454,11 +1454,17 @@ def characteristic_spectrum(
     out = np.zeros_like(x)
     for ln, area in areas.items():
         e = line_energy(ln)
-        sigma = det.fwhm(e) / _FWHM_PER_SIGMA
-        if e + 8 * sigma < lo[0] or e - 8 * sigma > hi[-1]:
-            continue
-        out += area * _gauss_channels(lo, hi, e, sigma)
+        _add_peak(out, lo, hi, e, area, det)
     return out
+
+
+def _add_peak(out: np.ndarray, lo: np.ndarray, hi: np.ndarray, energy: float, area: float,
+              det: Detector) -> None:
+    """Add a detector-broadened line of ``area`` counts at ``energy`` keV to ``out``."""
+    sigma = det.fwhm(energy) / _FWHM_PER_SIGMA
+    if energy + 8 * sigma < lo[0] or energy - 8 * sigma > hi[-1]:
+        return
+    out += area * _gauss_channels(lo, hi, energy, sigma)
 
 
 @lru_cache(maxsize=1)
@@ -1602,11 +1608,7 @@ def transition_spectrum(
     out = np.zeros_like(x)
     for el, n_atoms in areal.items():
         for _, e, gen in transition_lines(el, e0, cross_section=cross_section):
-            sigma = det.fwhm(e) / _FWHM_PER_SIGMA
-            if e + 8 * sigma < lo[0] or e - 8 * sigma > hi[-1]:
-                continue
-            area = n_atoms * gen * geometry * float(det.efficiency(e))
-            out += area * _gauss_channels(lo, hi, e, sigma)
+            _add_peak(out, lo, hi, e, n_atoms * gen * geometry * float(det.efficiency(e)), det)
     return out
 
 
