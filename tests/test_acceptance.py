@@ -84,15 +84,21 @@ def test_sulfide_gmm_paper_defaults_minority_phase_all_or_nothing(sulfide):
 
 
 def test_sulfide_hdbscan_merges_but_never_splits(sulfide, hdb):
-    # measured at seed 0 here: ARI 0.989, noise 0.3 %. HDBSCAN's default (excess of mass)
-    # selection merges the thin rims with a neighbour at some seeds (ARI down to 0.48 at
-    # seed 9, tests/test_seed_sweep_hdbscan.py), and another CPU's UMAP embedding is another
-    # draw, so the robust claims are asserted: little noise, no phase split.
-    assert hdb.noise_fraction <= 0.10
+    # HDBSCAN's default (excess of mass) selection merges the thin rims with a neighbour at
+    # some seeds (ARI down to 0.64 over seeds 0-9), and another CPU's UMAP embedding is
+    # another draw, so the robust claims are asserted: little noise, no phase split.
+    # "Split" is judged on a phase's clustered pixels; the pixels predicted as noise are
+    # bounded on their own, because they sit on the thin minority-wurtzite rims (measured
+    # over seeds 0-9 at 200 UMAP epochs: largest cluster >= 0.898 of a phase's clustered
+    # pixels, <= 12.6 % of a phase's pixels noise, <= 2.0 % noise overall).
+    assert hdb.noise_fraction <= 0.10, f"binned noise {100 * hdb.noise_fraction:.1f} %"
     for p, phase in enumerate(sulfide.phases):
         inside = hdb.labels_full[sulfide.labels == p]
-        share = np.bincount(inside[inside >= 0], minlength=1).max() / inside.size
-        assert share > 0.8, f"{phase.name} split over clusters ({share:.2f} in the largest)"
+        clustered = inside[inside >= 0]
+        share = np.bincount(clustered, minlength=1).max() / max(clustered.size, 1)
+        assert share > 0.85, f"{phase.name} split over clusters ({share:.2f} in the largest)"
+        noise = np.mean(inside < 0)
+        assert noise <= 0.2, f"{100 * noise:.1f} % of {phase.name}'s pixels are noise"
     assert np.mean(hdb.labels_full < 0) <= 0.10
 
 

@@ -7,12 +7,12 @@ segmented once and the notebook's claims are checked on it:
 
 * excess-of-mass selection (the default) merges phases at some seeds (the thin
   minority-wurtzite rims with a neighbour) but never splits one: every phase has > 80 % of
-  its binned pixels in one cluster (measured 0.869-0.955 over 30 runs);
-* noise stays below 10 % for every min_samples (measured <= 1.4 % at nine seeds, 7.3 % at
-  seed 7 with min_samples=10, Bote-Salvat phantom spectra);
+  its binned pixels in one cluster (measured 0.894-0.963 over seeds 0-9, 200 UMAP epochs);
+* noise stays below 10 % for every min_samples (measured <= 2.9 %; with 500 epochs it was
+  7.3 % at seed 7 with min_samples=10);
 * leaf selection at 800 px loses no phase: at least five major clusters and every phase
-  matched to a cluster of its own with precision > 0.7 (at seed 8 the majority wurtzite
-  comes out as two leaves, ARI 0.68; elsewhere ARI 0.88-0.92).
+  matched to a cluster of its own with precision > 0.7 (measured 0.76-0.90, ARI 0.88-0.93;
+  with 500 epochs seed 8 cut the majority wurtzite into two leaves, ARI 0.68).
 """
 
 from __future__ import annotations

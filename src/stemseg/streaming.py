@@ -986,12 +986,8 @@ def hdbscan(
                           scores=np.asarray(all_scores(red), dtype=np.float32))
         return search["comps"], search["mean"], search["scores"]
 
-    umap_kwargs = None
-    if sample is not None:
-        umap_kwargs = dict(n_epochs=500 if n <= 10_000 else 200)   # as in memory
     reducer = _reduce.UMAPReducer(n_components=n_components, n_neighbors=n_neighbors,
-                                  min_dist=min_dist, random_state=random_state,
-                                  umap_kwargs=umap_kwargs)
+                                  min_dist=min_dist, random_state=random_state)
     embedding_fit = reducer.fit_transform(features_fit)
     del features_fit
     reference = None

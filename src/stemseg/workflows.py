@@ -415,14 +415,8 @@ def hdbscan(
                           scores=np.asarray(scores, dtype=np.float32))
         return search["comps"], search["mean"], search["scores"]
 
-    umap_kwargs = None
-    if sample is not None:
-        # the epochs umap-learn would choose for the whole map (500 up to 10 000 points,
-        # else 200), not those of the smaller sample
-        umap_kwargs = dict(n_epochs=500 if n <= 10_000 else 200)
     reducer = _reduce.UMAPReducer(n_components=n_components, n_neighbors=n_neighbors,
-                                  min_dist=min_dist, random_state=random_state,
-                                  umap_kwargs=umap_kwargs)
+                                  min_dist=min_dist, random_state=random_state)
     embedding_fit = reducer.fit_transform(features[fit_rows])
     reference = None
     if sample is not None:
