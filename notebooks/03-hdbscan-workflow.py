@@ -308,7 +308,7 @@ else:
 # %% [markdown]
 # **Merged, never split.** Whether workflow 2 gives the minority-wurtzite rims a cluster of
 # their own depends on the seed of the phantom (its grain geometry), on UMAP's seed and on
-# the CPU: in our tests (phantom seeds 0-9, three UMAP seeds each) it did in 21 of 30 runs;
+# the CPU: in our tests (phantom seeds 0-9, three UMAP seeds each) it did in 11 of 30 runs;
 # otherwise the rims were merged with the majority-wurtzite grains or with chalcopyrite
 # (twice the majority wurtzite, the rims and the resin shared one cluster). What held every
 # time: no phase is *split* -- each lies almost entirely in one cluster -- jalpaite (the
@@ -582,7 +582,7 @@ if has_truth:
 # a feature (the paper's recipe, `energy_bin=1`) HDBSCAN put the PbS into the MoS2 cluster at
 # every seed we tried; summing 4 channels per feature (40 eV, a third of a peak width; the
 # default of `workflows.hdbscan`) keeps it at 9 of 10 seeds with over 95 % of its pixels, and
-# 86 % at the tenth. The sulfide map above gives the same answers either way. Below: the
+# 89 % at the tenth. The sulfide map above gives the same answers either way. Below: the
 # share of each phase in the clusters it dominates, for both settings.
 
 # %%
@@ -602,7 +602,7 @@ display(low_dose.round(3))
 pbs_default = low_dose["PbS covered"].iloc[0]
 assert pbs_default > 0.8, (
     f"expected the default workflow 2 to keep the PbS particles at ~50 counts per pixel "
-    f"(over 80 % of them in a PbS cluster; measured 0.86-0.97 over seeds 0-9); got "
+    f"(over 80 % of them in a PbS cluster; measured 0.89-0.97 over seeds 0-9); got "
     f"{pbs_default:.2f}")
 print(f"PbS kept: {pbs_default:.2f} of its pixels with the default, "
       f"{low_dose['PbS covered'].iloc[1]:.2f} with the paper's recipe.")

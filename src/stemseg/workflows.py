@@ -59,8 +59,9 @@ still a third of a peak width) keeps them (recall 0.96-0.97, ARI 0.996) and chan
 the claims on the sulfide phantom (seeds 0-9). A PCA before UMAP also kept PbS but cut the
 sulfide phases by thickness, so it is not the default. Wider sums were measured too: 8
 channels kept PbS at all ten seeds (recall 0.98-0.99) but made leaf selection lose a sulfide
-phase at one seed, 6 split the majority wurtzite at another; 4 is the widest sum under
-which every sulfide claim held (PbS recall 0.95-0.97 at nine seeds, 0.86 at the tenth).
+phase at seed 1 (with 500 and with 200 UMAP epochs), 6 split the majority wurtzite at
+another; 4 is the widest sum under which every sulfide claim held (PbS recall 0.95-0.97 at
+nine seeds, 0.895 at the tenth, with 200 epochs).
 ``energy_bin=1`` gives the paper's exact recipe.
 
 Mean spectra (``spectra_from``)
