@@ -2,8 +2,9 @@
 
 Each test snapshots every file it could touch (SHA-256 and modification time) before and
 after: ``stemseg run`` (one file and a folder), ``stemseg simulate`` (next to existing files
-and onto an existing name), ``stemseg demo`` (the bundled files), and a notebook run with
-its data cell switched to a copy of a real instrument file (and the committed notebooks).
+and onto an existing name) and ``stemseg demo`` (the bundled files). A notebook run with its
+data cell switched to a user's copy of a real instrument file is checked the same way in
+``tests/test_notebooks_real.py`` (which runs that notebook on that file anyway).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import nbformat
 import pytest
 
 from _synth import synthetic_cube
 from stemseg import cli, data
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(data.example("bruker_tem_CuOPdTi_64x64")).parent
 
 
@@ -82,25 +81,3 @@ def test_demo_leaves_the_bundled_files_untouched(capsys):
     assert cli.main(["demo", "--no-phantom", "--no-isolate"]) == 0
     assert "bruker_tem_CuOPdTi_64x64.bcf" in capsys.readouterr().out
     assert snapshot(DATA_DIR) == before
-
-
-@pytest.mark.slow
-def test_notebook_run_leaves_its_input_file_untouched(tmp_path):
-    """Notebook 01 with its data cell switched to a user's copy of a real Bruker file."""
-    jupytext = pytest.importorskip("jupytext")
-    from nbclient import NotebookClient
-
-    user_file = tmp_path / "my_map.bcf"
-    shutil.copy(data.example("bruker_tem_CuOPdTi_64x64"), user_file)
-    notebooks = ROOT / "notebooks"
-    before = snapshot(user_file, notebooks, DATA_DIR)
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / "run.ipynb"
-    papermill.execute_notebook(str(notebooks / "01-element-maps-vs-clustering.ipynb"), str(out),
-                               parameters={"DATA": str(user_file)}, kernel_name="python3",
-                               cwd=str(tmp_path), progress_bar=False)
-    nb = nbformat.read(out, as_version=4)
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
-    assert "truth available: False" in text  # it really ran on the file
-    assert snapshot(user_file, notebooks, DATA_DIR) == before

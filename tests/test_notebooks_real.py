@@ -2,15 +2,20 @@
 
 DATA is injected into each notebook's parameters cell by papermill; a run passes when no cell
 raises, the notebook says that no truth is available, and the workflows warn about maps with
-too few counts per pixel.
+too few counts per pixel. One run (``USER_COPY_RUN``) is given the path of a user's copy of
+the file instead of the bundled name, and checks that the copy, the committed notebooks and
+the bundled files are byte-identical afterwards (nothing a user owns is modified).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import shutil
+
 import nbformat
 import pytest
+from test_data_safety import DATA_DIR, snapshot
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -25,6 +30,8 @@ REAL_RUNS = [
     ("04-quantification-and-entropy", "bruker_tem_CuOPdTi_64x64"),
     ("04-quantification-and-entropy", "bruker_sem_mineral_30x30"),  # SEM: no Cliff-Lorimer
 ]
+#: the run that reads a user's copy of the file, by its path, and checks it is left untouched
+USER_COPY_RUN = ("01-element-maps-vs-clustering", "bruker_tem_CuOPdTi_64x64")
 #: notebooks whose workflows must warn about the Bruker TEM map's few counts per pixel
 SPARSE_WARNED = {"02-gmm-workflow", "03-hdbscan-workflow", "04-quantification-and-entropy"}
 
@@ -41,10 +48,21 @@ def test_notebook_runs_on_bundled_file(stem, source, tmp_path):
     says that no truth is available, and says when the counts are too few."""
     papermill = pytest.importorskip("papermill")
 
+    data_value, watched = source, None
+    if (stem, source) == USER_COPY_RUN:
+        from stemseg import data
+
+        user_file = tmp_path / "my_map.bcf"
+        shutil.copy(data.example(source), user_file)
+        data_value, watched = str(user_file), (user_file, NB_DIR, DATA_DIR)
+        before = snapshot(*watched)
     out = tmp_path / f"{stem}.ipynb"
     papermill.execute_notebook(str(NB_DIR / f"{stem}.ipynb"), str(out),
-                               parameters={"DATA": source}, kernel_name="python3",
+                               parameters={"DATA": data_value}, kernel_name="python3",
                                cwd=str(tmp_path), progress_bar=False, log_output=False)
+    if watched is not None:
+        assert snapshot(*watched) == before, \
+            f"{stem} changed the user's file, a committed notebook or a bundled file"
     nb = nbformat.read(out, as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
