@@ -286,6 +286,9 @@ RAISES = [
         lambda t: cluster.fit_gmm(np.full((10, 2), np.nan), 2),
         StemsegValueError, r"NaN"),
     # ---------------------------------------------------------------- quant
+    ("quant-segmentation-without-clusters",
+     lambda t: quant.quantify(quiet(workflows.hdbscan, cube(identical=True), 10, bin=1)),
+     StemsegValueError, r"no cluster \(100\.0 % of the pixels are noise\).*min_cluster_size"),
     ("quant-unknown-element", lambda t: quant.quantify(spectrum(), lines=["Xx_Ka", "S_Ka"]),
      StemsegValueError, r"Unknown element 'Xx'.*capital letter"),
     ("quant-line-outside-energy-axis", lambda t: quant.quantify(

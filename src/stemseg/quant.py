@@ -1080,6 +1080,18 @@ def _unpack(obj: Any, weights: Any, need_pixels: bool = True) -> _Input:
     return _Input(_stack_like(spectra, mean), var, pixels, w, list(range(w.shape[1])))
 
 
+def _check_has_clusters(obj: Any) -> None:
+    """Refuse a Segmentation with no cluster (HDBSCAN can label every pixel noise)."""
+    n = getattr(obj, "n_clusters", None)
+    if hasattr(obj, "mean_spectra") and n == 0:
+        noise = getattr(obj, "noise_fraction", None)
+        share = "" if noise is None else f" ({100 * noise:.1f} % of the pixels are noise)"
+        raise StemsegValueError(
+            f"The segmentation has no cluster{share}, so there is no spectrum to quantify. "
+            "Ask for smaller clusters (a lower min_cluster_size), bin more so that each "
+            "pixel has more counts, or use workflows.gmm, which assigns every pixel.")
+
+
 def _drop_empty_clusters(inp: _Input, obj: Any) -> tuple[_Input, np.ndarray | None]:
     """A Segmentation's clusters whose mean spectrum is empty are left out, with a warning.
 
@@ -1389,7 +1401,8 @@ def quantify(
     ------
     StemsegValueError
         SEM spectrum; no beam energy and no k-factors; incomplete k-factors; unknown element
-        or line; line outside the energy axis; zero counts or zero intensity in every line.
+        or line; line outside the energy axis; zero counts or zero intensity in every line;
+        a Segmentation without any cluster (every pixel noise).
 
     Notes
     -----
@@ -1420,6 +1433,7 @@ def quantify(
     Not in the budget: the detector width (fixed at the metadata's Mn Ka FWHM), and the line
     model's own error (xraylib's energies and rates against the specimen's).
     """
+    _check_has_clusters(obj)
     inp = _unpack(obj, weights, need_pixels=bool(bootstrap))
     all_clusters = list(inp.clusters)
     inp, keep = _drop_empty_clusters(inp, obj)
