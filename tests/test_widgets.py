@@ -208,6 +208,23 @@ def test_quant_explorer_override_and_reset(gmm_seg):
     assert "application/vnd.jupyter.widget-view+json" in qx._repr_mimebundle_()
 
 
+def test_cluster_colours_distinct_and_never_noise_grey():
+    """Up to 54 clusters every colour differs from the others and from the noise grey
+    (tab10's own grey was cluster 7's colour, and tab10 repeats after 10)."""
+    colours = [tuple(np.round(c, 3)) for c in plots.cluster_colours(54)]
+    assert len(set(colours)) == 54, "two clusters share a colour"
+    for c in colours:
+        r, g, b = c[:3]
+        assert max(r, g, b) - min(r, g, b) > 0.05, f"cluster colour {c} is a grey"
+    assert plots.cluster_colours(7) == [tuple(plt_tab10(i)) for i in range(7)]
+
+
+def plt_tab10(i):
+    import matplotlib.pyplot as plt
+
+    return plt.get_cmap("tab10")(i)
+
+
 def test_plots_label_colours_consistent():
     colours = plots.label_colours(np.array([-1, 0, 3]), 5)
     assert tuple(colours[0]) == plots.NOISE_COLOUR

@@ -6,8 +6,9 @@ Every function draws what it is given (arrays, HyperSpy signals, tables, a
 optional ``ax`` (or ``axes``/``fig``) to draw into and returns what it drew on, so that the
 widgets (:mod:`stemseg.widgets`) can redraw in place.
 
-Conventions: cluster ``c`` is drawn in colour ``tab10(c)`` in every figure (maps,
-embeddings, spectra), noise (-1) in grey; maps carry a scale bar in nm
+Conventions: cluster ``c`` is drawn in colour ``cluster_colours(n)[c]`` in every figure (maps,
+embeddings, spectra: tab10 for clusters 0-6, then distinct non-grey colours), noise (-1) in
+grey; maps carry a scale bar in nm
 (matplotlib-scalebar) and a colour bar with units; energies in keV; counts per pixel in
 the titles of element maps.
 """
@@ -54,10 +55,36 @@ def _new_axes(ax: Any = None, figsize: tuple[float, float] = (4.5, 4.0)) -> Any:
     return ax
 
 
-def cluster_colours(n: int, cmap: str = "tab10") -> list[tuple[float, ...]]:
-    """Colour of clusters 0..n-1 (the same in every figure of the suite)."""
+def _palette() -> list[tuple[float, ...]]:
+    """Distinct cluster colours, none of them grey (grey is noise).
+
+    tab10 without its grey, then tab20's light tones, tab20b and tab20c without their greys:
+    54 colours. Clusters 0-6 keep their tab10 colours; cluster 7 onwards skip tab10's grey.
+    """
     import matplotlib.pyplot as plt
 
+    def rgba(name: str, skip: tuple[int, ...]) -> list[tuple[float, ...]]:
+        cmap = plt.get_cmap(name)
+        return [tuple(cmap(i)) for i in range(cmap.N) if i not in skip]
+
+    light = plt.get_cmap("tab20")
+    return (rgba("tab10", (7,)) + [tuple(light(i)) for i in range(1, 20, 2) if i != 15]
+            + rgba("tab20b", ()) + rgba("tab20c", (16, 17, 18, 19)))
+
+
+def cluster_colours(n: int, cmap: str = "tab10") -> list[tuple[float, ...]]:
+    """Colour of clusters 0..n-1 (the same in every figure of the suite).
+
+    With ``cmap="tab10"`` (the default) the colours come from a palette of 54 distinct,
+    non-grey colours (clusters 0-6 as tab10; grey is kept for noise), so clusters 7 and
+    above are neither grey nor a repeat of a lower cluster; beyond 54 clusters they cycle.
+    Any other colormap name is sampled as given, cycling over its colours.
+    """
+    import matplotlib.pyplot as plt
+
+    if cmap == "tab10":
+        palette = _palette()
+        return [palette[i % len(palette)] for i in range(n)]
     base = plt.get_cmap(cmap)
     return [tuple(base(i % base.N)) for i in range(n)]
 
@@ -429,7 +456,7 @@ def embedding(points: np.ndarray, labels: np.ndarray, *, ax: Any = None,
 
 
 def label_colours(labels: np.ndarray, n_colours: int | None = None) -> np.ndarray:
-    """RGBA per label: ``tab10(label)``, grey for -1."""
+    """RGBA per label: ``cluster_colours(k)[label]``, grey for -1."""
     labels = np.asarray(labels).ravel()
     k = max(int(n_colours if n_colours is not None else labels.max() + 1), 1)
     table = np.array([NOISE_COLOUR] + cluster_colours(k))
