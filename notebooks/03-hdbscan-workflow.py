@@ -582,7 +582,7 @@ if has_truth:
 # a feature (the paper's recipe, `energy_bin=1`) HDBSCAN put the PbS into the MoS2 cluster at
 # every seed we tried; summing 4 channels per feature (40 eV, a third of a peak width; the
 # default of `workflows.hdbscan`) keeps it at 9 of 10 seeds with over 95 % of its pixels, and
-# 89 % at the tenth. The sulfide map above gives the same answers either way. Below: the
+# 89.5 % at the tenth. The sulfide map above gives the same answers either way. Below: the
 # share of each phase in the clusters it dominates, for both settings.
 
 # %%

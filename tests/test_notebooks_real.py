@@ -9,9 +9,8 @@ the bundled files are byte-identical afterwards (nothing a user owns is modified
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest

@@ -15,6 +15,7 @@ the titles of element maps.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,7 +56,8 @@ def _new_axes(ax: Any = None, figsize: tuple[float, float] = (4.5, 4.0)) -> Any:
     return ax
 
 
-def _palette() -> list[tuple[float, ...]]:
+@functools.lru_cache(maxsize=1)
+def _palette() -> tuple[tuple[float, ...], ...]:
     """Distinct cluster colours, none of them grey (grey is noise).
 
     tab10 without its grey, then tab20's light tones, tab20b and tab20c without their greys:
@@ -68,8 +70,8 @@ def _palette() -> list[tuple[float, ...]]:
         return [tuple(cmap(i)) for i in range(cmap.N) if i not in skip]
 
     light = plt.get_cmap("tab20")
-    return (rgba("tab10", (7,)) + [tuple(light(i)) for i in range(1, 20, 2) if i != 15]
-            + rgba("tab20b", ()) + rgba("tab20c", (16, 17, 18, 19)))
+    return tuple(rgba("tab10", (7,)) + [tuple(light(i)) for i in range(1, 20, 2) if i != 15]
+                 + rgba("tab20b", ()) + rgba("tab20c", (16, 17, 18, 19)))
 
 
 def cluster_colours(n: int, cmap: str = "tab10") -> list[tuple[float, ...]]:

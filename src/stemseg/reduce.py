@@ -38,7 +38,8 @@ no better clusters. Measured with workflow 2 on the sulfide phantom, seeds 0-9 (
 ARI against the truth equal to within 0.01 at nine seeds (0.96 instead of 0.61 at seed 5);
 at 50 counts/px the PbS recall of the steel/MoS2/PbS phantom 0.895-0.97 instead of
 0.86-0.97; the minority-wurtzite rims got a cluster of their own in 7 of 15 runs (phantom
-seeds 0-4, three UMAP seeds each) against 6 of 15; one fit 6-8 s instead of 12-15 s. ``n_epochs=None`` restores umap-learn's rule.
+seeds 0-4, three UMAP seeds each) against 6 of 15; one fit 6-8 s instead of 12-15 s.
+``n_epochs=None`` restores umap-learn's rule.
 
 Compiled code cached on disk
 ----------------------------
