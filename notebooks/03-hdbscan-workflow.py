@@ -583,9 +583,10 @@ if has_truth:
 # every seed we tried; summing 4 channels per feature (40 eV, a third of a peak width; the
 # default of `workflows.hdbscan`) keeps it at 9 of 10 seeds with over 95 % of its pixels, and
 # 89.5 % at the tenth. The sulfide map above gives the same answers either way. Below: the
-# share of each phase in the clusters it dominates, for both settings.
+# share of each phase in the clusters it dominates, for both settings. This section always
+# simulates its own map, whatever `DATA` is (its code cells carry the tag `own-phantom`).
 
-# %%
+# %% tags=["own-phantom"]
 low = stemseg.simulate.phantom("steel-mos2-pbs", random_state=SEED, counts_per_pixel=50)
 rows = []
 for energy_bin, how in ((workflows.HDBSCAN_ENERGY_BIN, "default: 4 channels per feature"),
@@ -598,7 +599,7 @@ for energy_bin, how in ((workflows.HDBSCAN_ENERGY_BIN, "default: 4 channels per 
 low_dose = pd.DataFrame(rows).set_index("features")
 display(low_dose.round(3))
 
-# %%
+# %% tags=["own-phantom"]
 pbs_default = low_dose["PbS covered"].iloc[0]
 assert pbs_default > 0.8, (
     f"expected the default workflow 2 to keep the PbS particles at ~50 counts per pixel "

@@ -669,9 +669,10 @@ print("workflow 2's table gives", wf2_rest.round(2).to_dict(), "for the other ph
 # clustered such particles: workflow 1 with a user-chosen 3 clusters (film, core, shell)
 # found core and shell of equal composition within error; workflow 2 one cluster. We do the
 # same on the **uniform** phantom and on one with a **real** core (Co, Mn, Zn x 1.5 inside
-# half the radius). These phantoms are always used, whatever `DATA` is (same `SEED`).
+# half the radius). These phantoms are always used, whatever `DATA` is (same `SEED`); the
+# code cells of this section carry the tag `own-phantom`.
 
-# %%
+# %% tags=["own-phantom"]
 NP_MIN_CLUSTER_SIZE_PX = 200   # the nanoparticle phantoms are always 128 x 128 px
 paper_t2 = pd.concat({w: quant.paper_table("eggeman2025_table2_7cation_nanoparticles", w)
                       .set_index("element")["at_pct"]
@@ -717,7 +718,7 @@ for ax, (label, core_shell) in zip(axes, [("uniform", False), ("real core", True
     gc.collect()
 plt.show()
 
-# %%
+# %% tags=["own-phantom"]
 for label, r in results.items():
     print(f"--- {label} particles ---")
     print(f"workflow 1: {r['gmm_particle_clusters']} of 3 clusters on the particles; "
@@ -736,7 +737,7 @@ if results["uniform"]["gmm_diff"] is not None:
 print("the paper's Table 2 next to the uniform phantom's GMM clusters (at. %):")
 display(t2.round(2))
 
-# %%
+# %% tags=["own-phantom"]
 # Checks of claim E8
 uni, real = results["uniform"], results["real core"]
 if uni["gmm_diff"] is not None:
