@@ -39,6 +39,7 @@ def test_no_command_prints_help(capsys):
 # --------------------------------------------------------------------------- stemseg run
 
 import hashlib  # noqa: E402
+from pathlib import Path  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -94,22 +95,107 @@ def test_run_refuses_existing_output(gmm_run, capsys):
     assert (out / "result.json").read_bytes() == stamp
 
 
-def test_run_on_a_folder_and_incomplete_kfactors(tmp_path, capsys):
-    folder = tmp_path / "maps"
-    folder.mkdir()
-    shutil.copy(BRUKER, folder)
-    shutil.copy(data.example("velox_si_16x16_CCaOCu"), folder)
+def test_incomplete_kfactors_stop_a_single_map(tmp_path, capsys):
+    """User k-factors that miss one of the map's lines stop the run (never mixed with
+    theoretical values), name the file and the line, and leave no output."""
     (tmp_path / "k.json").write_text(json.dumps({"Cu_Ka": 1.0, "Ti_Ka": 1.0}))
-    # incomplete user k-factors stop the run, never mixed with theoretical values
-    code = cli.main(["run", str(folder), "--n-clusters", "2", "--out", str(tmp_path / "bad"),
+    code = cli.main(["run", str(BRUKER), "--n-clusters", "2", "--out", str(tmp_path / "bad"),
                      "--kfactors", str(tmp_path / "k.json")])
     assert code == 2
-    assert "O_Ka" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "O_Ka" in err and BRUKER.name in err
     assert not (tmp_path / "bad").exists()
-    # a folder: one sub-folder per map; Velox files without lines still segment
-    assert cli.main(["run", str(folder), "--n-clusters", "2", "--out", str(tmp_path / "ok")]) == 0
-    assert (tmp_path / "ok" / BRUKER.stem / "quantification.csv").exists()
-    assert (tmp_path / "ok" / "velox_si_16x16_CCaOCu" / "labels.npy").exists()
+
+
+def _uncalibrated_map(path):
+    """A small phantom whose energy axis has lost its calibration (channels, no units)."""
+    from stemseg import simulate
+
+    ph = simulate.phantom("sulfide-6cation", shape=(32, 32), random_state=0)
+    axis = ph.eds.axes_manager.signal_axes[0]
+    axis.scale, axis.offset, axis.units = 1.0, 0.0, "<undefined>"
+    ph.eds.save(path)
+
+
+def test_batch_keeps_finished_maps_and_lists_failures(tmp_path, capsys):
+    """A folder of user-like files -- TEM, SEM, a sparse Velox map, an uncalibrated map, an
+    empty and a truncated file -- in one batch: every readable map gets its complete folder,
+    each failure a row with the file and the reason, errors on their own lines, exit 1."""
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    for name in ("bruker_tem_CuOPdTi_64x64", "bruker_sem_mineral_30x30",
+                 "velox_si_16x16_CCaOCu"):
+        shutil.copy(data.example(name), folder)
+    (folder / "empty.bcf").write_bytes(b"")
+    (folder / "truncated.bcf").write_bytes(BRUKER.read_bytes()[:20_000])
+    _uncalibrated_map(folder / "uncalibrated.hspy")
+    before = {p.name: _digest(p) for p in folder.iterdir()}
+    out = tmp_path / "out"
+    code = cli.main(["run", str(folder), "--n-clusters", "2", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1, "a batch with failed maps must exit with status 1"
+    assert {p.name: _digest(p) for p in folder.iterdir()} == before  # inputs untouched
+    summary = pd.read_csv(out / "batch_summary.csv").set_index("file")
+    assert set(summary.index) == set(before)
+    failed = summary[summary.status == "failed"]
+    assert set(failed.index) == {"empty.bcf", "truncated.bcf", "uncalibrated.hspy"}
+    assert failed.error.str.contains("StemsegFileFormatError|StemsegReaderCrash").loc[
+        ["empty.bcf", "truncated.bcf"]].all()
+    assert "--energy-range all" in failed.loc["uncalibrated.hspy", "error"]
+    for name in failed.index:  # no half-written folder, and the error on its own line
+        assert not (out / Path(name).stem).exists()
+        assert any(line.startswith(f"{name}: FAILED: ") for line in captured.err.splitlines())
+    assert "failed: " in captured.out and "batch_summary.csv" in captured.out
+    ok = summary[summary.status == "ok"]
+    for name in ok.index:
+        files = {p.name for p in (out / Path(name).stem).iterdir()}
+        assert {"labels.npy", "labels_full.npy", "labels.png", "mean_spectra.hspy",
+                "result.json"} <= files, f"{name}: incomplete output {files}"
+    assert (out / "bruker_tem_CuOPdTi_64x64" / "quantification.csv").exists()
+    assert "SEM" in ok.loc["bruker_sem_mineral_30x30.bcf", "notes"]
+    # the sparse maps say so in the summary, in result.json and on their own line
+    assert "few counts: only 2.56 counts per binned pixel" in ok.loc[
+        "velox_si_16x16_CCaOCu.emd", "notes"]
+    result = json.loads((out / "velox_si_16x16_CCaOCu" / "result.json").read_text())
+    assert any("counts per binned pixel" in w for w in result["warnings"])
+    assert any(line.startswith("bruker_tem_CuOPdTi_64x64.bcf: warning: clustering: only")
+               for line in captured.err.splitlines())
+    # the uncalibrated map runs with every channel as a feature, as the error suggested
+    code = cli.main(["run", str(folder / "uncalibrated.hspy"), "--energy-range", "all",
+                     "--n-clusters", "2", "--out", str(tmp_path / "uncal")])
+    assert code == 0 and (tmp_path / "uncal" / "labels.npy").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--energy-range", "1"], "two energies"),
+    (["--energy-range", "5", "1"], "must be below"),
+    (["--energy-range", "a", "b"], "two energies"),
+    (["--downsample", "0"], "--downsample"),
+    (["--cutoff-kv", "-3"], "--cutoff-kv"),
+])
+def test_bad_reader_and_range_options_refused_before_loading(tmp_path, capsys, argv, needle):
+    code = cli.main(["run", str(BRUKER), "--out", str(tmp_path / "o"), *argv])
+    assert code == 2 and needle in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_reader_options_go_to_the_readers_that_take_them(tmp_path):
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(downsample=2, cutoff_kv=10.0, rebin_energy=None)
+    options, ignored = cli._reader_options(Path("a.bcf"), args)
+    assert options == {"downsample": 2, "cutoff_at_kV": 10.0} and not ignored
+    options, ignored = cli._reader_options(Path("a.emd"), args)
+    assert options == {} and len(ignored) == 2 and "--downsample ignored" in ignored[0]
+
+
+def test_version(capsys):
+    import stemseg
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"stemseg {stemseg.__version__}"
 
 
 def test_sigterm_leaves_no_partial_result(tmp_path):

@@ -12,7 +12,10 @@ Sub-commands
     Segment one map, or every map in a folder, and write labels (.npy and a
     PNG with a scale bar), mean spectra (.hspy), the quantification (CSV),
     entropies and all parameters (JSON). The output folder appears only when
-    complete (an interrupted run leaves nothing behind).
+    complete (an interrupted run leaves nothing behind). A folder goes on past
+    a failing map: each map gets its complete sub-folder or a row with the
+    reason in ``batch_summary.csv``, and the exit status is 1 when any failed
+    (``--stop-on-error`` stops at the first).
 """
 
 from __future__ import annotations
@@ -234,11 +237,12 @@ def _segment(acq, args):
 
     if args.workflow == "gmm":
         return workflows.gmm(acq, n_clusters=args.n_clusters, n_components=args.n_components,
-                             bin=args.bin, random_state=args.seed, progress=True)
+                             bin=args.bin, random_state=args.seed, progress=True,
+                             energy_range=args.energy_range_keV)
     return workflows.hdbscan(acq, min_cluster_size=args.min_cluster_size, bin=args.bin,
                              random_state=args.seed, min_samples=args.min_samples,
                              min_cluster_size_units=args.min_cluster_size_units,
-                             progress=True)
+                             progress=True, energy_range=args.energy_range_keV)
 
 
 def _quantify(seg, acq, args):
@@ -262,7 +266,7 @@ def _quantify(seg, acq, args):
     return table, entropies, None
 
 
-def _write_result(out, acq, seg, table, entropies, note, args) -> None:
+def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> None:
     import json
 
     import matplotlib
@@ -291,6 +295,7 @@ def _write_result(out, acq, seg, table, entropies, note, args) -> None:
         "entropy": entropies,
         "anions": list(args.anions),
         "quantification_note": note,
+        "warnings": list(warnings),
         "stemseg_version": __import__("stemseg").__version__,
     }
     (out / "result.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -322,34 +327,152 @@ def _check_run_args(args: argparse.Namespace) -> None:
     from .preprocess import check_bin
 
     check_bin(args.bin, "--bin")
+    args.energy_range_keV = _parse_energy_range(args.energy_range)
+    for flag in ("downsample", "rebin_energy"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise StemsegValueError(f"--{flag.replace('_', '-')} must be a whole number >= 1, "
+                                    f"got {value}.")
+    if args.cutoff_kv is not None and not (math.isfinite(args.cutoff_kv) and args.cutoff_kv > 0):
+        raise StemsegValueError(f"--cutoff-kv must be a positive energy in keV, got "
+                                f"{args.cutoff_kv:g}.")
+
+
+def _parse_energy_range(values: list[str] | None):
+    """``--energy-range`` as the workflows' ``energy_range``: the default when not given,
+    None for ``all``, else (lo, hi) in keV with ``none`` for an open end."""
+    from .errors import StemsegValueError
+    from .preprocess import DEFAULT_ENERGY_RANGE
+
+    if values is None:
+        return DEFAULT_ENERGY_RANGE
+    if [v.lower() for v in values] == ["all"]:
+        return None
+    usage = ("--energy-range takes two energies in keV (LO HI; 'none' for an open end, e.g. "
+             "--energy-range 0.25 none) or the word all")
+    if len(values) != 2:
+        raise StemsegValueError(f"{usage}; got {' '.join(values)!r}.")
+    try:
+        lo, hi = (None if v.lower() == "none" else float(v) for v in values)
+    except ValueError:
+        raise StemsegValueError(f"{usage}; got {' '.join(values)!r}.") from None
+    if lo is not None and hi is not None and not lo < hi:
+        raise StemsegValueError(f"--energy-range: LO ({lo:g}) must be below HI ({hi:g}).")
+    return lo, hi
+
+
+#: reader options of ``stemseg run`` and the file types whose reader takes them
+#: (rosettasciio: Bruker .bcf, JEOL .pts, Velox .emd)
+_READER_OPTIONS = {
+    "downsample": ("downsample", {".bcf", ".pts"}),
+    "cutoff_kv": ("cutoff_at_kV", {".bcf", ".pts"}),
+    "rebin_energy": ("rebin_energy", {".pts", ".emd"}),
+}
+
+
+def _reader_options(path, args) -> tuple[dict[str, object], list[str]]:
+    """The reader options of the command line that ``path``'s reader takes, and a note for
+    each one it does not (so that the summary says which were ignored)."""
+    options, ignored = {}, []
+    suffix = path.suffix.lower()
+    for dest, (name, suffixes) in _READER_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if suffix in suffixes:
+            options[name] = value
+        else:
+            flag = "--" + dest.replace("_", "-")
+            ignored.append(f"{flag} ignored: the {suffix or 'this'} reader has no such option "
+                           f"(it applies to {', '.join(sorted(suffixes))})")
+    return options, ignored
+
+
+def _run_one(path, target, args) -> dict[str, object]:
+    """Load, segment, quantify and write one map into ``target``; a row of the summary."""
+    import warnings as _w
+
+    from . import io
+    from .errors import StemsegSparseDataWarning
+
+    options, notes = _reader_options(path, args)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")
+        acq = io.load(path, isolate=True, lazy=args.lazy, **options)
+    if args.elements:
+        if acq.is_sem:
+            notes.append("--elements kept for the mean spectra only: SEM maps are not "
+                         "quantified")
+        acq.eds.set_elements(args.elements)
+    target.mkdir(exist_ok=True)
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always", StemsegSparseDataWarning)
+        seg = _segment(acq, args)
+        table, entropies, note = _quantify(seg, acq, args)
+    sparse = list(dict.fromkeys(str(c.message) for c in caught
+                                if issubclass(c.category, StemsegSparseDataWarning)))
+    for c in caught:  # the others as they would have been shown
+        if not issubclass(c.category, StemsegSparseDataWarning):
+            _w.showwarning(c.message, c.category, c.filename, c.lineno)
+    for message in sparse:
+        _say(f"{path.name}: warning: {message}")
+    _write_result(target, acq, seg, table, entropies, note, args, warnings=sparse)
+    notes += [f"not quantified: {note}"] if note else []
+    notes += [f"few counts: {m.split('. ')[0].split(': ', 1)[-1]}" for m in sparse]
+    return {"status": "ok", "clusters": int(seg.n_clusters),
+            "noise_pct": round(100 * float(seg.noise_fraction), 2),
+            "notes": "; ".join(n.rstrip(".") for n in notes),
+            "error": ""}
+
+
+def _say(message: str) -> None:
+    """One message on its own line, never onto a progress bar's line."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import warnings as _w
+    import shutil
     from pathlib import Path
 
-    from . import io
     from .outputs import atomic_dir
 
     files = _map_files(args.input)
     _check_run_args(args)  # the user's options, before any work is done
     folder = Path(args.input).is_dir()
+    rows = []
     with atomic_dir(args.out, overwrite=args.overwrite, flag="--overwrite") as out:
         for path in files:
-            with _w.catch_warnings():
-                _w.simplefilter("ignore")
-                acq = io.load(path, isolate=True)
-            if args.elements:
-                acq.eds.set_elements(args.elements)
             target = out / path.stem if folder else out
-            target.mkdir(exist_ok=True)
-            seg = _segment(acq, args)
-            table, entropies, note = _quantify(seg, acq, args)
-            _write_result(target, acq, seg, table, entropies, note, args)
-            print(f"{path.name}: {seg.n_clusters} clusters, noise {seg.noise_fraction:.1%}"
-                  + (f"; not quantified: {note}" if note else ""))
-    print(f"wrote {args.out}")
-    return 0
+            try:
+                row = _run_one(path, target, args)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not end a batch
+                if not folder or args.stop_on_error:
+                    if isinstance(exc, StemsegError):  # name the file in the message
+                        exc.args = (f"{path.name}: {exc}", *exc.args[1:])
+                    raise
+                if target.exists():  # a failed map leaves no half-written folder
+                    shutil.rmtree(target)
+                kind = type(exc).__name__
+                reason = str(exc) if isinstance(exc, StemsegError) else (
+                    f"unexpected {kind}: {exc} (please report this with the file)")
+                row = {"status": "failed", "clusters": None, "noise_pct": None, "notes": "",
+                       "error": f"{kind}: {reason}" if isinstance(exc, StemsegError)
+                       else reason}
+                _say(f"{path.name}: FAILED: {row['error']}")
+            else:
+                print(f"{path.name}: {row['clusters']} clusters, noise {row['noise_pct']:.1f} %"
+                      + (f"; {row['notes']}" if row["notes"] else ""))
+            rows.append({"file": path.name, **row})
+        if folder:
+            import pandas as pd
+
+            pd.DataFrame(rows).to_csv(out / "batch_summary.csv", index=False)
+    failed = [r["file"] for r in rows if r["status"] == "failed"]
+    print(f"wrote {args.out}" + (f" ({len(rows) - len(failed)} of {len(rows)} maps; failed: "
+                                 f"{', '.join(failed)}; see batch_summary.csv)" if failed else ""))
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -358,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stemseg",
         description="Unsupervised segmentation of STEM spectrum images.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__import__('stemseg').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="load the bundled real files and describe them")
     demo.add_argument(
@@ -403,6 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="HDBSCAN minimum cluster size (default 200 original pixels)")
     run.add_argument("--min-cluster-size-units", choices=("px", "nm2"), default="px")
     run.add_argument("--min-samples", type=int)
+    run.add_argument("--energy-range", nargs="+", metavar="KEV",
+                     help="feature energy range in keV: LO HI, either may be 'none' (default 0.25 "
+                     "none, the workflows' default), or 'all' for every channel (needed for "
+                     "spectra without an energy calibration)")
+    run.add_argument("--lazy", action="store_true",
+                     help="read the map lazily and run the streamed, bounded-memory workflow")
+    run.add_argument("--downsample", type=int, metavar="N",
+                     help="sum N x N pixels while reading (Bruker .bcf, JEOL .pts)")
+    run.add_argument("--cutoff-kv", type=float, metavar="KV",
+                     help="drop channels above KV keV while reading (Bruker .bcf, JEOL .pts)")
+    run.add_argument("--rebin-energy", type=int, metavar="N",
+                     help="sum N energy channels while reading (JEOL .pts, Velox .emd)")
+    run.add_argument("--stop-on-error", action="store_true",
+                     help="stop a folder at its first failing map (default: go on, list the "
+                     "failure in batch_summary.csv and exit with status 1)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     run.set_defaults(func=_cmd_run)
     return parser
@@ -414,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 on success, 2 for a usage or input error (the message
-        says what to fix).
+        Exit status: 0 on success; 1 when some maps of a folder failed (each
+        listed with its reason in ``batch_summary.csv``, the others written);
+        2 for a usage or input error (the message says what to fix).
     """
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -212,7 +212,7 @@ def check_counts(data: np.ndarray, name: str = "data") -> None:
     if not data.size or not np.any(data):
         raise StemsegValueError(
             f"{name} holds no counts (all zero). Check that the right signal was loaded "
-            "and that energy_range covers the X-ray lines."
+            "and that energy_range (stemseg run: --energy-range) covers the X-ray lines."
         )
 
 
@@ -482,7 +482,7 @@ def _channel_selection(signal: Any, energy_bin: int,
         raise StemsegValueError(
             f"energy_range is in keV but the energy axis is uncalibrated (units "
             f"{axis.units!r}): calibrate it (axes_manager[-1].scale/offset/units) or pass "
-            "energy_range=None."
+            "energy_range=None (stemseg run: --energy-range all)."
         )
     n_binned = energy.size // energy_bin
     if n_binned < 1:
@@ -501,7 +501,7 @@ def _channel_selection(signal: Any, energy_bin: int,
         raise StemsegValueError(
             f"energy_range={energy_range} keV keeps {int(keep.sum())} channel(s) of an axis "
             f"from {energy[0]:.3g} to {energy[-1]:.3g} keV. Widen it, or pass "
-            "energy_range=None for the full axis."
+            "energy_range=None for the full axis (stemseg run: --energy-range all)."
         )
     return np.flatnonzero(keep), centres[keep]
 
