@@ -221,3 +221,33 @@ def test_hdbscan_on_sample_checks_sizes_against_the_whole_map():
         hdbscan_on_sample(emb, sample, 1)
     with pytest.raises(StemsegValueError, match="min_samples must be"):
         hdbscan_on_sample(emb, sample, 40, min_samples=0)
+
+
+def test_umap_reducer_embeds_duplicate_rows_once(blobs):
+    """Many identical rows (the empty pixels of a sparse map) are embedded once and share
+    their point, as umap-learn's unique=True: the same embedding in every run."""
+    X, _ = blobs
+    dup = np.vstack([X[:200], np.zeros((300, X.shape[1]))])
+    r = reduce.UMAPReducer(n_components=2, random_state=0)
+    a = r.fit_transform(dup)
+    assert r.n_unique_ == 201 and a.shape == (500, 2)
+    assert np.ptp(a[200:], axis=0).max() == 0, "the duplicates should share one point"
+    np.testing.assert_array_equal(a, reduce.UMAPReducer(n_components=2, random_state=0)
+                                  .fit_transform(dup))
+    assert r.transform(dup[:5]).shape == (5, 2)
+
+
+def test_umap_reducer_refuses_a_handful_of_distinct_rows():
+    X = np.repeat(np.eye(3), 100, axis=0)
+    with pytest.raises(StemsegValueError, match="only 3 distinct spectra"):
+        reduce.UMAPReducer(n_components=4, random_state=0).fit(X)
+
+
+def test_gmm_refuses_more_clusters_than_distinct_spectra():
+    from stemseg import workflows
+
+    s, _ = synthetic_cube(shape=(16, 16), n_channels=64)
+    s.data[:] = 0
+    s.data[0, 0, -10] = 5   # one pixel with counts: two distinct binned spectra
+    with pytest.raises(StemsegValueError, match="only 2 distinct"):
+        workflows.gmm(s, n_clusters=3, random_state=0)

@@ -294,3 +294,36 @@ def test_spectrum_labels_leave_out_isolated_pixels_only():
     assert out[0, 5] == -1 and out[5, 0] == 2 and out[3, 0] == -1
     np.testing.assert_array_equal(out[2:5, 2:5], 1)
     assert ((out != lab).sum()) == 1
+
+
+def test_labels_full_fall_back_to_the_binned_blocks_when_pixels_are_too_sparse():
+    """Predicted original pixels that mostly disagree with their binned block (too few
+    counts to place them: all noise, or all one cluster) give way to the binned labels, and
+    the reason is stated; sound predictions (boundaries only) are kept."""
+    from types import SimpleNamespace
+
+    labels = np.repeat(np.arange(4), 16).reshape(8, 8)          # binned x2 of a 16 x 16 map
+    prep = SimpleNamespace(bin=2, original_shape=(16, 16), used=np.ones((8, 8), bool))
+    blocks = workflows.upsample_labels(labels, 2, (16, 16))
+    sound = blocks.copy()
+    sound[::4] = -1                                               # a quarter disagree
+    kept, reason = workflows._sparse_fallback(sound, labels, prep, None)
+    assert reason is None and np.array_equal(kept, sound)
+    for bad in (np.full((16, 16), -1), np.zeros((16, 16), int)):  # all noise; one cluster
+        full, reason = workflows._sparse_fallback(bad, labels, prep, None)
+        assert np.array_equal(full, blocks)
+        assert reason.startswith("repeat (only") and "too few counts" in reason
+
+
+def test_plot_title_describes_the_image_shown(seg_hdb):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    binned = seg_hdb.plot().get_title()
+    full = seg_hdb.plot(full=True).get_title()
+    plt.close("all")
+    assert "binned x2" in binned and "original pixels" in full
+    noise = 100 * float((seg_hdb.labels_full < 0).mean())
+    assert f"noise {noise:.1f} %" in full

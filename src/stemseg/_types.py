@@ -192,44 +192,39 @@ class Segmentation:
     def plot(self, full: bool = False, ax: Any = None, cmap: str = "tab10") -> Any:
         """Show the label map with a colour per cluster, noise in grey, and a scale bar.
 
+        The colours are :func:`stemseg.plots.cluster_colours` (distinct for 54 clusters,
+        never the grey of noise). The title describes the image shown: the binned map the
+        clusters were found on, or the original pixels of ``labels_full``, with that
+        image's own share of noise. A map without a pixel size says so under the image.
+
         Parameters
         ----------
         full : bool
-            Plot ``labels_full`` instead of ``labels``.
+            Plot ``labels_full`` (original pixels) instead of ``labels`` (binned).
         ax : matplotlib.axes.Axes, optional
             Axes to draw in (default: a new figure).
         cmap : str
-            Qualitative matplotlib colour map.
+            Qualitative matplotlib colour map (``"tab10"``: the suite's palette).
 
         Returns
         -------
         matplotlib.axes.Axes
         """
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import ListedColormap
+        from . import plots
 
-        labels = self.labels_full if full else self.labels
-        k = max(self.n_clusters, 1)
-        base = plt.get_cmap(cmap)
-        colours = [(0.6, 0.6, 0.6, 1.0)] + [base(i % base.N) for i in range(k)]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(4.5, 4.5))
-        image = ax.imshow(labels + 1, cmap=ListedColormap(colours), vmin=-0.5,
-                          vmax=k + 0.5, interpolation="nearest")
-        cbar = ax.figure.colorbar(image, ax=ax, ticks=range(k + 1), fraction=0.046)
-        cbar.ax.set_yticklabels(["noise"] + [str(i) for i in range(k)])
-        cbar.set_label("cluster")
-        ax.set_title(f"{self.workflow}: {self.n_clusters} clusters, "
-                     f"noise {100 * self.noise_fraction:.1f} %")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        labels = np.asarray(self.labels_full if full else self.labels)
+        bin_ = int(self.params.get("bin", 1))
         size = self.pixel_size_nm
-        if size is not None:
-            step = size[1] / (int(self.params.get("bin", 1)) if full else 1)
-            try:
-                from matplotlib_scalebar.scalebar import ScaleBar
-
-                ax.add_artist(ScaleBar(step, "nm", location="lower right"))
-            except ImportError:  # pragma: no cover - optional nicety
-                ax.set_xlabel(f"pixel = {step:.3g} nm")
+        step = None if size is None else size[1] / (bin_ if full else 1)
+        noise = float((labels < 0).mean()) if labels.size else 0.0
+        shown = len(np.unique(labels[labels >= 0]))
+        which = ("original pixels" if full or bin_ == 1 else f"binned x{bin_}")
+        title = (f"{self.workflow}: {self.n_clusters} clusters, {which}, "
+                 f"noise {100 * noise:.1f} %")
+        if shown < self.n_clusters:
+            title += f"\n{self.n_clusters - shown} cluster(s) hold no pixel of this image"
+        ax = plots.label_map(labels, ax=ax, pixel_size=step, title=title,
+                             n_clusters=max(self.n_clusters, 1), cmap=cmap)
+        if step is None:
+            ax.set_xlabel("no pixel size in the file: no scale bar", fontsize=8)
         return ax

@@ -334,6 +334,10 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     umap_ : umap.UMAP
         The fitted model.
     embedding_ : numpy.ndarray, shape (n_samples, n_components)
+    n_unique_ : int
+        Distinct rows of the fitted data; duplicates share one embedded point (umap-learn's
+        ``unique=True``), so that a map with many identical (e.g. empty) pixels embeds the
+        same way in every run.
     """
 
     def __init__(self, n_components: int = 4, n_neighbors: int = 30, min_dist: float = 0.0,
@@ -356,9 +360,33 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     def fit_transform(self, X: np.ndarray, y: Any = None, **_: Any) -> np.ndarray:
         """Embed ``X`` (n_samples, n_features) -> (n_samples, n_components)."""
         enable_umap_cache()  # first: sets numba's cache folder before umap is imported
-        import umap
 
         X = np.asarray(X, dtype=np.float32)
+        self._X_fit = X
+        # exact duplicate rows (pixels with the same counts, e.g. the empty pixels of a
+        # very sparse map) are embedded once, as umap-learn's own unique=True does: more
+        # duplicates than n_neighbors make the neighbour distances all zero, and the layout
+        # then differs from run to run even with a seed (measured on a Velox map with 3
+        # distinct binned spectra among 4096)
+        unique, inverse = np.unique(X, axis=0, return_inverse=True)
+        self.n_unique_ = int(unique.shape[0])
+        if self.n_unique_ < X.shape[0]:
+            if self.n_unique_ < max(3, self.n_components + 2):
+                raise StemsegValueError(
+                    f"only {self.n_unique_} distinct spectra among the {X.shape[0]} pixels "
+                    "to embed: there is nothing to cluster. Check that this is the EDS "
+                    "spectrum image and that energy_range covers its X-ray lines, bin "
+                    "more, or record longer."
+                )
+            self.embedding_ = self._fit_embedding(unique)[inverse.ravel()]
+        else:
+            self.embedding_ = self._fit_embedding(X)
+        return self.embedding_
+
+    def _fit_embedding(self, X: np.ndarray) -> np.ndarray:
+        """umap-learn's fit on distinct rows ``X`` (n, n_features) -> (n, n_components)."""
+        import umap
+
         n = X.shape[0]
         if self.n_components < 1 or self.n_components >= n - 1:
             raise StemsegValueError(
@@ -375,15 +403,13 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
                       n_jobs=1 if self.random_state is not None else _n_jobs(),
                       n_epochs=None if self.n_epochs is None else int(self.n_epochs))
         kwargs.update(self.umap_kwargs or {})
-        self._X_fit = X
         if self.precomputed_knn:
             idx, dist = knn_graph(X, k)
             kwargs["precomputed_knn"] = (idx, dist)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.umap_ = umap.UMAP(**kwargs)
-            self.embedding_ = self.umap_.fit_transform(X)
-        return self.embedding_
+            return self.umap_.fit_transform(X)
 
     def transform(self, X: np.ndarray, n_neighbors: int | None = None,
                   reference: np.ndarray | None = None, return_neighbors: bool = False

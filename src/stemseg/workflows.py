@@ -232,6 +232,7 @@ def gmm(
     prep = _pre.preprocess(data, bin, energy_bin=energy_bin, energy_range=energy_range,
                            mask=mask, poisson=poisson, scaler=scaler)
     n_clusters = _cluster.check_n_clusters(n_clusters, prep.X.shape[0])
+    _check_distinct_spectra(prep.X, n_clusters)
     timer.lap("preprocess")
     reducer = _reduce.PCAReducer(n_components=n_components, max_components=max_components,
                                  knee_method=knee_method,
@@ -717,6 +718,9 @@ def _assemble(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
     new_of_old = np.empty(k, dtype=int)
     new_of_old[order] = np.arange(k)
     full = _labels_full(data, prep, labels, predict, new_of_old, mask)
+    full, fallback = _sparse_fallback(full, labels, prep, mask)
+    if fallback:
+        params = {**params, "labels_full": fallback}
     timer.lap("labels_full")
     if params.get("spectra_from", "full") == "full":
         original = _pre.as_signal(data)
@@ -791,6 +795,42 @@ def _labels_full(data: Any, prep: _pre.Prepared, labels: np.ndarray,
     return np.where(_full_mask(mask, prep), full, -1)
 
 
+#: predicted labels_full are given up for the binned labels when fewer than this share of
+#: the original pixels agree with the binned label of their block (pixels too sparse to place)
+FULL_MIN_AGREEMENT = 0.5
+
+
+def _sparse_fallback(full: np.ndarray, labels: np.ndarray, prep: _pre.Prepared,
+                     mask: Any) -> tuple[np.ndarray, str | None]:
+    """``labels_full`` copied from the binned labels when prediction failed on sparse pixels.
+
+    Prediction places each original pixel by its own counts. With a few counts per original
+    pixel (e.g. under one X-ray on a Velox map) those counts say almost nothing: HDBSCAN's
+    prediction calls nearly every pixel noise, or puts them all in one cluster, and the map
+    of original pixels no longer shows the clusters found on the binned map. Where the
+    prediction is sound, most original pixels keep the label of their binned block (they
+    differ at boundaries only). So when fewer than :data:`FULL_MIN_AGREEMENT` of them agree
+    with their block, the binned labels are copied onto their blocks instead (``"repeat"``)
+    and the reason is returned for ``params["labels_full"]``.
+
+    Returns
+    -------
+    full : numpy.ndarray of int, shape (rows, columns)
+    reason : str or None
+        None when the predicted labels are kept.
+    """
+    inside = _full_mask(mask, prep)
+    if not inside.any() or prep.bin == 1:
+        return full, None
+    repeated = np.where(inside, upsample_labels(labels, prep.bin, prep.original_shape), -1)
+    agreement = float((full == repeated)[inside].mean())
+    if agreement >= FULL_MIN_AGREEMENT:
+        return full, None
+    return repeated, (f"repeat (only {100 * agreement:.0f} % of the predicted original pixels "
+                      "kept their binned block's label: too few counts per original pixel to "
+                      "place them)")
+
+
 def _full_mask(mask: Any, prep: _pre.Prepared) -> np.ndarray:
     if mask is None:
         return np.ones(prep.original_shape, dtype=bool)
@@ -798,6 +838,18 @@ def _full_mask(mask: Any, prep: _pre.Prepared) -> np.ndarray:
     if m.shape == prep.original_shape:
         return m
     return upsample_labels(m.astype(int), prep.bin, prep.original_shape).astype(bool)
+
+
+def _check_distinct_spectra(X: np.ndarray, n_clusters: int) -> None:
+    """Refuse more clusters than the map has distinct spectra (e.g. a nearly empty map)."""
+    n_distinct = int(np.unique(X, axis=0).shape[0])
+    if n_distinct < n_clusters:
+        raise StemsegValueError(
+            f"n_clusters={n_clusters} but the map has only {n_distinct} distinct spectra "
+            f"among its {X.shape[0]} (binned) pixels in the feature energy range: there is "
+            "nothing to cluster. Check that this is the EDS spectrum image and that "
+            "energy_range covers its X-ray lines, bin more, or record longer."
+        )
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], name: str) -> None:
