@@ -251,3 +251,11 @@ def test_gmm_refuses_more_clusters_than_distinct_spectra():
     s.data[0, 0, -10] = 5   # one pixel with counts: two distinct binned spectra
     with pytest.raises(StemsegValueError, match="only 2 distinct"):
         workflows.gmm(s, n_clusters=3, random_state=0)
+
+
+def test_distinct_rows_first_appearance_and_inverse():
+    X = np.array([[1.0, 0], [0, 0], [1, 0], [0, 0], [2, 2]])
+    first, inverse = reduce.distinct_rows(X)
+    assert first.tolist() == [0, 1, 4] and inverse.tolist() == [0, 1, 0, 1, 2]
+    np.testing.assert_array_equal(X[first][inverse], X)
+    assert reduce.distinct_rows(X, stop=2)[0].tolist() == [0, 1]

@@ -842,7 +842,7 @@ def _full_mask(mask: Any, prep: _pre.Prepared) -> np.ndarray:
 
 def _check_distinct_spectra(X: np.ndarray, n_clusters: int) -> None:
     """Refuse more clusters than the map has distinct spectra (e.g. a nearly empty map)."""
-    n_distinct = int(np.unique(X, axis=0).shape[0])
+    n_distinct = int(_reduce.distinct_rows(X, stop=n_clusters)[0].size)
     if n_distinct < n_clusters:
         raise StemsegValueError(
             f"n_clusters={n_clusters} but the map has only {n_distinct} distinct spectra "
