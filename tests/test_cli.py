@@ -71,10 +71,24 @@ def test_run_writes_every_output(gmm_run):
     code, out, before = gmm_run
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "labels.npy", "labels.png", "labels_full.npy", "mean_spectra.hspy",
-        "quantification.csv", "result.json",
+        "labels.hspy", "labels.npy", "labels.png", "labels.tif", "labels_full.npy",
+        "mean_spectra.hspy", "quantification.csv", "report.pdf", "result.json", "spectra.png",
     ]
-    assert np.load(out / "labels_full.npy").shape == (64, 64)
+    full = np.load(out / "labels_full.npy")
+    assert full.shape == (64, 64)
+    # the labels as a calibrated HyperSpy signal and as a 16-bit TIFF (cluster + 1)
+    import hyperspy.api as hs
+    from PIL import Image
+
+    labels = hs.load(out / "labels.hspy")
+    assert np.array_equal(labels.data, full)
+    from stemseg import io
+
+    source_axes = io.load(BRUKER).eds.axes_manager.navigation_axes   # in nm
+    for a, b in zip(labels.axes_manager.signal_axes, source_axes):
+        assert a.scale == pytest.approx(b.scale) and str(a.units) == str(b.units)
+    assert np.array_equal(np.asarray(Image.open(out / "labels.tif")), full + 1)
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert np.load(out / "labels.npy").shape == (32, 32)
     table = pd.read_csv(out / "quantification.csv")
     assert set(table.element) == {"Cu", "O", "Pd", "Ti"}
@@ -83,6 +97,14 @@ def test_run_writes_every_output(gmm_run):
     summary = json.loads((out / "result.json").read_text())
     assert summary["params"]["n_clusters"] == 3 and summary["random_state"] == 0
     assert set(summary["entropy"]) == {"0", "1", "2"}
+    # what a reader of the numbers needs: input, lines, k-factors and their source, beam
+    assert summary["source_sha256"] == before
+    assert summary["xray_lines"] == ["Cu_Ka", "O_Ka", "Pd_La", "Ti_Ka"]
+    assert set(summary["kfactors"]) == set(summary["xray_lines"])
+    assert summary["kfactor_source"].startswith("theoretical")
+    assert summary["beam_energy_kV"] == 200
+    assert summary["pixel_size"][0]["units"] == "nm"
+    assert {"stemseg", "hyperspy", "exspy", "scikit-learn"} <= set(summary["software"])
     assert _digest(BRUKER) == before  # the input is untouched
 
 

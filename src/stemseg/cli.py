@@ -266,6 +266,114 @@ def _quantify(seg, acq, args):
     return table, entropies, None
 
 
+def _labels_signal(acq, seg):
+    """``labels_full`` as a HyperSpy Signal2D with the map's navigation axes (calibrated)."""
+    import hyperspy.api as hs
+
+    labels = hs.signals.Signal2D(seg.labels_full.astype("int16"))
+    for src, dst in zip(acq.eds.axes_manager.navigation_axes, labels.axes_manager.signal_axes):
+        dst.name, dst.scale, dst.offset, dst.units = src.name, src.scale, src.offset, src.units
+    labels.metadata.General.title = f"stemseg {seg.workflow} clusters (-1 = noise)"
+    return labels
+
+
+def _sha256(path) -> str | None:
+    import hashlib
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("stemseg", "hyperspy", "exspy", "rosettasciio", "numpy", "scikit-learn",
+                 "umap-learn", "hdbscan", "xraylib"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _spectra_figure(seg, lines):
+    """Each cluster's mean spectrum with the quantified lines marked: linear and log."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6.5), layout="constrained")
+    names = [f"cluster {c}" for c in range(seg.n_clusters)]
+    for ax, log in zip(axes, (False, True)):
+        plots.spectra(seg.mean_spectra, labels=names, ax=ax, lines=lines, log=log,
+                      energy_range=_shown_range(seg),
+                      title="mean spectra per original pixel" + (", log scale" if log else ""))
+    return fig
+
+
+def _shown_range(seg) -> tuple[float, float]:
+    """0.2 keV to the end of the spectra's energy axis, at most 20 keV."""
+    axis = seg.mean_spectra.axes_manager.signal_axes[0]
+    hi = float(axis.high_value) / (1000.0 if str(axis.units) == "eV" else 1.0)
+    return 0.2, min(hi, 20.0)
+
+
+def _report(out, acq, seg, table, note, warnings) -> None:
+    """One page per map: label map, mean spectra, composition table and parameters."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    fig = plt.figure(figsize=(8.27, 11.69), layout="constrained")  # A4
+    grid = fig.add_gridspec(3, 2, height_ratios=[1.1, 0.9, 1.0])
+    seg.plot(full=True, ax=fig.add_subplot(grid[0, 0]))
+    text = fig.add_subplot(grid[0, 1])
+    text.axis("off")
+    params = {k: v for k, v in seg.params.items() if v is not None}
+    lines = [f"file: {acq.source.name if hasattr(acq.source, 'name') else acq.source}",
+             f"{seg.n_clusters} clusters, noise {100 * seg.noise_fraction:.1f} % (binned)",
+             f"random_state: {seg.random_state}"]
+    lines += [f"{k}: {v}" for k, v in params.items()][:22]
+    lines += [f"note: {note}"] if note else []
+    lines += [f"warning: {w.split('. ')[0]}" for w in warnings]
+    text.text(0, 1, "\n".join(_wrap(line, 58) for line in lines), va="top", fontsize=7,
+              family="monospace")
+    xray_lines = list(table.attrs.get("lines", [])) if table is not None else None
+    plots.spectra(seg.mean_spectra, ax=fig.add_subplot(grid[1, :]), lines=xray_lines,
+                  log=True, labels=[f"cluster {c}" for c in range(seg.n_clusters)],
+                  title="mean spectra (log scale)", energy_range=_shown_range(seg))
+    ax = fig.add_subplot(grid[2, :])
+    ax.axis("off")
+    if table is None:
+        ax.text(0, 1, f"not quantified: {note}", va="top", fontsize=8, wrap=True)
+    else:
+        wide = table.assign(v=[f"{a:.2f} ± {b:.2f}" for a, b in
+                               zip(table.at_pct, table.sigma_total)]
+                            ).pivot(index="cluster", columns="element", values="v")
+        ax.set_title("at. % ± sigma_total (1 s.d.; quantification.csv has the budget)",
+                     fontsize=9)
+        cells = ax.table(cellText=wide.fillna("").values, rowLabels=[str(c) for c in wide.index],
+                         colLabels=list(wide.columns), loc="upper center")
+        cells.auto_set_font_size(False)
+        cells.set_fontsize(7)
+    fig.savefig(out / "report.pdf")
+    plt.close(fig)
+
+
+def _wrap(line: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width)) or line
+
+
 def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> None:
     import json
 
@@ -274,17 +382,29 @@ def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from PIL import Image
 
     np.save(out / "labels.npy", seg.labels)
     np.save(out / "labels_full.npy", seg.labels_full)
+    _labels_signal(acq, seg).save(out / "labels.hspy", overwrite=True)
+    # 16-bit TIFF for image software: cluster + 1, 0 = noise
+    Image.fromarray((seg.labels_full + 1).astype(np.uint16)).save(out / "labels.tif")
     ax = seg.plot(full=True)
     ax.figure.savefig(out / "labels.png", dpi=150, bbox_inches="tight")
     plt.close(ax.figure)
     seg.mean_spectra.save(out / "mean_spectra.hspy", overwrite=True)
+    lines = (list(table.attrs.get("lines", [])) if table is not None
+             else list(acq.eds.metadata.get_item("Sample.xray_lines") or []))
+    fig = _spectra_figure(seg, lines)
+    fig.savefig(out / "spectra.png", dpi=120)
+    plt.close(fig)
     if table is not None:
         table.to_csv(out / "quantification.csv", index=False)
+    _report(out, acq, seg, table, note, warnings)
+    nav = acq.eds.axes_manager.navigation_axes
     summary = {
         "source": str(acq.source),
+        "source_sha256": _sha256(acq.source),
         "workflow": seg.workflow,
         "params": seg.params,
         "random_state": seg.random_state,
@@ -292,11 +412,26 @@ def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> N
         "noise_fraction": float(seg.noise_fraction),
         "sizes": [int(n) for n in seg.sizes] if seg.sizes is not None else None,
         "timings_s": seg.timings,
+        "elements": list(acq.eds.metadata.get_item("Sample.elements") or []),
+        "xray_lines": lines,
+        "beam_energy_kV": (table.attrs.get("beam_energy_kV") if table is not None else
+                           acq.eds.metadata.get_item(
+                               "Acquisition_instrument.TEM.beam_energy",
+                               acq.eds.metadata.get_item(
+                                   "Acquisition_instrument.SEM.beam_energy"))),
+        "kfactors": table.attrs.get("kfactors") if table is not None else None,
+        "kfactor_source": (f"{table.attrs.get('kfactor_source')}"
+                           + (f": {args.kfactors}" if args.kfactors else "")
+                           if table is not None else None),
+        "kfactor_relative_sigma": (table.attrs.get("kfactor_relative_sigma")
+                                   if table is not None else None),
+        "pixel_size": [{"axis": a.name, "scale": a.scale, "units": str(a.units)} for a in nav],
         "entropy": entropies,
         "anions": list(args.anions),
         "quantification_note": note,
         "warnings": list(warnings),
         "stemseg_version": __import__("stemseg").__version__,
+        "software": _versions(),
     }
     (out / "result.json").write_text(json.dumps(summary, indent=2, default=str))
 

@@ -1395,7 +1395,8 @@ def quantify(
         Notes), and with the
         mixing check ``at_pct_core``, ``sigma_core``, ``n_core`` (core pixels) and
         ``mixing_flag``; ``sigma_bootstrap`` when requested. ``attrs`` holds the method,
-        lines, k-factors and their relative sigmas.
+        lines, k-factors (``kfactors``, ``kfactor_source``), their relative sigmas and
+        the beam energy (``beam_energy_kV``).
 
     Raises
     ------
@@ -1479,6 +1480,13 @@ def quantify(
     budget.update(_mixing_budget(x, sigma, core))
     df = _table(inp.clusters, lines, x, sigma, intensity, li, boot, kvec, method, budget)
     df.attrs["kfactor_relative_sigma"] = dict(zip(lines, rel_k.tolist()))
+    beam = beam_energy_kV if beam_energy_kV is not None else _beam_energy(spectra)
+    df.attrs["beam_energy_kV"] = None if beam is None else float(beam)
+    df.attrs["kfactor_source"] = (
+        "given by the user" if kfactors is not None else
+        f"theoretical (stemseg.xray.kfactors: Bote-Salvat cross-sections, "
+        f"{'default' if detector is None else 'given'} detector, "
+        f"{'?' if beam is None else f'{float(beam):g}'} kV)")
     return df
 
 
