@@ -259,3 +259,24 @@ def test_distinct_rows_first_appearance_and_inverse():
     assert first.tolist() == [0, 1, 4] and inverse.tolist() == [0, 1, 0, 1, 2]
     np.testing.assert_array_equal(X[first][inverse], X)
     assert reduce.distinct_rows(X, stop=2)[0].tolist() == [0, 1]
+
+
+def test_small_mixtures_and_oversized_min_cluster_size_warn():
+    from stemseg.errors import StemsegSparseDataWarning
+
+    # the bundled 16 x 16 Velox map binned x2: 64 pixels, 5 clusters, 4 components
+    with pytest.warns(StemsegSparseDataWarning, match=r"13 pixels per cluster.*at most 3"):
+        cluster.warn_small_mixture(64, 5, 4, 2)
+    # 625 pixels, 40 clusters; 15 components on a 64-pixel map
+    with pytest.warns(StemsegSparseDataWarning, match="16 pixels per cluster"):
+        cluster.warn_small_mixture(625, 40, 3, 1)
+    with pytest.warns(StemsegSparseDataWarning, match="fewer than the 32"):
+        cluster.warn_small_mixture(64, 3, 15, 1)
+    with pytest.warns(StemsegSparseDataWarning, match="below 32 binned pixels"):
+        cluster.warn_single_cluster_size(64, 40)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cluster.warn_small_mixture(4096, 6, 5, 2)      # the notebooks' phantom
+        cluster.warn_single_cluster_size(4096, 50)

@@ -53,9 +53,10 @@ class StemsegFileExistsError(StemsegError, FileExistsError):
 
 
 class StemsegSparseDataWarning(UserWarning):
-    """The map has too few counts per pixel for the step to find chemistry, not noise.
+    """The map has too few counts per pixel, or too few pixels for the clusters asked for,
+    for the step to find chemistry, not noise.
 
-    The message gives the counts per pixel and what to do (bin more, pick fewer
+    The message gives the counts (or pixels) and what to do (bin more, pick fewer
     clusters). Silence it deliberately with
     ``warnings.filterwarnings("ignore", category=StemsegSparseDataWarning)``.
     """

@@ -240,6 +240,7 @@ def gmm(
                                  random_state=random_state).fit(prep.X)
     scores = reducer.transform(prep.X)
     timer.lap("reduce")
+    _cluster.warn_small_mixture(prep.X.shape[0], n_clusters, reducer.n_components_, prep.bin)
     model = _cluster.fit_gmm(scores, n_clusters, n_init=n_init,
                              covariance_type=covariance_type, random_state=random_state)
     labels, weights = model.predict(scores), model.predict_proba(scores)
@@ -390,6 +391,7 @@ def hdbscan(
     n = prep.X.shape[0]
     mcs = _cluster.binned_min_cluster_size(min_cluster_size, min_cluster_size_units, prep.bin,
                                            prep.pixel_size_nm, n)
+    _cluster.warn_single_cluster_size(n, mcs)
     sample = _umap_sample_indices(n, umap_sample, mcs, random_state)
     timer.lap("preprocess")
     pca = None
