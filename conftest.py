@@ -36,6 +36,7 @@ _LONG_FIRST = (
     "tests/test_acceptance_independent.py",
     "tests/test_streaming.py",
     "tests/test_cli.py",
+    "tests/test_validate.py",
 )
 #: files whose parametrized tests are each a group of their own
 _ONE_GROUP_PER_TEST = (

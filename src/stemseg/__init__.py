@@ -28,7 +28,8 @@ _configure_numba_cache_dir()
 
 _SUBMODULES = (
     "analysis", "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",
-    "preprocess", "quant", "reduce", "simulate", "streaming", "widgets", "workflows", "xray",
+    "preprocess", "quant", "reduce", "simulate", "streaming", "validate", "widgets",
+    "workflows", "xray",
 )
 
 __all__ = [

@@ -158,6 +158,17 @@ def _demo_phantom(seed: int) -> None:
     _print_table(rows)
 
 
+def _n_clusters(text: str) -> int | str:
+    """``--n-clusters``: a whole number or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or 'auto', got {text!r}") from None
+
+
 def _parse_option(text: str) -> tuple[str, object]:
     """``key=value`` -> (key, value) with value parsed as JSON when possible."""
     import json
@@ -236,7 +247,19 @@ def _segment(acq, args):
     from . import workflows
 
     if args.workflow == "gmm":
-        return workflows.gmm(acq, n_clusters=args.n_clusters, n_components=args.n_components,
+        n_clusters = args.n_clusters
+        if n_clusters == "auto":
+            from . import validate
+
+            choice = validate.choose_n_clusters(acq, random_state=args.seed, bin=args.bin,
+                                                energy_range=args.energy_range_keV)
+            n_clusters = choice.n_clusters
+            args.n_clusters_choice = {
+                "method": "count splitting (Poisson thinning), stemseg.validate",
+                "chosen": n_clusters,
+                "distinct_unmixed_clusters_by_k": {str(k): v for k, v in
+                                                   choice.survivors.items()}}
+        return workflows.gmm(acq, n_clusters=n_clusters, n_components=args.n_components,
                              bin=args.bin, random_state=args.seed, progress=True,
                              energy_range=args.energy_range_keV)
     return workflows.hdbscan(acq, min_cluster_size=args.min_cluster_size, bin=args.bin,
@@ -429,6 +452,7 @@ def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> N
         "entropy": entropies,
         "anions": list(args.anions),
         "quantification_note": note,
+        "n_clusters_choice": getattr(args, "n_clusters_choice", None),
         "warnings": list(warnings),
         "stemseg_version": __import__("stemseg").__version__,
         "software": _versions(),
@@ -531,6 +555,7 @@ def _run_one(path, target, args) -> dict[str, object]:
     from .errors import StemsegSparseDataWarning
 
     options, notes = _reader_options(path, args)
+    args.n_clusters_choice = None   # per map (--n-clusters auto)
     with _w.catch_warnings():
         _w.simplefilter("ignore")
         acq = io.load(path, isolate=True, lazy=args.lazy, **options)
@@ -657,7 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="anion elements for the configurational entropy (default S O Se Te)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--bin", type=int, default=2, help="spatial binning (default 2)")
-    run.add_argument("--n-clusters", type=int, default=5, help="GMM clusters (default 5)")
+    run.add_argument("--n-clusters", type=_n_clusters, default=5,
+                     help="GMM clusters (default 5), or 'auto': the clusters that stay "
+                     "distinct, and are not mixed boundary pixels, on counts held out by "
+                     "count splitting")
     run.add_argument("--n-components", type=int, help="PCA components (default: scree knee)")
     run.add_argument("--min-cluster-size", type=float, default=200,
                      help="HDBSCAN minimum cluster size (default 200 original pixels)")
