@@ -344,7 +344,13 @@ def choose_n_clusters(data: Any, *, max_clusters: int = 8, alpha: float = 0.01,
     for k in range(2, int(max_clusters) + 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", StemsegSparseDataWarning)  # half the dose
-            seg = workflows.gmm(a, n_clusters=k, random_state=random_state, **gmm_kwargs)
+            try:
+                seg = workflows.gmm(a, n_clusters=k, random_state=random_state,
+                                    **gmm_kwargs)
+            except StemsegValueError:
+                if k == 2:
+                    raise
+                break  # e.g. fewer distinct spectra than k: no larger mixture to try
         er = energy_range or (None, None)
         merged, tests = distinct_clusters(b, seg.labels_full, alpha=alpha, energy_range=er)
         mixtures = mixture_clusters(b, merged, energy_range=er)
