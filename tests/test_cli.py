@@ -175,6 +175,10 @@ def test_batch_keeps_finished_maps_and_lists_failures(tmp_path, capsys):
                 "result.json"} <= files, f"{name}: incomplete output {files}"
     assert (out / "bruker_tem_CuOPdTi_64x64" / "quantification.csv").exists()
     assert "SEM" in ok.loc["bruker_sem_mineral_30x30.bcf", "notes"]
+    # SEM: no Cliff-Lorimer, but each cluster's net line intensities
+    sem = pd.read_csv(out / "bruker_sem_mineral_30x30" / "line_intensities.csv")
+    assert set(sem.cluster) == {0, 1} and sem.line.nunique() >= 2
+    assert (sem.sigma > 0).all() and np.isfinite(sem.intensity_per_pixel).all()
     # the sparse maps say so in the summary, in result.json and on their own line
     assert "few counts: only 2.56 counts per binned pixel" in ok.loc[
         "velox_si_16x16_CCaOCu.emd", "notes"]

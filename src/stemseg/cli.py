@@ -578,11 +578,34 @@ def _run_one(path, target, args) -> dict[str, object]:
         _say(f"{path.name}: warning: {message}")
     _write_result(target, acq, seg, table, entropies, note, args, warnings=sparse)
     notes += [f"not quantified: {note}"] if note else []
+    if acq.is_sem:
+        notes.append(_write_sem_intensities(target, seg))
     notes += [f"few counts: {m.split('. ')[0].split(': ', 1)[-1]}" for m in sparse]
     return {"status": "ok", "clusters": int(seg.n_clusters),
             "noise_pct": round(100 * float(seg.noise_fraction), 2),
             "notes": "; ".join(n.rstrip(".") for n in notes),
             "error": ""}
+
+
+def _write_sem_intensities(out, seg) -> str:
+    """SEM maps: each cluster's net X-ray line intensities (model fit), since Cliff-Lorimer
+    does not apply to bulk samples. Returns the note for the batch summary."""
+    import numpy as np
+    import pandas as pd
+
+    from . import quant
+
+    try:
+        li = quant.line_intensities(seg.mean_spectra)
+    except StemsegError as exc:
+        return f"no line intensities: {exc}"
+    intensity = np.atleast_2d(li.intensity)
+    sigma = np.atleast_2d(li.sigma)
+    rows = [{"cluster": c, "line": line, "intensity_per_pixel": intensity[c, j],
+             "sigma": sigma[c, j]}
+            for c in range(intensity.shape[0]) for j, line in enumerate(li.lines)]
+    pd.DataFrame(rows).to_csv(out / "line_intensities.csv", index=False)
+    return "net line intensities per cluster (counts per pixel) in line_intensities.csv"
 
 
 def _say(message: str) -> None:
