@@ -254,7 +254,6 @@ def mixture_clusters(counts_b: Any, labels: np.ndarray, *,
         others = [i for i in range(k) if i != c and sums[i].sum() > 0]
         ratio, of = np.inf, ""
         if others and sums[c].sum() > 0:
-            table = _pooled_table(sums[c], sums[others].sum(axis=0))
             edges = _pool_edges(sums[c] + sums[others].sum(axis=0))
             y = np.add.reduceat(sums[c], edges)
             basis = np.add.reduceat(sums[others], edges, axis=1)
@@ -263,7 +262,7 @@ def mixture_clusters(counts_b: Any, labels: np.ndarray, *,
             mu = shapes.T @ w
             ok = mu > 0
             dof = int(ok.sum()) - len(others)
-            if dof > 0 and table.shape[1] > 1:
+            if dof > 0 and edges.size > 1:
                 ratio = float((((y - mu) ** 2)[ok] / mu[ok]).sum() / dof)
             share = w / w.sum() if w.sum() > 0 else w
             of = "+".join(f"{others[i]}" for i in np.flatnonzero(share > 0.05))
