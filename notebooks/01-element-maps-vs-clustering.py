@@ -82,7 +82,7 @@ print("stemseg", stemseg.__version__)
 # ----------------------------------------------------------------------- DATA ------------
 DATA = "phantom"   # the phantom; a bundled file, e.g. "bruker_tem_CuOPdTi_64x64"; or a path
 SEED = 0           # seed of the phantoms and of every random step below
-N_CLUSTERS = 6     # for the first clustering (section 4); the phantom has 5 phases
+N_CLUSTERS = 6     # section 4: the phantom's 5 phases + 1 for pixels on grain boundaries
 # ------------------------------------------------------------------------------------------
 
 # %%
@@ -112,6 +112,18 @@ except stemseg.StemsegError as err:  # e.g. a file that names no elements
     print(f"No element maps: {err}")
 has_pairs = len(maps) >= 2  # comparing maps needs at least two of them
 sample = (data.labels > 0) if has_truth else None  # the resin (label 0) is not sample
+for scaling in ("per-map", "common") if maps else ():  # the two displays, as static figures
+    fig = plots.element_maps(maps, scaling=scaling, mask=sample, ncols=7, panel_size=2.0)
+    fig.suptitle("each map autoscaled on its own" if scaling == "per-map"
+                 else "one common colour scale for all maps", fontsize=11)
+    plt.show()
+
+# %% [markdown]
+# The same maps in a widget: toggle the scaling and move **colour top** (the percentile of
+# the counts that is drawn white; higher = fewer saturated pixels). The widget lists the
+# pairs that look most alike under the current setting.
+
+# %%
 if has_pairs:
     map_explorer = widgets.ElementMapExplorer(maps, mask=sample, scaling="per-map")
     display(map_explorer)
@@ -154,13 +166,15 @@ if has_pairs:
         ax.barh(order["pair"], order[col], color="tab:blue")
         ax.set_title(f"apparent overlap, {title}", fontsize=10)
         ax.set_xlabel("overlap of displayed brightness")
-        ax.invert_yaxis()
+    axes[0].invert_yaxis()  # the axes share y: inverting both would cancel out
     axes[0].set_ylabel("pairs, most correlated in truth first" if has_truth else "pairs")
     plt.show()
 
 # %% [markdown]
-# **What to see.** Under one common scale the minor elements (Zn, Mn) are dark everywhere,
-# so their pairs look unrelated; under per-map scaling they light up. The truth decides:
+# **What to see.** Under one common scale the maps with few counts are dim everywhere --
+# Zn (about 2.5 counts per sample pixel on the phantom) and, less so, Mn (about 8.5), next to
+# S (about 48; the counts are in the titles) -- so their pairs look unrelated; under per-map
+# scaling they light up. The truth decides:
 # Mn and Zn are the most strongly correlated pair of the phantom (both sit in the wurtzite),
 # yet the common scale does not even put them among its three most similar-looking pairs,
 # while per-map scaling does. Ag and Cd look alike under both scalings -- partly because
@@ -276,6 +290,13 @@ display(cs_excess[["excess", "sigma", "z"]])
 # significance. Mn, with less than one count per pixel, has the largest counting error: its
 # z lies between about 2 and 5 depending on the seed, so one map may or may not reveal a
 # real Mn-rich core -- counts decide what a map can show.
+#
+# **Why does Ag come out *depleted* in these cores** (z below 0 at every seed 0-9 we tried,
+# between about -1.4 and -5) although nothing was done to Ag? The cation fractions of the
+# core still add up to one: raising Co, Mn and Zn to x1.5 leaves less room for the other
+# cations, so Ag and Cu drop in the core by the same bookkeeping. The drop is modest, so
+# whether it passes the 3.5-sigma bar depends on the seed, like Mn's excess. A real
+# enrichment of one element always comes with a depletion somewhere else -- look for both.
 
 # %%
 # Checks of claim E2 (phantoms)
@@ -296,6 +317,9 @@ for line in ("Co_Ka", "Zn_Ka"):
     assert cs_excess.loc[line, "z"] > Z_SIGNIFICANT, (
         f"expected the real Co/Zn-rich cores to show as a significant {line} core excess "
         f"(z > {Z_SIGNIFICANT}); got z = {cs_excess.loc[line, 'z']:.2f}")
+assert cs_excess.loc["Ag_La", "z"] < 0, (
+    "expected Ag to come out depleted in the enriched cores (z below 0: the other cations "
+    f"take its place); got z = {cs_excess.loc['Ag_La', 'z']:.2f}")
 print("E2 holds: uniform particles look core-shell in raw maps; normalised, no excess. "
       "A real core enrichment shows.")
 print(f"Note: Ag here has {cpp['Ag_La']:.1f} counts/px, below the paper's 15-20 "
@@ -413,7 +437,11 @@ else:
 # binning many of their spectra are mixed with the grain next to them. For most seeds they
 # get a cluster of their own (F1 about 0.8-0.97); for some (`SEED = 1`) the mixture puts
 # them together with the majority wurtzite and spends the sixth cluster on mixed pixels at
-# grain boundaries. How many clusters, how many PCA
+# grain boundaries. That is why `N_CLUSTERS` is 6 for 5 phases: the 2 x 2 blocks on grain
+# boundaries mix two spectra, and a mixture model given exactly five clusters tends to spend
+# one of them on such blocks and merge two real phases; the spare sixth cluster absorbs
+# them (notebook 2 tests this choice on counts the clustering never saw). How many clusters,
+# how many PCA
 # components, and what the clusters' spectra tell us are the topics of the next notebooks.
 
 # %% [markdown]
@@ -422,7 +450,7 @@ else:
 # Each exercise has a self-check cell: replace `None` with your answer and run both cells.
 #
 # **Exercise 1.** Under *one common scale*, which pair of maps looks most alike (highest
-# overlap)? Give it as a string like `"Cu_Ka / Fe_Ka"`.
+# overlap)? Give it as a string like `"Cu_Ka / Fe_Ka"` (either order).
 
 # %%
 answer_1 = None
@@ -461,6 +489,22 @@ z_cu = analysis.core_excess(cu_cs, core_shell.truth["particles_px"],
                             core_shell.truth["particle_thickness"])["z"]
 print(analysis.check_answer(answer_3, "yes" if z_cu < -Z_SIGNIFICANT else "no",
                            name="Exercise 3"))
+
+# %% [markdown]
+# **Exercise 4 (predict, then check).** The table of the core-shell phantom gives the Co
+# core excess with its counting error `sigma`. If the particles were recorded with **four
+# times the dose** (four times the counts in every pixel), what would `sigma` of the Co excess
+# be? Work it out from how Poisson errors scale -- no new simulation needed -- and give a
+# number.
+
+# %%
+answer_4 = None
+
+# %%
+expected_4 = cs_excess.loc["Co_Ka", "sigma"] / 2  # relative Poisson error ~ 1 / sqrt(counts)
+print(analysis.check_answer(answer_4, expected_4, rtol=0.1, name="Exercise 4",
+                           hint="the relative error of N counts is 1 / sqrt(N); what does "
+                                "4N do to it?"))
 
 # %% [markdown]
 # ## Summary

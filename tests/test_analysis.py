@@ -254,6 +254,14 @@ def test_check_answer():
     assert analysis.check_answer(3.05, 3.0, rtol=0.05).endswith("correct.")
     assert "too high" in analysis.check_answer(4, 3.0)
     assert "too low" in analysis.check_answer(2, 3.0)
+    # a pair of names is unordered; case, spaces and underscores do not matter
+    for said in ("Ag_La / Cd_La", "Cd_La / Ag_La", "cd la/ag la"):
+        assert analysis.check_answer(said, "Ag_La / Cd_La").endswith("correct.")
+    assert analysis.check_answer("Ag_La / Cu_Ka", "Ag_La / Cd_La").endswith("not yet.")
+    assert analysis.check_answer("yes", "Yes ").endswith("correct.")
+    assert analysis.check_answer(5, 3.0, hint="halve it").endswith("Hint: halve it")
+    assert "Hint" not in analysis.check_answer(3, 3.0, hint="halve it")
+    assert "Hint" not in analysis.check_answer(None, 3.0, hint="halve it")
     assert "give a number" in analysis.check_answer("x", 3.0)
     assert analysis.check_answer(" Cu_Ka / Fe_Ka", "cu_ka / fe_ka").endswith("correct.")
     assert analysis.check_answer("no", "yes").endswith("not yet.")

@@ -972,8 +972,14 @@ def phase_names(mapping: Mapping[int, int], phases: Sequence[Any]) -> dict[int, 
 # --------------------------------------------------------------------------------------
 
 
+def _canonical_text(text: Any) -> tuple[str, ...]:
+    """A text answer as sorted parts split at "/", lower case, without spaces and "_"."""
+    parts = str(text).lower().split("/")
+    return tuple(sorted(p.replace(" ", "").replace("_", "").strip() for p in parts))
+
+
 def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float = 0.0,
-                 name: str = "answer") -> str:
+                 name: str = "answer", hint: str | None = None) -> str:
     """Self-check of a coursework exercise: a one-line verdict (never raises).
 
     Parameters
@@ -981,11 +987,16 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
     answer : number, str, tuple or None
         The student's answer; None = not attempted yet.
     expected : same kind
-        The reference value computed from the data in the notebook.
+        The reference value computed from the data in the notebook. A string holding
+        ``" / "`` is a pair (or group) of names: any order of its parts is accepted, and
+        case, spaces and underscores inside a part do not matter (``"cd la / Ag_La"``
+        answers ``"Ag_La / Cd_La"``).
     rtol, atol : float
         Tolerance for numbers: ``|answer - expected| <= atol + rtol * |expected|``.
     name : str
         Shown in the verdict.
+    hint : str, optional
+        Added to a "not yet" verdict (a nudge towards the method, not the value).
 
     Returns
     -------
@@ -993,6 +1004,14 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         "not attempted yet", "correct" or "not yet" with a hint (the expected value is not
         revealed).
     """
+    verdict = _verdict(answer, expected, rtol=rtol, atol=atol, name=name)
+    if hint and "not yet" in verdict:
+        verdict += f" Hint: {hint}"
+    return verdict
+
+
+def _verdict(answer: Any, expected: Any, *, rtol: float, atol: float, name: str) -> str:
+    """The verdict of :func:`check_answer` without its hint."""
     if answer is None:
         return f"{name}: not attempted yet (replace None with your answer and re-run)."
     if isinstance(expected, (int, float, np.integer, np.floating)) and \
@@ -1007,7 +1026,7 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         hint = "too high" if value > float(expected) else "too low"
         return f"{name}: not yet -- {hint}."
     if isinstance(expected, str):
-        ok = str(answer).strip().lower() == expected.strip().lower()
+        ok = _canonical_text(answer) == _canonical_text(expected)
     elif isinstance(expected, (set, frozenset)):
         ok = set(answer) == set(expected)
     else:

@@ -172,8 +172,11 @@ class ElementMapExplorer(_Explorer):
         self.scaling = w.ToggleButtons(
             options=[("per-map autoscale", "per-map"), ("one common scale", "common")],
             value=scaling, description="scaling")
-        self.percentile = w.FloatSlider(value=percentile, min=90.0, max=100.0, step=0.5,
-                                        description="top pct", continuous_update=False)
+        self.percentile = w.FloatSlider(
+            value=percentile, min=90.0, max=100.0, step=0.5,
+            description="colour top (percentile)", style={"description_width": "initial"},
+            tooltip="the percentile of the counts drawn white; brighter pixels saturate",
+            continuous_update=False)
         self.pairs = w.HTML()
         plots.element_maps(self.maps, scaling=scaling, mask=mask, percentile=percentile,
                            ncols=ncols, fig=self.fig)
