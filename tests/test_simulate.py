@@ -229,6 +229,26 @@ def test_core_shell_enrichment_is_real_only_when_asked(particles):
     assert _core_excess(cs) > 1.12
 
 
+def test_notebook01_core_excess_claims_hold_for_every_seed():
+    """Notebook 01 section 2 asserts, for its SEED: no significant thickness-normalised core
+    excess of Co, Mn or Zn in the uniform particles (|z| < 3.5); a significant Co and Zn
+    excess (z > 3.5) in the enriched cores; Ag depleted there (z < 0). Seeds 0-9."""
+    from stemseg import analysis
+
+    lines = ["Co_Ka", "Mn_Ka", "Zn_Ka", "Ag_La"]
+    for seed in range(10):
+        z = {}
+        for core_shell in (False, True):
+            ph = sim.phantom("nanoparticles-7cation", core_shell=core_shell, random_state=seed)
+            for m in analysis.element_maps(ph, lines):
+                z[core_shell, analysis.line_name(m)] = analysis.core_excess(
+                    m, ph.truth["particles_px"], ph.truth["particle_thickness"])["z"]
+        for line in lines[:3]:
+            assert abs(z[False, line]) < 3.5, (seed, line, z)
+        assert min(z[True, "Co_Ka"], z[True, "Zn_Ka"]) > 3.5, (seed, z)
+        assert z[True, "Ag_La"] < 0, (seed, z)
+
+
 # --------------------------------------------------------------------------- lfo-sto geometry
 
 
