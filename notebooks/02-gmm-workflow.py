@@ -89,7 +89,7 @@ print("stemseg", stemseg.__version__)
 # ----------------------------------------------------------------------- DATA ------------
 DATA = "phantom"   # the phantom; a bundled file, e.g. "bruker_tem_CuOPdTi_64x64"; or a path
 SEED = 0           # seed of the phantom and of every random step below
-N_CLUSTERS = 6     # resin + 4 sulfide phases + 1 for mixed boundary pixels (see section 3)
+N_CLUSTERS = 6     # resin + 4 sulfide phases + 1 spare (rims or boundary blocks, section 3)
 BIN = 2            # spatial binning, as the paper
 # ------------------------------------------------------------------------------------------
 
@@ -161,8 +161,9 @@ assert prep.energy[0] >= 0.25, (
 
 # %%
 seg = workflows.gmm(data, n_clusters=N_CLUSTERS, bin=BIN, random_state=SEED)
-print("PCA components used:", seg.params["n_components"],
-      "| scree knee (automatic):", seg.params["scree_knee"])
+print(f"scree knee (the automatic change point): {seg.params['scree_knee']} components | "
+      f"used: {seg.params['n_components']} (the knee, but at least N_CLUSTERS - 1 = "
+      f"{N_CLUSTERS - 1})")
 print("cluster sizes (binned px):", seg.sizes.tolist())
 print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 
@@ -171,15 +172,18 @@ print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 #
 # * **PCA comps** -- the scree plot (top left) shows the share of variance of each
 #   component on a log scale. A few components carry the chemistry, then the curve flattens
-#   into a noise floor. The red dashed line is the automatic change point; move the slider to
-#   override it.
+#   into a noise floor. The red dashed line is the scree knee (the automatic change point),
+#   the blue line the number in use; move the slider to override it.
 # * **clusters** -- the Bayesian information criterion (BIC, top middle) of mixtures with 1
-#   to 10 clusters on the chosen components: lower is better, but on real, non-Gaussian data
-#   it keeps falling well past the number of phases, so it guides rather than decides.
+#   to 10 clusters on the chosen components: lower is better, but its minimum lies well past
+#   the number of phases (7-10 clusters on phantom seeds 0-9), so it guides rather than
+#   decides.
 # * **highlight** -- draws one cluster's mean spectrum thick (plot only, instant).
 #
-# The GMM is refitted on the cached PCA scores (a fraction of a second); the cluster map
-# shows the binned labels and, on a phantom, the ARI against the binned truth.
+# The GMM is refitted on the cached PCA scores (the time of each refit is printed in the
+# table below; a new number of PCA components also computes its BIC curve once). The cluster
+# map shows the binned labels and, on a phantom, the ARI against the binned truth; there the
+# clusters are numbered, coloured and named after the phase they match, as in the truth map.
 
 # %%
 truth = data.labels if has_truth else None
@@ -187,6 +191,17 @@ names = {i: p.name for i, p in enumerate(data.phases)} if has_truth else None
 explorer = widgets.GMMExplorer(data, segmentation=seg, n_clusters=N_CLUSTERS, truth=truth,
                                names=names, random_state=SEED)
 explorer
+
+# %% [markdown]
+# The scree and the BIC curve of the run above as static figures (they are also in the
+# widget, but a printed page or a notebook that has not run shows only these):
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+plots.scree(seg.scree, knee=seg.params["scree_knee"], chosen=seg.params["n_components"],
+            ax=axes[0])
+plots.bic(explorer.bic_table(seg.params["n_components"]), chosen=N_CLUSTERS, ax=axes[1])
+plt.show()
 
 # %% [markdown]
 # The sliders can also be moved from code -- here both, each step a refit on the cached
@@ -249,7 +264,7 @@ print("BIC minimum at", bic_best, "clusters")
 # binned pixel differ by only ~0.005-0.02), so which one wins flips with the number of components, the number of clusters and
 # the noise realisation: on seeds 0-9 the rims' binned recall was either above 0.64 (found)
 # or below 0.31 (merged), in no fixed pattern over the four settings. Run the notebook with
-# another `SEED` to see it change. The BIC has its minimum at 8-10 clusters on seeds 0-9,
+# another `SEED` to see it change. The BIC has its minimum at 7-10 clusters on seeds 0-9,
 # well past the five phases: a hint, not an answer. The ARI here is on the binned map, where
 # every block on a boundary mixes two phases, hence lower than at full resolution
 # (section 5).
@@ -314,18 +329,22 @@ else:
 #
 # The full-resolution labels (`seg.labels_full`) classify every original pixel with the
 # model fitted on the binned ones, so boundaries are not blocky. Clusters are renumbered to
-# their matched phase so that a colour means the same phase in both maps.
+# their matched phase so that a colour and a name mean the same phase in both maps, in the
+# confusion matrix and in the mean spectra of section 6 (`analysis.cluster_key`); a cluster
+# that matches no phase is called "extra cluster".
 
 # %%
 if has_truth:
-    shown, renumber = analysis.align_labels(seg.labels_full, data.labels)
+    key = analysis.cluster_key(seg.labels_full, data.labels, names)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), layout="constrained")
-    plots.label_map(shown, ax=axes[0], pixel_size=pixel_nm, names=names,
-                    title=f"workflow 1: {seg.n_clusters} clusters")
+    plots.label_map(key["labels"], ax=axes[0], pixel_size=pixel_nm, names=key["names"],
+                    n_clusters=key["n_colours"], title=f"workflow 1: {seg.n_clusters} clusters")
     plots.label_map(data.labels, ax=axes[1], pixel_size=pixel_nm, names=names,
-                    n_clusters=int(shown.max()) + 1, title="truth", colorbar_label="phase")
-    plots.confusion(metrics.confusion_matrix(seg.labels_full, data.labels), ax=axes[2],
-                    normalise="row", xnames=names, title="pixels: cluster vs phase")
+                    n_clusters=key["n_colours"], title="truth", colorbar_label="phase")
+    plots.confusion(metrics.confusion_matrix(key["labels"], data.labels), ax=axes[2],
+                    normalise="row", xnames=names, ynames=key["names"],
+                    ylabel="cluster (named by its matched phase)",
+                    title="pixels: cluster vs phase")
     plt.show()
 else:
     plots.label_map(seg.labels_full, pixel_size=pixel_nm, title="workflow 1")
@@ -421,8 +440,14 @@ if has_truth:
 # effective number of pixels -- simply the number of pixels for hard weights.
 
 # %%
-plots.spectra(seg.mean_spectra, log=True,
-              title="cluster mean spectra (counts per original pixel)")
+if has_truth:  # the names and colours of section 4
+    palette = plots.cluster_colours(key["n_colours"])
+    plots.spectra(seg.mean_spectra, log=True, labels=key["legend"],
+                  colours=[palette[n] for n in key["number"]],
+                  title="cluster mean spectra (counts per original pixel)")
+else:
+    plots.spectra(seg.mean_spectra, log=True,
+                  title="cluster mean spectra (counts per original pixel)")
 plt.show()
 
 # %%
@@ -431,7 +456,8 @@ members = np.flatnonzero(seg.labels.ravel() == c_big)
 y, x = divmod(int(members[0]), seg.labels.shape[1])
 one_pixel = seg.counts.inav[x, y]
 plots.spectra([one_pixel, seg.mean_spectra.inav[c_big]], normalise=True, log=True,
-              labels=["one binned pixel", f"mean of cluster {c_big}"],
+              labels=["one binned pixel", "mean of " + (key["legend"][c_big] if has_truth
+                                                         else f"cluster {c_big}")],
               title="the same phase: one pixel vs the cluster mean")
 plt.show()
 
@@ -590,8 +616,8 @@ else:
 
 # %% [markdown]
 # **Exercise 3.** Set the PCA slider to **2** components (keep `N_CLUSTERS` clusters). What
-# is the ARI (binned) now? Then put the slider back to the automatic value. (Phantom only:
-# the ARI needs the truth.)
+# is the ARI (binned) now? Then put the slider back to the number the workflow used
+# (`seg.params["n_components"]`). (Phantom only: the ARI needs the truth.)
 
 # %%
 answer_3 = None
@@ -606,6 +632,23 @@ else:
     print(analysis.check_answer(answer_3, expected_3, rtol=0.02, name="Exercise 3"))
 
 # %% [markdown]
+# **Exercise 4 (predict, then check).** Take the line of Exercise 2. If its cluster held
+# **four times as many pixels** of the same phase, what would the SNR gain of its mean
+# spectrum be? Answer from the table of section 6 and the sqrt(N_eff) law, without running
+# anything.
+
+# %%
+answer_4 = None
+
+# %%
+if line_2 is not None and np.isfinite(expected_2):
+    print(analysis.check_answer(answer_4, 2 * float(expected_2), rtol=0.1,
+                               name="Exercise 4",
+                               hint="the gain grows as sqrt(N_eff); what is sqrt(4)?"))
+else:
+    print("Exercise 4 needs the SNR of Exercise 2, which this map does not give.")
+
+# %% [markdown]
 # ## Summary
 #
 # * Binning x2 quadruples the counts per pixel; robust scaling puts weak and strong
@@ -613,8 +656,8 @@ else:
 #   pixel (`StemsegSparseDataWarning`) clusters follow counting noise: bin more or record
 #   longer.
 # * The scree change point gives the number of PCA components automatically: here three
-#   strong components + 1 (sometimes + 2).
-# * The BIC guides the cluster number but keeps falling past the number of phases; count
+#   strong components + 1 (sometimes + 2); the workflow uses at least `n_clusters - 1`.
+# * The BIC guides the cluster number but has its minimum well past the number of phases; count
 #   splitting (clusters tested on X-rays they never saw) gives the number of phases.
 # * On every phantom seed workflow 1 recovers the resin and the three grain phases and keeps
 #   the wurtzites apart from the rest (E3, robust part). Whether the thin minority-wurtzite

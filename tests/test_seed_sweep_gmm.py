@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import pytest
 
-from stemseg import analysis, metrics, quant, simulate, workflows
+from stemseg import analysis, cluster, metrics, quant, simulate, workflows
 
 SEEDS = range(10)
 DISTINCT = ("resin", "chalcopyrite", "jalpaite")  # never merged with another phase
@@ -71,6 +71,13 @@ def _check_notebooks01_02_clustering_claims(seed, r):
         assert (rec.loc[list(DISTINCT), "precision"] > 0.95).all(), f"seed {seed}, k={k}\n{rec}"
         if k == 5:
             assert (four.recall > 0.95).all(), f"seed {seed}, k=5: recall\n{four}"
+    # notebook 02 section 3: the BIC's minimum (1-10 clusters, the widget's curve on the
+    # components in use) lies past the five phases + 1 spare; measured 7-10 on seeds 0-9
+    nc, models = seg6.params["n_components"], seg6.models
+    scores = models["reducer"].pca_.transform(models["prepared"].X)[:, :nc]
+    best = cluster.bic_curve(scores, list(range(1, 11)), n_init=1,
+                             random_state=seed).attrs["best"]
+    assert best > 6, f"seed {seed}: BIC minimum at {best} clusters"
 
 
 def _check_notebook02_composition_claims(seed, r):

@@ -95,6 +95,19 @@ def test_gmm_explorer_reuses_the_segmentation(phantom, gmm_seg):
     # the explorer's labels are the workflow's binned labels
     np.testing.assert_array_equal(ex.labels, gmm_seg.labels)
     assert 0 < ex.ari <= 1
+    assert ex.key is None                                  # no names: raw cluster numbers
+
+
+def test_gmm_explorer_names_clusters_by_their_matched_phase(phantom, gmm_seg):
+    names = {i: p.name for i, p in enumerate(phantom.phases)}
+    ex = widgets.GMMExplorer(phantom, segmentation=gmm_seg, n_clusters=5,
+                             truth=phantom.labels, names=names)
+    legend = [text for text, value in ex.highlight.options if value >= 0]
+    assert legend == ex.key["legend"]
+    assert set(names.values()) & set(legend)               # matched clusters carry names
+    # the map shows the renumbered labels: cluster c is drawn as its phase's number
+    for c, n in enumerate(ex.key["number"]):
+        assert np.all(ex.key["labels"][ex.labels == c] == n)
 
 
 def test_gmm_explorer_sliders(phantom):

@@ -967,6 +967,51 @@ def phase_names(mapping: Mapping[int, int], phases: Sequence[Any]) -> dict[int, 
     return {int(c): str(getattr(phases[p], "name", p)) for c, p in mapping.items()}
 
 
+def cluster_key(labels: np.ndarray, truth: np.ndarray,
+                names: Mapping[int, str]) -> dict[str, Any]:
+    """One number, one colour and one name per cluster across a notebook's figures.
+
+    Clusters are renumbered to their matched truth phase (:func:`align_labels`), so a label
+    map, the truth map, a confusion matrix and a legend of mean spectra all use the phase's
+    number (and so its colour, ``plots.cluster_colours(key["n_colours"])[number]``) and its
+    name. Clusters matched to no phase are named "extra cluster c" (c their own number).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int
+        Cluster labels (-1 = noise), any shape.
+    truth : numpy.ndarray of int
+        Truth phase of the same pixels.
+    names : dict of int to str
+        Truth phase number -> name.
+
+    Returns
+    -------
+    dict
+        ``labels`` (renumbered, shape of ``labels``), ``renumber`` (old cluster -> new
+        number), ``names`` (new number -> name), ``legend`` (name per old cluster 0..k-1,
+        k = ``labels.max() + 1``), ``number`` (new number per old cluster) and
+        ``n_colours`` (colours the figures need).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> key = cluster_key(np.array([0, 0, 1, 2]), np.array([1, 1, 0, 0]),
+    ...                   {0: "resin", 1: "grain"})
+    >>> key["legend"], key["number"]
+    (['grain', 'resin', 'extra cluster 2'], [1, 0, 2])
+    """
+    aligned, renumber = align_labels(labels, truth)
+    k = int(np.max(labels)) + 1 if np.size(labels) else 0
+    number = [renumber.get(c, c) for c in range(k)]
+    new_names = {new: (str(names[new]) if new in names else f"extra cluster {old}")
+                 for old, new in renumber.items()}
+    legend = [new_names.get(n, f"cluster {c}") for c, n in enumerate(number)]
+    n_colours = max([int(np.max(truth)) + 1] + [n + 1 for n in number])
+    return {"labels": aligned, "renumber": renumber, "names": new_names, "legend": legend,
+            "number": number, "n_colours": n_colours}
+
+
 # --------------------------------------------------------------------------------------
 # coursework
 # --------------------------------------------------------------------------------------

@@ -395,9 +395,9 @@ def scree(explained_variance_ratio: np.ndarray, *, knee: int | None = None,
     n = np.arange(1, evr.size + 1)
     ax.semilogy(n, evr, "o-", ms=4, color="0.3", label="explained variance")
     if knee is not None:
-        ax.axvline(knee, color="tab:red", ls="--", lw=1, label=f"automatic: {knee}")
+        ax.axvline(knee, color="tab:red", ls="--", lw=1, label=f"scree knee: {knee}")
     if chosen is not None and chosen != knee:
-        ax.axvline(chosen, color="tab:blue", lw=1.5, label=f"chosen: {chosen}")
+        ax.axvline(chosen, color="tab:blue", lw=1.5, label=f"used: {chosen}")
     ax.set_xlabel("principal component")
     ax.set_ylabel("explained variance ratio")
     ax.legend(fontsize=8)

@@ -339,11 +339,15 @@ class GMMExplorer(_Explorer):
         self.mean_spectra, self.mean_variance = workflows.mean_spectra(self.prepared.counts,
                                                                        weights)
         self.ari = None
+        self.key = None  # with a truth: one number, colour and name per matched phase
         if self.truth is not None:
             from . import metrics
 
             self.ari = metrics.ari(self.labels, self.truth)
-        options = [("all", -1)] + [(f"cluster {i}", i) for i in range(k)]
+            if self.names:
+                self.key = analysis.cluster_key(self.labels, self.truth, self.names)
+        legend = self.key["legend"] if self.key else [f"cluster {i}" for i in range(k)]
+        options = [("all", -1)] + [(text, i) for i, text in enumerate(legend)]
         current = self.highlight.value if self.highlight.value < k else -1
         self.highlight.unobserve(self._on_plot, names="value")
         try:
@@ -373,11 +377,15 @@ class GMMExplorer(_Explorer):
         title = f"GMM: {k} clusters on {nc} PCA components"
         if self.ari is not None:
             title += f"\nARI vs truth {self.ari:.3f} (binned)"
-        plots.label_map(self.labels, ax=axd["map"], n_clusters=k, title=title,
+        shown, n_colours = self.labels, k
+        if self.key:  # renumbered to the matched phases: the truth's colours
+            shown, n_colours = self.key["labels"], self.key["n_colours"]
+        plots.label_map(shown, ax=axd["map"], n_clusters=n_colours, title=title,
+                        names=self.key["names"] if self.key else None,
                         pixel_size=None if px is None else px[1] * self.prepared.bin)
         self._draw_spectra(render=False)
         sizes = np.bincount(self.labels[self.labels >= 0].ravel(), minlength=k)
-        self.status.value = (f"scree knee (automatic): <b>{self.knee}</b> components; "
+        self.status.value = (f"scree knee: <b>{self.knee}</b> components; "
                              f"lowest BIC at <b>{self.bic_table(nc).attrs.get('best')}</b> "
                              f"clusters; cluster sizes (binned px): {sizes.tolist()}")
         self._render()
@@ -386,7 +394,13 @@ class GMMExplorer(_Explorer):
         ax = self._axes["spectra"]
         ax.clear()
         h = self.highlight.value
+        labels = colours = None
+        if self.key:
+            palette = plots.cluster_colours(self.key["n_colours"])
+            labels = self.key["legend"]
+            colours = [palette[n] for n in self.key["number"]]
         plots.spectra(self.mean_spectra, ax=ax, highlight=None if h < 0 else h, log=True,
+                      labels=labels, colours=colours,
                       title="weighted mean spectra (counts per binned pixel)")
         if render:
             self._render(relayout=False)
