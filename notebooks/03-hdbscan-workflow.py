@@ -119,9 +119,9 @@ print(data.eds, f"| {n_pixels} px, {xray_counts:.3g} counts/px above {low_keV} k
 # ## 1 · Run workflow 2 once
 #
 # UMAP needs the nearest neighbours of every binned pixel; `stemseg` computes them exactly
-# with scikit-learn and hands them to UMAP, which avoids the ~30 s compilation of UMAP's own
-# approximate search. The embedding is kept in the result (`seg.embedding`) so that the
-# sliders below never recompute it.
+# with scikit-learn and hands them to UMAP: exact, and it skips compiling UMAP's own
+# approximate search (pynndescent) on its first use. The embedding is kept in the result
+# (`seg.embedding`) so that the sliders below never recompute it.
 #
 # **On a sparse real map** (the bundled Bruker TEM map has ~6 counts per pixel, ~25 per
 # binned pixel) the workflow issues a `StemsegSparseDataWarning`: below ~100 counts per
@@ -204,6 +204,12 @@ for size in sweep_sizes:
 explorer.min_cluster_size.value = min_cluster_size_px
 size_sweep = pd.DataFrame(rows).set_index("min_cluster_size (px)")
 display(size_sweep)
+marks = {"size used": min_cluster_size_px}
+if has_truth:
+    marks["area of the rims (smallest phase)"] = int((data.labels == 4).sum())
+plots.parameter_sweep(size_sweep, ["major clusters", "noise %"], logx=True, markers=marks,
+                      title="HDBSCAN against min_cluster_size (original pixels)")
+plt.show()
 
 rows = []
 for ms in (1, 5, 10, 25, 0):
@@ -216,8 +222,9 @@ display(samples_sweep)
 # %% [markdown]
 # **What to see.** Count the *major* clusters (each holding at least 2 % of the pixels): at
 # some sizes HDBSCAN also reports small side clusters of boundary pixels, and whether one
-# appears depends on fine details of the embedding, which differ between seeds and between
-# CPUs (UMAP's numba-compiled optimiser is not bit-for-bit the same on every processor).
+# appears depends on fine details of the embedding, which differ between seeds and -- as we
+# found when the same notebook ran on two machines with the same seed -- between CPUs
+# (UMAP's numba-compiled optimiser is not bit-for-bit the same on every processor).
 #
 # * A **plateau** -- the same major clusters over a wide range of sizes -- is the sign of a
 #   robust result. On the phantom there are five phases (resin + four sulfides), and
@@ -652,6 +659,29 @@ explorer.min_samples.value = 5
 expected_3 = 100 * explorer.noise_fraction
 explorer.min_samples.value = 0
 print(analysis.check_answer(answer_3, expected_3, rtol=0.05, atol=0.01, name="Exercise 3"))
+
+# %% [markdown]
+# **Exercise 4 (predict, then check).** Raise `min_cluster_size` from the size used above
+# to the largest size of the sweep, past the area of the smallest phase. Will the share of
+# noise pixels go **up** or **down**? Decide from what the parameter means (where can the
+# pixels of a phase smaller than it go?), answer `"up"` or `"down"`, and only then compare
+# with the sweep table of section 3.
+
+# %%
+answer_4 = None
+
+# %%
+largest = size_sweep.index.max()
+change = size_sweep.loc[largest, "noise %"] - size_sweep.loc[min_cluster_size_px, "noise %"]
+if change == 0:
+    print("Exercise 4: on this map the noise share does not change between the two sizes.")
+else:
+    print(analysis.check_answer(answer_4, "up" if change > 0 else "down", name="Exercise 4",
+                               hint="a phase smaller than min_cluster_size cannot be a "
+                                    "cluster: its pixels join a neighbour or become noise."))
+    print(f"(noise {size_sweep.loc[min_cluster_size_px, 'noise %']:.1f} % at "
+          f"{min_cluster_size_px} px, {size_sweep.loc[largest, 'noise %']:.1f} % at "
+          f"{largest} px)" if answer_4 is not None else "")
 
 # %% [markdown]
 # ## Summary

@@ -93,3 +93,27 @@ def test_mixing_flags_show_in_tables_and_bars():
     hatched = [b for b in axes[1].patches if b.get_hatch() == "///"]
     assert len(hatched) >= 1 and not [b for b in axes[0].patches if b.get_hatch()]
     assert "mixing flag" in axes[1].get_legend_handles_labels()[1]
+
+
+def test_composition_bars_mark_the_phantom_truth():
+    p1 = quant.paper_table()
+    cmp_ = analysis.compare_with_paper(p1.copy(), p1, {"i": "i"})
+    axes = plots.composition_bars(cmp_)
+    assert "phantom truth" not in axes[0].get_legend_handles_labels()[1]
+    cmp_["phantom truth"] = cmp_["paper"] + 1.0
+    axes = plots.composition_bars(cmp_)
+    assert "phantom truth" in axes[0].get_legend_handles_labels()[1]
+    ticks = axes[0].collections[-1].get_segments()
+    assert len(ticks) == len(cmp_.loc["i"])
+    assert ticks[0][0][1] == pytest.approx(cmp_["phantom truth"].iloc[0])
+
+
+def test_parameter_sweep_one_panel_per_column_with_markers():
+    table = pd.DataFrame({"clusters": [3, 5, 5, 2], "noise %": [0.1, 0.2, 1.0, 17.0]},
+                         index=pd.Index([8, 100, 800, 3000], name="min_cluster_size (px)"))
+    axes = plots.parameter_sweep(table, ["clusters", "noise %"], logx=True,
+                                 markers={"size used": 200})
+    assert len(axes) == 2 and axes[1].get_xscale() == "log"
+    assert axes[0].get_xlabel() == "min_cluster_size (px)" and axes[1].get_ylabel() == "noise %"
+    np.testing.assert_array_equal(axes[1].lines[0].get_ydata(), table["noise %"])
+    assert axes[0].get_legend_handles_labels()[1] == ["size used"]

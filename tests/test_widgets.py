@@ -159,6 +159,11 @@ def test_hdbscan_explorer_sliders(phantom, hdb_seg):
     assert ex.noise_fraction < 0.05
     ex.min_samples.value = 0
     np.testing.assert_array_equal(ex.labels, hdb_seg.labels)
+    # with names, clusters are drawn under their matched phase's number (and colour)
+    lab, k, names = ex._embedding_labels()
+    assert k == ex.key["n_colours"] and names == ex.key["names"]
+    for c, n in enumerate(ex.key["number"]):
+        assert np.all(lab[ex.labels.ravel()[ex.prepared.used.ravel()] == c] == n)
     # plot-only: colour by truth / cluster, other dimensions
     t = _median_time(ex, "plot", [lambda v=v: setattr(ex.colour_by, "value", v)
                                   for v in ("truth", "cluster", "truth")])

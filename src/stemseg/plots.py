@@ -517,18 +517,70 @@ def confusion(table: pd.DataFrame, *, ax: Any = None, normalise: str | None = No
     return ax
 
 
+def parameter_sweep(table: pd.DataFrame, columns: Sequence[str], *, logx: bool = False,
+                    markers: Mapping[str, float] | None = None, title: str | None = None,
+                    fig: Any = None) -> Any:
+    """One panel per column of a parameter sweep, against the swept value (the index).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per parameter value (the index, numeric), e.g. clusters and noise % per
+        ``min_cluster_size``.
+    columns : sequence of str
+        Columns to plot, one panel each.
+    logx : bool
+        Logarithmic parameter axis.
+    markers : dict of str to float, optional
+        Labelled vertical lines (e.g. the value in use, a phase's area).
+    title : str, optional
+    fig : matplotlib Figure, optional
+        Draw into this empty figure; default a new pyplot figure.
+
+    Returns
+    -------
+    numpy.ndarray of Axes, shape (len(columns),)
+    """
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(4.2 * len(columns), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(columns)))
+    x = np.asarray(table.index, dtype=float)
+    styles = ["--", ":", "-."]
+    for ax, col in zip(axes, columns):
+        ax.plot(x, table[col].astype(float), "o-", ms=4, color="0.25")
+        for i, (text, value) in enumerate((markers or {}).items()):
+            ax.axvline(value, color=f"C{i + 3}", ls=styles[i % 3], lw=1.2, label=text)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(table.index.name or "parameter")
+        ax.set_ylabel(col)
+        if markers:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return axes
+
+
 def composition_bars(compare: pd.DataFrame, *, ax: Any = None,
                      names: Mapping[Any, str] | None = None, title: str | None = None,
-                     labels: tuple[str, str] = ("this analysis", "paper")) -> Any:
+                     labels: tuple[str, str] = ("this analysis", "paper"),
+                     truth_column: str = "phantom truth") -> Any:
     """Grouped bars: our at. % next to the paper's, per cluster and element, with sigmas.
 
     Our error bars are ``sigma_total`` (the whole budget) when the table has it, else the
     counting sigma; bars whose cluster failed the mixing check (``mixing_flag``) are hatched.
+    Where ``compare`` has a ``truth_column`` (a phantom's true at. %), each element gets a
+    black tick at its truth across both bars.
 
     Parameters
     ----------
     compare : pandas.DataFrame
-        :func:`stemseg.analysis.compare_with_paper` output.
+        :func:`stemseg.analysis.compare_with_paper` output, optionally with a column of true
+        compositions (at. %).
+    truth_column : str
+        Name of that column.
     """
     import matplotlib.pyplot as plt
 
@@ -555,6 +607,9 @@ def composition_bars(compare: pd.DataFrame, *, ax: Any = None,
                       label="mixing flag")
         a.bar(x + 0.2, sub["paper"], 0.4, yerr=sub["paper_sigma"], capsize=2,
               label=labels[1], color="tab:orange")
+        if truth_column in sub:
+            a.hlines(sub[truth_column], x - 0.4, x + 0.4, colors="k", lw=1.5, zorder=3,
+                     label=truth_column)
         a.set_xticks(x)
         a.set_xticklabels(sub.index, fontsize=8)
         a.set_title((names or {}).get(cl, str(cl)), fontsize=9)

@@ -578,6 +578,9 @@ class HDBSCANExplorer(_Explorer):
         self.n_found = int(labels.max()) + 1
         self.noise_fraction = cluster.noise_fraction(self.labels, self.prepared.used)
         self.ari = None if self.truth is None else metrics.ari(self.labels, self.truth)
+        self.key = None  # with a truth and names: clusters numbered after their phase
+        if self.truth is not None and self.names:
+            self.key = analysis.cluster_key(self.labels, self.truth, self.names)
         if self.pixel_area_nm2 is not None:
             self.area.value = f"= {self.min_cluster_size.value * self.pixel_area_nm2:,.0f} nm²"
         ms = self.min_samples.value or "auto"
@@ -600,7 +603,10 @@ class HDBSCANExplorer(_Explorer):
         used = self.prepared.used.ravel()
         if self.colour_by.value == "truth" and self.truth is not None:
             lab = self.truth.ravel()[used]
-            return lab, int(self.truth.max()) + 1, self.names
+            k = self.key["n_colours"] if self.key else int(self.truth.max()) + 1
+            return lab, k, self.names
+        if self.key:  # the same number, colour and name as the truth's phase
+            return self.key["labels"].ravel()[used], self.key["n_colours"], self.key["names"]
         return self.labels.ravel()[used], max(self.n_found, 1), None
 
     def _draw(self) -> None:
@@ -608,7 +614,11 @@ class HDBSCANExplorer(_Explorer):
         axd = self.fig.subplot_mosaic([["map", "embedding"]], width_ratios=[1.1, 1.0])
         self._axes = axd
         px = self.prepared.pixel_size_nm
-        plots.label_map(self.labels, ax=axd["map"], n_clusters=max(self.n_found, 1),
+        shown, k = self.labels, max(self.n_found, 1)
+        if self.key:
+            shown, k = self.key["labels"], self.key["n_colours"]
+        plots.label_map(shown, ax=axd["map"], n_clusters=k,
+                        names=self.key["names"] if self.key else None,
                         title=f"HDBSCAN: {self.n_found} clusters, noise "
                               f"{100 * self.noise_fraction:.1f} %",
                         pixel_size=None if px is None else px[1] * self.prepared.bin)
