@@ -132,3 +132,10 @@ def test_line_components_draws_families_and_windows():
     legend = [t.get_text() for t in ax.get_legend().texts]
     assert "Ag La family (fit)" in legend and "Cd La family (fit)" in legend
     assert any(t.get_text() == "Cd La window" for t in ax.texts)
+
+
+def test_value_map_has_units_and_scalebar():
+    ax = plots.value_map(np.arange(12.0).reshape(3, 4), pixel_size=2.0,
+                         label="thickness (nm)", title="t")
+    assert ax.figure.axes[-1].get_ylabel() == "thickness (nm)"
+    assert any(type(a).__name__ == "ScaleBar" for a in ax.artists)

@@ -30,6 +30,7 @@ __all__ = [
     "pixel_size_nm",
     "add_scalebar",
     "label_map",
+    "value_map",
     "element_maps",
     "update_element_maps",
     "radial_profiles",
@@ -175,6 +176,35 @@ def label_map(labels: np.ndarray, *, ax: Any = None, pixel_size: float | None = 
             text.append("noise" if i < 0 else (f"{i}: {name}" if name else str(i)))
         cbar.ax.set_yticklabels(text, fontsize=8)
         cbar.set_label(colorbar_label, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    add_scalebar(ax, pixel_size)
+    return ax
+
+
+def value_map(image: np.ndarray, *, ax: Any = None, pixel_size: float | None = None,
+              label: str = "value", title: str | None = None, cmap: str = "viridis") -> Any:
+    """A map of one per-pixel quantity (e.g. thickness) with a colour bar and a scale bar.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, shape (y, x)
+    ax : matplotlib Axes, optional
+    pixel_size : float, optional
+        nm per pixel.
+    label : str
+        Colour-bar label, with units (e.g. ``"thickness (nm)"``).
+    title : str, optional
+    cmap : str
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _new_axes(ax)
+    shown = ax.imshow(np.asarray(image, dtype=float), cmap=cmap, interpolation="nearest")
+    cbar = ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    cbar.set_label(label, fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
     add_scalebar(ax, pixel_size)
