@@ -728,7 +728,7 @@ def entropy_bars(table: pd.DataFrame, *, ax: Any = None, label_column: str = "ph
     ax = _new_axes(ax, (4.8, 3.2))
     x = np.arange(len(table))
     ax.bar(x, table["entropy_R"], yerr=table["sigma_R"], capsize=3, color="tab:green",
-           label="configurational entropy")
+           label="configurational entropy ± 1 s.d.")
     if "max_entropy_R" in table:
         ax.plot(x, table["max_entropy_R"], "k_", ms=18, mew=2,
                 label="maximum at this cation fraction, x_M ln n")
