@@ -265,3 +265,49 @@ def test_check_answer():
     assert "give a number" in analysis.check_answer("x", 3.0)
     assert analysis.check_answer(" Cu_Ka / Fe_Ka", "cu_ka / fe_ka").endswith("correct.")
     assert analysis.check_answer("no", "yes").endswith("not yet.")
+
+
+def test_check_answer_accepts_equivalent_names():
+    aliases = analysis.BUDGET_TERM_ALIASES["sigma_kfactor"]
+    for answer in ("sigma_kfactor", "k-factor", "K factor", "kfactors", "k"):
+        assert analysis.check_answer(answer, "sigma_kfactor", aliases=aliases).endswith(
+            "correct."), answer
+    assert analysis.check_answer("counting", "sigma_kfactor", aliases=aliases).endswith(
+        "not yet.")
+    assert analysis.check_answer("Poisson", "sigma",
+                                 aliases=analysis.BUDGET_TERM_ALIASES["sigma"]).endswith(
+        "correct.")
+
+
+def test_budget_at_dose_scales_only_the_counting_term():
+    table = pd.DataFrame({"sigma": [0.1, 0.2, 0.3], "sigma_calibration": [0.0, 0.0, 0.0],
+                          "sigma_kfactor": [0.5, 0.6, 0.7], "sigma_mixing": [0.0, 0.0, 0.0]})
+    at_1 = analysis.budget_at_dose(table)
+    at_100th = analysis.budget_at_dose(table, 0.01)
+    assert at_1["sigma"] == pytest.approx(0.2) and at_100th["sigma"] == pytest.approx(2.0)
+    assert at_100th["sigma_kfactor"] == at_1["sigma_kfactor"] == pytest.approx(0.6)
+    assert at_1["sigma_total"] == pytest.approx(math.hypot(0.2, 0.6))
+    assert at_100th[["sigma", "sigma_kfactor"]].idxmax() == "sigma"
+    with pytest.raises(StemsegValueError, match="positive"):
+        analysis.budget_at_dose(table, 0)
+    with pytest.raises(StemsegValueError, match="budget columns"):
+        analysis.budget_at_dose(table[["sigma"]])
+
+
+def test_cluster_statistics_and_rank_separation():
+    labels = np.array([[0, 0, 1, 1], [0, 0, 1, -1]])
+    thickness = np.array([[30.0, 32.0, 10.0, 12.0], [34.0, 36.0, 14.0, 99.0]])
+    stats = analysis.cluster_statistics(labels, thickness, names={0: "core"})
+    assert list(stats.index) == [0, 1] and stats.loc[0, "name"] == "core"
+    assert stats.loc[0, "mean"] == pytest.approx(33.0) and stats.loc[1, "n_pixels"] == 3
+    assert analysis.rank_separation(labels, thickness, 0, 1) == 1.0
+    assert analysis.rank_separation(labels, thickness, 1, 0) == 0.0
+    rng = np.random.default_rng(0)
+    mixed = rng.normal(size=(40, 40))
+    halves = (np.arange(1600) % 2).reshape(40, 40)
+    assert abs(analysis.rank_separation(halves, mixed, 0, 1) - 0.5) < 0.05
+    assert analysis.rank_separation(labels, np.ones((2, 4)), 0, 1) == 0.5  # ties count half
+    with pytest.raises(StemsegValueError, match="same shape"):
+        analysis.cluster_statistics(labels, thickness[:, :2])
+    with pytest.raises(StemsegValueError, match="no pixels"):
+        analysis.rank_separation(labels, thickness, 0, 5)

@@ -117,3 +117,49 @@ def test_parameter_sweep_one_panel_per_column_with_markers():
     assert axes[0].get_xlabel() == "min_cluster_size (px)" and axes[1].get_ylabel() == "noise %"
     np.testing.assert_array_equal(axes[1].lines[0].get_ydata(), table["noise %"])
     assert axes[0].get_legend_handles_labels()[1] == ["size used"]
+
+
+def test_line_label_slots_keep_close_labels_apart():
+    # two labels closer than one label's width: one on each side of its marker
+    slots = plots.line_label_slots([0.62, 0.60, 0.2], width=0.03)
+    assert slots[1] == ("right", 0) and slots[0] == ("left", 0) and slots[2] == ("right", 0)
+    # a third label in the same place goes one level down
+    assert plots.line_label_slots([0.5, 0.51, 0.52], width=0.03)[2][1] == 1
+
+
+def test_spectra_labels_of_overlapping_lines_do_not_overlap():
+    """Ag Lb1 (3.151 keV) and Cd La (3.134 keV), 17 eV apart, get legible labels."""
+    cube, _ = synthetic_cube(shape=(4, 4), n_channels=512)
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    plots.spectra(cube.inav[0, 0], ax=ax, energy_range=(2.0, 3.8), labels=["a"],
+                  lines=["S_Ka", "Ag_La", "Ag_Lb1", "Cd_La", "Cd_Lb1"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert {"Ag Lb1", "Cd La"} <= set(boxes)
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not boxes[a].overlaps(boxes[b]), f"labels {a} and {b} overlap"
+
+
+def test_line_components_draws_families_and_windows():
+    e = np.linspace(2.8, 3.4, 61)
+    bg = np.full(e.size, 0.1)
+    ag = np.exp(-0.5 * ((e - 2.98) / 0.03) ** 2) + 0.4 * np.exp(-0.5 * ((e - 3.15) / 0.03) ** 2)
+    cd = 0.5 * np.exp(-0.5 * ((e - 3.13) / 0.03) ** 2)
+    comp = pd.DataFrame({"counts": bg + ag + cd, "background": bg, "model": bg + ag + cd,
+                         "Ag_La": ag, "Cd_La": cd}, index=pd.Index(e, name="energy_keV"))
+    ax = plots.line_components(comp, families=["Ag_La", "Cd_La"],
+                               windows={"Cd_La": (3.03, 3.23)}, title="t")
+    assert ax.get_xlabel() == "energy (keV)" and ax.get_ylabel() == "counts per channel"
+    legend = [t.get_text() for t in ax.get_legend().texts]
+    assert "Ag La family (fit)" in legend and "Cd La family (fit)" in legend
+    assert any(t.get_text() == "Cd La window" for t in ax.texts)
+
+
+def test_value_map_has_units_and_scalebar():
+    ax = plots.value_map(np.arange(12.0).reshape(3, 4), pixel_size=2.0,
+                         label="thickness (nm)", title="t")
+    assert ax.figure.axes[-1].get_ylabel() == "thickness (nm)"
+    assert any(type(a).__name__ == "ScaleBar" for a in ax.artists)

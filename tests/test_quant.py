@@ -600,3 +600,23 @@ def test_segmentation_cluster_without_pixels_is_left_out_with_a_warning(simulate
     assert sorted(set(df.cluster)) == [0, 2]
     with pytest.raises(StemsegValueError, match="zero counts"):
         quant.quantify(stack, KF, lines=LINES)  # spectra given directly: an input error
+
+
+def test_model_components_add_up_to_the_fitted_intensities(simulated):
+    """The channel-by-channel split of the model fit: families + background = model, and each
+    quantified family's main-line area is line_intensities' (model) intensity."""
+    comp = quant.model_components(simulated, LINES)
+    families = [c for c in comp.columns if c not in ("counts", "background", "model")]
+    assert families[:len(LINES)] == LINES and comp.index.name == "energy_keV"
+    np.testing.assert_allclose(comp[families].sum(axis=1) + comp["background"], comp["model"])
+    li = quant.line_intensities(simulated, LINES)
+    # the same fit as line_intensities: the same chi^2 (Poisson weights of the model)
+    chi2 = float((((comp["counts"] - comp["model"]) ** 2) / np.maximum(comp["model"], 1.0)
+                  ).sum() / len(comp))
+    assert chi2 == pytest.approx(float(li.details["reduced_chi2"]), rel=0.1)
+    # whole-family area >= main-line area (family/main: K ~1.1, L ~1.7 here)
+    ratio = comp[LINES].sum().to_numpy() / li.intensity
+    assert ((ratio > 0.99) & (ratio < 1.8)).all(), dict(zip(LINES, ratio.round(3)))
+    with pytest.raises(StemsegValueError, match="one spectrum"):
+        quant.model_components(simulated._deepcopy_with_new_data(
+            np.stack([simulated.data, simulated.data])), LINES)

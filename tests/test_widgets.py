@@ -266,9 +266,11 @@ def test_quant_explorer_dose_slider_is_plot_only(gmm_seg, monkeypatch):
     assert qx.table is table and qx.n_renders == renders + 1 and qx.image.value != png
     np.testing.assert_allclose(qx.sigma_at_dose, 10 * table["sigma"])
     assert f"z = <b>{0.1 * pair['z']:.1f}</b>" in qx.status.value
-    for bars, _, _, sigma in qx._errorbars:                    # drawn bars: +-2 sigma(dose)
+    for bars, _, _, sigma in qx._errorbars:       # drawn bars: +-1 sigma(dose), as the table
         lengths = [seg[1][1] - seg[0][1] for seg in bars.get_segments()]
-        np.testing.assert_allclose(lengths, 4 * 10 * sigma)
+        np.testing.assert_allclose(lengths, 2 * 10 * sigma)
+    assert "± 1 s.d." in qx._axes["composition"].get_title() and "± 1 s.d." in qx.output.value
+    assert qx.dose.min == pytest.approx(-4)  # the 3 s.d. crossings of the phantom lie above
     # both ends of the slider draw a result; back at 1 the figure is the original one
     for value in (10 ** qx.dose.min, 10 ** qx.dose.max, 1.0):
         qx.dose.value = value
@@ -290,5 +292,5 @@ def test_quant_explorer_dose_slider_is_plot_only(gmm_seg, monkeypatch):
 
 
 def test_quant_explorer_rejects_a_dose_outside_the_slider(gmm_seg):
-    with pytest.raises(StemsegValueError, match="dose=1000.*between 0.01 and 100"):
+    with pytest.raises(StemsegValueError, match="dose=1000.*between 0.0001 and 100"):
         widgets.QuantExplorer(gmm_seg, dose=1000)

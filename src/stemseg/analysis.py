@@ -61,6 +61,10 @@ __all__ = [
     "phase_recovery",
     "align_labels",
     "check_answer",
+    "cluster_statistics",
+    "rank_separation",
+    "budget_at_dose",
+    "BUDGET_TERM_ALIASES",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -1018,13 +1022,14 @@ def cluster_key(labels: np.ndarray, truth: np.ndarray,
 
 
 def _canonical_text(text: Any) -> tuple[str, ...]:
-    """A text answer as sorted parts split at "/", lower case, without spaces and "_"."""
+    """A text answer as sorted parts split at "/", each lower case and letters/digits only."""
     parts = str(text).lower().split("/")
-    return tuple(sorted(p.replace(" ", "").replace("_", "").strip() for p in parts))
+    return tuple(sorted("".join(ch for ch in part if ch.isalnum()) for part in parts))
 
 
 def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float = 0.0,
-                 name: str = "answer", hint: str | None = None) -> str:
+                 name: str = "answer", aliases: Sequence[str] = (),
+                 hint: str | None = None) -> str:
     """Self-check of a coursework exercise: a one-line verdict (never raises).
 
     Parameters
@@ -1040,6 +1045,10 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         Tolerance for numbers: ``|answer - expected| <= atol + rtol * |expected|``.
     name : str
         Shown in the verdict.
+    aliases : sequence of str
+        For a text ``expected``: other answers that mean the same (e.g. ``"counting"`` for
+        ``"sigma"``). Text is compared ignoring case, spaces, hyphens and underscores, so
+        ``"k-factor"``, ``"K factor"`` and ``"kfactor"`` are one answer.
     hint : str, optional
         Added to a "not yet" verdict (a nudge towards the method, not the value).
 
@@ -1049,13 +1058,14 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         "not attempted yet", "correct" or "not yet" with a hint (the expected value is not
         revealed).
     """
-    verdict = _verdict(answer, expected, rtol=rtol, atol=atol, name=name)
+    verdict = _verdict(answer, expected, rtol=rtol, atol=atol, name=name, aliases=aliases)
     if hint and "not yet" in verdict:
         verdict += f" Hint: {hint}"
     return verdict
 
 
-def _verdict(answer: Any, expected: Any, *, rtol: float, atol: float, name: str) -> str:
+def _verdict(answer: Any, expected: Any, *, rtol: float, atol: float, name: str,
+             aliases: Sequence[str]) -> str:
     """The verdict of :func:`check_answer` without its hint."""
     if answer is None:
         return f"{name}: not attempted yet (replace None with your answer and re-run)."
@@ -1071,9 +1081,127 @@ def _verdict(answer: Any, expected: Any, *, rtol: float, atol: float, name: str)
         hint = "too high" if value > float(expected) else "too low"
         return f"{name}: not yet -- {hint}."
     if isinstance(expected, str):
-        ok = _canonical_text(answer) == _canonical_text(expected)
+        ok = _canonical_text(answer) in {_canonical_text(a) for a in (expected, *aliases)}
     elif isinstance(expected, (set, frozenset)):
         ok = set(answer) == set(expected)
     else:
         ok = answer == expected
     return f"{name}: correct." if ok else f"{name}: not yet."
+
+
+#: Names a student may give to each term of :func:`stemseg.quant.quantify`'s uncertainty
+#: budget (for :func:`check_answer`'s ``aliases``).
+BUDGET_TERM_ALIASES: dict[str, tuple[str, ...]] = {
+    "sigma": ("counting", "counting noise", "counting statistics", "poisson", "shot noise",
+              "counts"),
+    "sigma_calibration": ("calibration", "energy calibration", "energy offset", "offset"),
+    "sigma_kfactor": ("k-factor", "k-factors", "k", "kfactor uncertainty"),
+    "sigma_mixing": ("mixing", "boundary pixels", "boundary", "purity"),
+}
+
+
+def budget_at_dose(table: pd.DataFrame, dose: float = 1.0) -> pd.Series:
+    """Median of every uncertainty term of a quantification at another dose, at. %.
+
+    Only the counting term scales with dose (as 1 / sqrt(dose), Poisson statistics); the
+    calibration, k-factor and mixing terms are kept as they are, which is what
+    :class:`stemseg.widgets.QuantExplorer`'s dose slider assumes too.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`stemseg.quant.quantify` output (columns ``sigma``, ``sigma_calibration``,
+        ``sigma_kfactor``, ``sigma_mixing``; one row per cluster and element).
+    dose : float
+        Counts relative to the measured map (> 0; 0.01 = a hundredth).
+
+    Returns
+    -------
+    pandas.Series
+        Index the four terms and ``sigma_total`` (their sum in quadrature per row, then the
+        median), values the medians over all rows in at. % (1 s.d.).
+    """
+    if not (isinstance(dose, (int, float, np.floating)) and dose > 0):
+        raise StemsegValueError(f"dose must be a positive number, got {dose!r}.")
+    terms = ["sigma", "sigma_calibration", "sigma_kfactor", "sigma_mixing"]
+    missing = [t for t in terms if t not in table]
+    if missing:
+        raise StemsegValueError(
+            f"table lacks the budget columns {missing}; pass quant.quantify's output.")
+    scaled = table[terms].astype(float).copy()
+    scaled["sigma"] = scaled["sigma"] / math.sqrt(float(dose))
+    scaled["sigma_total"] = np.sqrt((scaled[terms] ** 2).sum(axis=1))
+    return scaled.median().rename(f"median at. % at dose x {float(dose):g}")
+
+
+def cluster_statistics(labels: np.ndarray, values: np.ndarray, *,
+                       names: Mapping[Any, str] | None = None,
+                       clusters: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Mean, s.d. and quartiles of a per-pixel quantity (e.g. thickness) in each cluster.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (ny, nx)
+        Cluster of every pixel (-1 = noise, left out unless asked for in ``clusters``).
+    values : numpy.ndarray of float, shape (ny, nx)
+        The quantity, e.g. a thickness map in nm; same shape as ``labels``.
+    names : dict, optional
+        Cluster -> name for the ``name`` column.
+    clusters : sequence, optional
+        Clusters to include, in this order (default every label >= 0, sorted).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``cluster``; columns ``name``, ``n_pixels``, ``mean``, ``sd``, ``q25``,
+        ``median``, ``q75`` in the units of ``values``.
+    """
+    labels, values = np.asarray(labels), np.asarray(values, dtype=float)
+    if labels.shape != values.shape:
+        raise StemsegValueError(
+            f"labels {labels.shape} and values {values.shape} must have the same shape.")
+    if clusters is None:
+        clusters = sorted(int(c) for c in np.unique(labels) if c >= 0)
+    rows = []
+    for c in clusters:
+        v = values[labels == c]
+        q = np.percentile(v, [25, 50, 75]) if v.size else [np.nan] * 3
+        rows.append(dict(cluster=c, name=(names or {}).get(c, ""), n_pixels=int(v.size),
+                         mean=float(v.mean()) if v.size else np.nan,
+                         sd=float(v.std()) if v.size else np.nan,
+                         q25=float(q[0]), median=float(q[1]), q75=float(q[2])))
+    return pd.DataFrame(rows).set_index("cluster")
+
+
+def rank_separation(labels: np.ndarray, values: np.ndarray, a: Any, b: Any) -> float:
+    """How well a per-pixel quantity separates two clusters: P(value in a > value in b).
+
+    The area under the ROC curve (Mann-Whitney U / (n_a n_b), ties counted half): 0.5 when
+    the quantity does not tell the clusters apart, 1 when every pixel of ``a`` has a larger
+    value than every pixel of ``b``, 0 for the reverse.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (ny, nx)
+    values : numpy.ndarray of float, shape (ny, nx)
+        E.g. a thickness map (nm).
+    a, b
+        The two clusters.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    from scipy.stats import rankdata
+
+    labels, values = np.asarray(labels), np.asarray(values, dtype=float)
+    if labels.shape != values.shape:
+        raise StemsegValueError(
+            f"labels {labels.shape} and values {values.shape} must have the same shape.")
+    va, vb = values[labels == a], values[labels == b]
+    if va.size == 0 or vb.size == 0:
+        raise StemsegValueError(f"cluster {a if va.size == 0 else b!r} has no pixels.")
+    ranks = rankdata(np.r_[va, vb])
+    u = ranks[:va.size].sum() - va.size * (va.size + 1) / 2.0
+    return float(u / (va.size * vb.size))

@@ -30,10 +30,13 @@ __all__ = [
     "pixel_size_nm",
     "add_scalebar",
     "label_map",
+    "value_map",
     "element_maps",
     "update_element_maps",
     "radial_profiles",
     "spectra",
+    "line_label_slots",
+    "line_components",
     "scree",
     "bic",
     "embedding",
@@ -179,6 +182,35 @@ def label_map(labels: np.ndarray, *, ax: Any = None, pixel_size: float | None = 
     return ax
 
 
+def value_map(image: np.ndarray, *, ax: Any = None, pixel_size: float | None = None,
+              label: str = "value", title: str | None = None, cmap: str = "viridis") -> Any:
+    """A map of one per-pixel quantity (e.g. thickness) with a colour bar and a scale bar.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, shape (y, x)
+    ax : matplotlib Axes, optional
+    pixel_size : float, optional
+        nm per pixel.
+    label : str
+        Colour-bar label, with units (e.g. ``"thickness (nm)"``).
+    title : str, optional
+    cmap : str
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _new_axes(ax)
+    shown = ax.imshow(np.asarray(image, dtype=float), cmap=cmap, interpolation="nearest")
+    cbar = ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    cbar.set_label(label, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    add_scalebar(ax, pixel_size)
+    return ax
+
+
 def element_maps(maps: Sequence[Any], *, scaling: str = "per-map", mask: Any = None,
                  percentile: float = 99.0, ncols: int = 4, fig: Any = None,
                  cmap: str = "viridis", panel_size: float = 2.6,
@@ -297,6 +329,77 @@ def _energy(signal: Any) -> np.ndarray:
     return e / 1000.0 if str(axis.units).strip().lower() == "ev" else e
 
 
+def line_label_slots(positions: Sequence[float], width: float, n_levels: int = 3
+                     ) -> list[tuple[str, int]]:
+    """Where to put the rotated labels of vertical line markers so that none overlap.
+
+    Labels are placed from left to right; each goes left of its marker (``"right"``
+    alignment) if that space is free at the top level, else right of it (``"left"``), else
+    the same two places one level lower, and so on.
+
+    Parameters
+    ----------
+    positions : sequence of float
+        Marker positions, in axes fraction (0-1), any order.
+    width : float
+        Thickness of one rotated label (its font height plus a gap), in axes fraction.
+    n_levels : int
+        Number of vertical levels to try; labels that fit nowhere go to the last one.
+
+    Returns
+    -------
+    list of (str, int)
+        Per position, in the input order: the horizontal alignment (``"right"`` or
+        ``"left"``) and the level (0 = top).
+    """
+    order = np.argsort(np.asarray(positions, dtype=float), kind="stable")
+    taken: list[list[tuple[float, float]]] = [[] for _ in range(max(n_levels, 1))]
+    slots: list[tuple[str, int]] = [("right", 0)] * len(order)
+    for i in order:
+        x = float(positions[i])
+        choice = ("right", len(taken) - 1)
+        for level in range(len(taken)):
+            free = [(side, lo, hi) for side, lo, hi in (("right", x - width, x),
+                                                         ("left", x, x + width))
+                    if all(hi <= a or lo >= b for a, b in taken[level])]
+            if free:
+                choice = (free[0][0], level)
+                break
+        side, level = choice
+        taken[level].append((x - width, x) if side == "right" else (x, x + width))
+        slots[i] = choice
+    return slots
+
+
+def _mark_lines(ax: Any, lines: Sequence[str], energy_range: tuple[float, float],
+                fontsize: float = 7.0) -> None:
+    """Dotted markers at the X-ray lines in range, labels staggered so that none overlap."""
+    from .xray import line_energy
+
+    marks = []
+    for line in lines:
+        try:
+            en = line_energy(line)
+        except Exception:  # an unknown line is not worth failing a figure for
+            continue
+        if energy_range[0] <= en <= energy_range[1]:
+            marks.append((en, line.replace("_", " ")))
+    if not marks:
+        return
+    fig_w_pt = ax.figure.get_size_inches()[0] * 72.0
+    axes_w_pt = max(fig_w_pt * ax.get_position().width * 0.85, 1.0)  # margins, legend
+    span = energy_range[1] - energy_range[0]
+    slots = line_label_slots([(en - energy_range[0]) / span for en, _ in marks],
+                             1.4 * fontsize / axes_w_pt)
+    step = 0.62 * fontsize * max(len(text) for _, text in marks) + 4.0  # one level, pt
+    for (en, text), (side, level) in zip(marks, slots):
+        ax.axvline(en, color="k", lw=0.5, ls=":")
+        ax.annotate(text, xy=(en, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(-1.0 if side == "right" else 1.0, -2.0 - level * step),
+                    textcoords="offset points", rotation=90, va="top", ha=side,
+                    fontsize=fontsize)
+
+
 def spectra(signal: Any, *, labels: Sequence[str] | None = None, ax: Any = None,
             lines: Sequence[str] | None = None, energy_range: tuple[float, float] = (0.2, 10.0),
             log: bool = False, highlight: int | None = None, colours: Any = None,
@@ -321,9 +424,10 @@ def spectra(signal: Any, *, labels: Sequence[str] | None = None, ax: Any = None,
         Default the cluster colours.
     normalise : bool
         Divide each spectrum by its total counts in ``energy_range``.
-    """
-    from .xray import line_energy
 
+    Line labels that would overlap (e.g. Ag Lb1 and Cd La, 17 eV apart) are placed on
+    either side of their markers or one level lower (:func:`line_label_slots`).
+    """
     ax = _new_axes(ax, (6.4, 3.4))
     if isinstance(signal, (list, tuple)):
         e = _energy(signal[0])
@@ -353,16 +457,7 @@ def spectra(signal: Any, *, labels: Sequence[str] | None = None, ax: Any = None,
         ax.set_ylim(bottom, top_value * 2.0 if not normalise else None)
     lines = lines if lines is not None else (signal.metadata.get_item("Sample.xray_lines")
                                             or [])
-    top = ax.get_ylim()[1]
-    for line in lines:
-        try:
-            en = line_energy(line)
-        except Exception:  # an unknown line is not worth failing a figure for
-            continue
-        if energy_range[0] <= en <= energy_range[1]:
-            ax.axvline(en, color="k", lw=0.5, ls=":")
-            ax.text(en, top, line.replace("_", " "), rotation=90, va="top", ha="right",
-                    fontsize=7)
+    _mark_lines(ax, lines, energy_range)
     ax.set_xlabel("energy (keV)")
     ax.set_ylabel("fraction of counts per channel" if normalise else "counts per channel")
     ax.set_xlim(*energy_range)
@@ -376,6 +471,60 @@ def spectra(signal: Any, *, labels: Sequence[str] | None = None, ax: Any = None,
 # --------------------------------------------------------------------------------------
 # curves
 # --------------------------------------------------------------------------------------
+
+
+def line_components(components: pd.DataFrame, *, families: Sequence[str],
+                    windows: Mapping[str, Sequence[float]] | None = None,
+                    energy_range: tuple[float, float] | None = None, ax: Any = None,
+                    title: str | None = None) -> Any:
+    """A fitted spectrum split into line families, with integration windows on top.
+
+    Parameters
+    ----------
+    components : pandas.DataFrame
+        :func:`stemseg.quant.model_components` output (index energy in keV; columns
+        ``counts``, ``background``, ``model`` and one per family, counts per channel).
+    families : sequence of str
+        Families to draw, by main line (e.g. ``["Ag_La", "Cd_La"]``), each filled above the
+        background.
+    windows : dict of str to (float, float), optional
+        Line -> integration window (keV), e.g. from
+        ``line_intensities(..., method="windows").details["windows"]``; drawn as shaded
+        bands.
+    energy_range : (float, float), optional
+        keV; default the components' energies.
+    """
+    ax = _new_axes(ax, (7.0, 3.4))
+    comp = components if energy_range is None else components.loc[
+        energy_range[0]:energy_range[1]]
+    e = comp.index.to_numpy(dtype=float)
+    bg = comp["background"].to_numpy(dtype=float)
+    ax.step(e, comp["counts"], where="mid", color="0.45", lw=0.8, label="spectrum")
+    ax.plot(e, bg, color="0.3", ls="--", lw=0.8, label="background (fit)")
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
+    for i, fam in enumerate(families):
+        top = bg + comp[fam].to_numpy(dtype=float)
+        ax.fill_between(e, bg, top, color=colours[i % len(colours)], alpha=0.35, lw=0)
+        ax.plot(e, top, color=colours[i % len(colours)], lw=1.2,
+                label=f"{fam.replace('_', ' ')} family (fit)")
+    ax.plot(e, comp["model"], color="k", lw=0.8, label="whole model")
+    for i, (line, (lo, hi)) in enumerate((windows or {}).items()):
+        colour = colours[families.index(line) % len(colours)] if line in families else "0.5"
+        ax.axvspan(lo, hi, ymin=0.0, ymax=1.0, color=colour, alpha=0.12, lw=0)
+        for edge in (lo, hi):
+            ax.axvline(edge, color=colour, lw=1.0, ls="-.")
+        ax.annotate(f"{line.replace('_', ' ')} window", xy=(0.5 * (lo + hi), 1.0),
+                    xycoords=("data", "axes fraction"), xytext=(0, -4 - 11 * i),
+                    textcoords="offset points", ha="center", va="top", fontsize=7,
+                    color=colour, bbox=dict(fc="white", ec="none", alpha=0.8, pad=0.5))
+    ax.set_xlabel("energy (keV)")
+    ax.set_ylabel("counts per channel")
+    ax.set_xlim(e[0], e[-1])
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
 
 
 def scree(explained_variance_ratio: np.ndarray, *, knee: int | None = None,
@@ -625,19 +774,22 @@ def entropy_bars(table: pd.DataFrame, *, ax: Any = None, label_column: str = "ph
                  others: tuple[float, float] | None = (0.5, 0.6)) -> Any:
     """Configurational entropy per cluster (:func:`stemseg.analysis.entropy_table`).
 
-    Bars with their sigma, the per-composition maximum as a marker, an optional reference
-    line (the equimolar maximum, e.g. 0.9 R) and the band quoted for the other phases.
+    Bars with their sigma (1 s.d.), the per-composition maximum as a marker, an optional
+    reference line (the equimolar maximum, e.g. 0.9 R) and the band quoted for the other
+    phases. The marker is x_M ln(n): the largest entropy of n cations at this
+    composition's cation fraction x_M; the reference assumes x_M = 0.5 (a monosulfide), so
+    a metal-rich phase (x_M > 0.5, e.g. jalpaite Ag3CuS2) has a marker above it.
     """
     ax = _new_axes(ax, (4.8, 3.2))
     x = np.arange(len(table))
     ax.bar(x, table["entropy_R"], yerr=table["sigma_R"], capsize=3, color="tab:green",
-           label="configurational entropy")
+           label="configurational entropy ± 1 s.d.")
     if "max_entropy_R" in table:
         ax.plot(x, table["max_entropy_R"], "k_", ms=18, mew=2,
-                label="maximum for these cations")
+                label="maximum at this cation fraction, x_M ln n")
     if reference is not None:
         ax.axhline(reference, color="tab:red", ls="--", lw=1,
-                   label=f"equimolar maximum {reference:.2f} R")
+                   label=f"equimolar monosulfide maximum {reference:.2f} R")
     if others is not None:
         ax.axhspan(*others, color="0.85", zorder=0, label=f"{others[0]}-{others[1]} R")
     names = table[label_column] if label_column in table else table["cluster"]

@@ -41,6 +41,7 @@ __all__ = [
     "LINE_MODELS",
     "LineIntensities",
     "line_intensities",
+    "model_components",
     "quantify",
     "configurational_entropy",
     "maximum_entropy",
@@ -957,6 +958,74 @@ def line_intensities(
                                   line_model)
     return _window_intensities(spectrum, lines, var, float(integration_width),
                                tuple(background_offset), float(background_width))
+
+
+def model_components(
+    spectrum: Any,
+    lines: Sequence[str] | None = None,
+    *,
+    variance: Any = None,
+    extra_elements: Sequence[str] = (),
+    background_order: int = 2,
+    calibrate: bool = True,
+    max_shift_keV: float = 0.03,
+    line_model: str = "xraylib",
+) -> pd.DataFrame:
+    """The fitted model of one spectrum, split into its line families and background.
+
+    The same fit as ``line_intensities(..., method="model")`` (same parameters), returned
+    channel by channel so that overlapping families can be drawn: e.g. the Ag L family,
+    whose Ag Lb1 line lies 17 eV from Cd La, next to the Cd L family.
+
+    Parameters
+    ----------
+    spectrum : exspy.signals.EDSTEMSpectrum
+        One spectrum (navigation size 1), energy axis in keV.
+    lines, variance, extra_elements, background_order, calibrate, max_shift_keV, line_model
+        As in :func:`line_intensities`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``energy_keV`` (the channels inside the fit regions, keV; the fitted energy
+        offset is already applied to the lines); columns ``counts`` (the spectrum),
+        ``background``, ``model`` (background + every family) and one column per modelled
+        family, named by its main line (``"Ag_La"``: Ag La, Ag Lb1, ... together), in
+        counts per channel. ``attrs``: ``lines`` (the quantified lines, first columns after
+        ``model``), ``energy_shift_keV``, ``fit_regions_keV``.
+
+    Raises
+    ------
+    StemsegValueError
+        More than one spectrum, or what :func:`line_intensities` refuses.
+    """
+    spectrum = _check_spectrum(spectrum)
+    if int(np.prod(_nav_shape(spectrum), dtype=int)) != 1:
+        raise StemsegValueError(
+            f"model_components draws one spectrum; got navigation shape "
+            f"{_nav_shape(spectrum)}. Pick one, e.g. seg.mean_spectra.inav[2].")
+    if line_model not in LINE_MODELS:
+        raise StemsegValueError(
+            f"line_model must be one of {LINE_MODELS}, got {line_model!r}.")
+    lines = _resolve_lines(spectrum, lines)
+    y = _data_2d(spectrum)[0]
+    _check_counts(y[None, :])
+    var = _variance_2d(spectrum, variance)
+    design = _make_design(spectrum, lines, extra_elements, int(background_order), line_model)
+    fit = _fit_spectrum(design, y, None if var is None else var[0], calibrate,
+                        float(max_shift_keV))
+    n = len(design.families)
+    columns = _family_columns(design.x[design.mask], design.scale, design.families,
+                              fit.shift) * fit.params[:n]
+    background = design.background @ fit.params[n:]
+    out = pd.DataFrame(columns, columns=[f.name for f in design.families],
+                       index=pd.Index(design.x[design.mask], name="energy_keV"))
+    out.insert(0, "model", background + columns.sum(axis=1))
+    out.insert(0, "background", background)
+    out.insert(0, "counts", y[design.mask])
+    out.attrs.update(lines=tuple(lines), energy_shift_keV=fit.shift,
+                     fit_regions_keV=design.regions)
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -699,14 +699,16 @@ class QuantExplorer(_Explorer):
     re-clustered); changing a k-factor or the intensity method requantifies them
     (:func:`stemseg.quant.quantify`, about a second).
 
-    The **dose** slider (relative to this map's counts, 1/100 to 100 times) is plot only:
+    The **dose** slider (relative to this map's counts, 1/10000 to 100 times) is plot only:
     it asks "with this many counts, could I tell the clusters apart?". Counting errors of
     Poisson data scale as 1 / sqrt(counts), so the at. % error bars become
     ``sigma / sqrt(dose)`` (the propagated counting error of :func:`stemseg.quant.quantify`,
     exact to first order; the expected compositions do not change), and the z-score of a
     composition difference between two clusters grows as sqrt(dose). The figure shows the
-    compositions with +-2 s.d. bars at that dose and, for the two most similar clusters
-    (lowest largest-element z), z against dose with the 3 s.d. line.
+    compositions with +-1 s.d. bars at that dose (the table's convention too) and, for the
+    two most similar clusters (lowest largest-element z), z against dose with the 3 s.d.
+    line. The range reaches 1e-4 so that the 3 s.d. crossing of well-separated clusters
+    (a few 1e-4 of a 150-count-per-pixel phantom map) lies on the slider.
 
     Parameters
     ----------
@@ -722,7 +724,7 @@ class QuantExplorer(_Explorer):
         Default: the spectra's metadata.
     method : {"model", "windows"}
     dose : float
-        Starting dose factor (default 1 = the measured counts), between 0.01 and 100.
+        Starting dose factor (default 1 = the measured counts), between 1e-4 and 100.
 
     Attributes
     ----------
@@ -745,7 +747,7 @@ class QuantExplorer(_Explorer):
         ``"quantify"`` (a requantification) and ``"plot"`` (a dose change), seconds.
     """
 
-    DOSE_RANGE = (1e-2, 1e2)
+    DOSE_RANGE = (1e-4, 1e2)
 
     def __init__(self, segmentation: Any, *, clusters: Sequence[int] | None = None,
                  names: Mapping[int, str] | None = None,
@@ -938,10 +940,10 @@ class QuantExplorer(_Explorer):
         """Error bars, dose marker and status for the current dose (plot only)."""
         f = float(self.dose.value)
         for bars, x, y, s in self._errorbars:
-            e = 2.0 * s / np.sqrt(f)
+            e = s / np.sqrt(f)  # +-1 s.d., as in the table below the figure
             bars.set_segments([[(xi, yi - ei), (xi, yi + ei)] for xi, yi, ei in zip(x, y, e)])
         ax = self._axes["composition"]
-        ax.set_title(f"composition ± 2 s.d. (counting) at dose × {f:.3g}", fontsize=10)
+        ax.set_title(f"composition ± 1 s.d. (counting) at dose × {f:.3g}", fontsize=10)
         self._dose_line.set_xdata([f, f])
         text = (f"dose × <b>{f:.3g}</b>"
                 + ("" if self.counts_per_pixel is None else
