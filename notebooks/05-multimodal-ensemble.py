@@ -259,8 +259,9 @@ FILMS = {  # name -> phantom options, map size (px)
     "Defective 0.1 dpa": (dict(defective=True, irradiated=True), 240),
 }
 films = {}
-for film, (options, n) in FILMS.items():
-    ph = simulate.phantom("lfo-sto", shape=(n, n), random_state=SEED, **options)
+for film, (options, n) in FILMS.items():  # the map of section 1 is reused, not simulated again
+    ph = (data if simulate.same_phantom(data, "lfo-sto", (n, n), SEED, **options)
+          else simulate.phantom("lfo-sto", shape=(n, n), random_state=SEED, **options))
     c = mm.chip(ph, size=ph.truth["chip_px"])
     truth = mm.truth_labels(ph, c)
     names = {k: p.name for k, p in enumerate(ph.phases)}

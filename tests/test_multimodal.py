@@ -88,6 +88,18 @@ def test_chip_spectra_signal_keeps_energy_axis():
     assert sig.metadata.Signal.signal_type == "EDS_TEM"
 
 
+def test_chips_do_not_hold_the_source_cube():
+    # a 40 x 40 x 16 map: the chips keep a one-spectrum template, not the whole map
+    acq = _acquisition()
+    acq.eds.metadata.General.title = "film"
+    chips = mm.chip(acq, size=10)
+    assert chips.eds.data.shape == (16,)
+    assert not np.shares_memory(chips.eds.data, acq.eds.data)
+    assert chips.map_shape == (40, 40)
+    assert mm.pixel_labels(np.zeros(chips.grid, dtype=int), chips).shape == (40, 40)
+    assert chips.spectra_signal().metadata.General.title == "film chip spectra"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

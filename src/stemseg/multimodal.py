@@ -129,8 +129,12 @@ class Chips:
     energy_keV : numpy.ndarray of float, shape (n_channels,)
         Energy of each channel in keV.
     eds : exspy.signals.EDSTEMSpectrum
-        The source spectrum image (read only; kept for its metadata: elements,
-        beam energy, detector), used to build spectra for quantification.
+        A one-spectrum template with the source's metadata (elements, beam energy,
+        detector) and energy axis, used to build spectra for quantification. The
+        source spectrum image itself is not kept, so chips of a large map do not hold
+        the whole map in memory.
+    map_shape : tuple of int or None
+        ``(y, x)`` pixels of the chipped map (None: ``grid * size_px``).
     """
 
     haadf: np.ndarray | None
@@ -141,6 +145,7 @@ class Chips:
     pixel_size_nm: float | None
     energy_keV: np.ndarray
     eds: Any = None
+    map_shape: tuple[int, int] | None = None
 
     @property
     def n_chips(self) -> int:
@@ -368,12 +373,16 @@ def chip(acq, size: float = 15, units: str = "px") -> Chips:
         size_px=size_px,
         pixel_size_nm=pixel_size_nm,
         energy_keV=np.asarray(energy_axis.axis, dtype=float),
-        eds=eds,
+        eds=_spectra_like(eds, np.zeros(int(eds.data.shape[-1])), suffix=""),
+        map_shape=(n_y, n_x),
     )
 
 
-def _spectra_like(eds, data: np.ndarray):
-    """An EDS signal holding ``data`` with the energy axis and metadata of ``eds``."""
+def _spectra_like(eds, data: np.ndarray, suffix: str = " chip spectra"):
+    """An EDS signal holding ``data`` with the energy axis and metadata of ``eds``.
+
+    ``suffix`` is appended to the source's title (unless the title already ends with it).
+    """
     import exspy
 
     cls = exspy.signals.EDSTEMSpectrum
@@ -385,7 +394,8 @@ def _spectra_like(eds, data: np.ndarray):
     meta = eds.metadata.as_dictionary()
     meta.pop("_HyperSpy", None)
     out.metadata.add_dictionary(meta)
-    out.metadata.General.title = f"{eds.metadata.General.get_item('title', '')} chip spectra"
+    title = str(eds.metadata.General.get_item("title", ""))
+    out.metadata.General.title = title if title.endswith(suffix) else title + suffix
     src, dst = eds.axes_manager.signal_axes[0], out.axes_manager.signal_axes[0]
     dst.scale, dst.offset, dst.units, dst.name = src.scale, src.offset, src.units, src.name
     return out
@@ -1247,8 +1257,7 @@ def pixel_labels(labels, chips: Chips, fill: int = -1) -> np.ndarray:
     """
     lab = np.asarray(labels.labels if isinstance(labels, MultimodalResult) else labels)
     s = chips.size_px
-    shape = tuple(chips.eds.data.shape[:-1]) if chips.eds is not None else (
-        chips.grid[0] * s, chips.grid[1] * s)
+    shape = chips.map_shape or (chips.grid[0] * s, chips.grid[1] * s)
     out = np.full(shape, fill, dtype=int)
     out[: chips.grid[0] * s, : chips.grid[1] * s] = np.kron(lab, np.ones((s, s), dtype=int))
     return out
