@@ -193,6 +193,12 @@ assert table2["phantom chip (nm)"].between(0.5, 1.0).all(), (
 #   from a cache);
 # * **chip (px)** rechips and recomputes the descriptors for a size not seen yet.
 #
+# Four controls belong to one method each: **threshold** to community detection,
+# **clusters** to agglomerative clustering, **support** to few-shot and **EDS weight** to
+# the community and few-shot ensembles. The explorer greys out those the selected method
+# and modality do not use (the line under the controls names them), so a slider that
+# could not change the result cannot be moved.
+#
 # How the ensembles combine the modalities (the paper's methods F, E and D):
 # community detection averages the two similarity matrices (weighted by the EDS weight)
 # *before* thresholding; agglomerative clustering uses **vector voting** -- the pair
@@ -200,7 +206,10 @@ assert table2["phantom chip (nm)"].between(0.5, 1.0).all(), (
 # classes; few-shot averages the two modalities' class probabilities (the paper: equal
 # weights, and 55 % EDS / 45 % HAADF for the irradiated defective film).
 # Community detection keeps only edges at or above a **statistic of all similarities**
-# (mode, mean or median), then finds communities by Louvain modularity.
+# (mode, mean or median), then finds communities by Louvain modularity. Edges also need a
+# positive similarity (Louvain weights cannot be negative): when the statistic itself is
+# negative -- chips that are mostly dissimilar -- it removes nothing more than the pairs
+# with similarity <= 0, and the status line says so.
 
 # %%
 explorer = None

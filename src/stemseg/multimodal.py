@@ -75,6 +75,7 @@ __all__ = [
     "eds_features",
     "cosine_affinity",
     "threshold_value",
+    "describe_threshold",
     "community_labels",
     "vector_vote",
     "fewshot_scores",
@@ -210,7 +211,8 @@ class MultimodalResult:
     classes : list or None
         Few-shot class names, in the order of the score columns.
     threshold_value : float or None
-        Community detection: the similarity below which edges were removed.
+        Community detection: the threshold statistic; pairs below it, and pairs with
+        similarity <= 0, were removed (:func:`describe_threshold` says it in words).
     size_px : int
         Chip edge in pixels (to map labels back onto pixels).
     """
@@ -762,6 +764,32 @@ def threshold_value(affinity: np.ndarray, statistic: str | float = "mode", bins:
         f"threshold={statistic!r} is not known; use 'mode' (the paper's), 'mean', 'median' "
         "or a similarity value."
     )
+
+
+def describe_threshold(threshold: float) -> str:
+    """What community detection did with its similarity threshold, in words.
+
+    :func:`community_labels` keeps a pair as an edge when its similarity is at or above
+    the threshold *and* above 0 (Louvain needs positive weights). A threshold statistic
+    at or below 0 (e.g. the mode of mostly dissimilar chips) therefore removes only the
+    pairs with similarity <= 0; the text says so instead of quoting a negative threshold.
+
+    Parameters
+    ----------
+    threshold : float
+        The threshold statistic (cosine similarity, in [-1, 1]), e.g.
+        :attr:`MultimodalResult.threshold_value`.
+
+    Returns
+    -------
+    str
+        E.g. ``"pairs with similarity below 0.412 removed"``.
+    """
+    t = float(threshold)
+    if t > 0:
+        return f"pairs with similarity below {t:.3f} removed"
+    return (f"threshold statistic {t:.3f} is not positive, so only pairs with similarity "
+            "<= 0 removed (every positively similar pair kept)")
 
 
 def _relabel_by_first_occurrence(labels: np.ndarray) -> np.ndarray:
