@@ -148,9 +148,8 @@ if chips is not None:
     ax.set_xticks([])
     ax.set_yticks([])
     plots.add_scalebar(ax, px_nm)
-    if has_truth:
-        plots.label_map(truth_chips, ax=axes[0, 1], names=region_names,
-                        pixel_size=chips.size_nm, colorbar_label="region",
+    if has_truth:  # each region in its own colour in every figure (plots.phase_colour)
+        plots.phase_map(truth_chips, region_names, ax=axes[0, 1], pixel_size=chips.size_nm,
                         title="truth per chip (majority of its pixels)")
     plt.show()
 else:
@@ -302,13 +301,16 @@ n_classes = pd.DataFrame({(film, m): {mod: r.n_classes for mod, r in f["results"
                           for film, f in films.items() for m in mm.METHODS}).T
 display(n_classes)
 fig, axes = plt.subplots(len(films), 4, figsize=(11, 2.6 * len(films)), layout="constrained")
-for row, (film, f) in zip(axes, films.items()):
-    plots.label_map(f["truth"], ax=row[0], colorbar=False, title=f"{film}: truth")
+for row, (film, f) in zip(axes, films.items()):  # a region has one colour in every row
+    plots.phase_map(f["truth"], f["names"], ax=row[0], legend=False, title=f"{film}: truth",
+                    pixel_size=f["chips"].size_nm)
     for ax, m in zip(row[1:], mm.METHODS):
         res = f["results"][m]["ensemble"]
         aligned, _ = analysis.align_labels(res.labels, f["truth"])
-        plots.label_map(aligned, ax=ax, colorbar=False, n_clusters=max(aligned.max() + 1, 1),
+        plots.phase_map(aligned, f["names"], ax=ax, legend=False, pixel_size=f["chips"].size_nm,
                         title=f"{m} ensemble ({res.n_classes} classes)")
+all_regions = [n for f in films.values() for n in f["names"].values()]
+plots.phase_legend(fig, all_regions, extra=True, loc="outside lower center", ncol=4)
 plt.show()
 
 # %% [markdown]
@@ -533,7 +535,8 @@ for ax, film in zip(axes, films):
     for i, (name, row) in enumerate(sub.iterrows()):
         vals = [row[e] for e in ("La", "Fe", "O", "extraneous")]
         errs = [row[f"sigma_{e}"] for e in ("La", "Fe", "O", "extraneous")]
-        ax.bar(x + 0.27 * (i - 1), vals, 0.27, yerr=errs, capsize=2, label=name)
+        ax.bar(x + 0.27 * (i - 1), vals, 0.27, yerr=errs, capsize=2, label=name,
+               color=plots.phase_colour(name))
     ax.set_xticks(x)
     ax.set_xticklabels(["La", "Fe", "O", "extraneous"], fontsize=8)
     ax.set_title(film, fontsize=10)

@@ -8,7 +8,8 @@ widgets (:mod:`stemseg.widgets`) can redraw in place.
 
 Conventions: cluster ``c`` is drawn in colour ``cluster_colours(n)[c]`` in every figure (maps,
 embeddings, spectra: tab10 for clusters 0-6, then distinct non-grey colours), noise (-1) in
-grey; maps carry a scale bar in nm
+grey; a *named phase* (a truth region, or a cluster matched to one) is drawn in
+``phase_colour(name)``, the same colour in every figure whatever its label number; maps carry a scale bar in nm
 (matplotlib-scalebar) and a colour bar with units; energies in keV; counts per pixel in
 the titles of element maps.
 """
@@ -27,6 +28,11 @@ __all__ = [
     "NOISE_COLOUR",
     "cluster_colours",
     "label_colours",
+    "PHASE_COLOURS",
+    "phase_colour",
+    "phase_colours",
+    "phase_map",
+    "phase_legend",
     "pixel_size_nm",
     "add_scalebar",
     "label_map",
@@ -89,6 +95,140 @@ def cluster_colours(n: int, cmap: str = "tab10") -> list[tuple[float, ...]]:
         return [palette[i % len(palette)] for i in range(n)]
     base = plt.get_cmap(cmap)
     return [tuple(base(i % base.N)) for i in range(n)]
+
+
+#: Fixed colours of the phantoms' named phases (the LFO/STO film of notebook 5); other
+#: names get a stable colour from :func:`phase_colour`.
+PHASE_COLOURS: dict[str, tuple[float, ...]] = {
+    "cap": (0.549, 0.337, 0.294, 1.0),             # tab:brown
+    "ordered LFO": (0.122, 0.467, 0.706, 1.0),     # tab:blue
+    "disordered LFO": (0.090, 0.745, 0.812, 1.0),  # tab:cyan
+    "amorphous LFO": (1.000, 0.498, 0.055, 1.0),   # tab:orange
+    "interface": (0.580, 0.404, 0.741, 1.0),       # tab:purple
+    "STO": (0.839, 0.153, 0.157, 1.0),             # tab:red
+}
+_PALE = ((0.682, 0.780, 0.910, 1.0), (1.0, 0.733, 0.471, 1.0), (0.596, 0.875, 0.541, 1.0),
+         (1.0, 0.596, 0.588, 1.0), (0.773, 0.690, 0.835, 1.0), (0.769, 0.612, 0.580, 1.0),
+         (0.969, 0.714, 0.824, 1.0), (0.859, 0.859, 0.553, 1.0), (0.620, 0.855, 0.898, 1.0))
+
+
+def phase_colour(name: str) -> tuple[float, ...]:
+    """RGBA colour of a named phase, the same in every figure and every run.
+
+    Parameters
+    ----------
+    name : str
+        Phase (region) name, e.g. ``"STO"``.
+
+    Returns
+    -------
+    tuple of float, length 4
+        :data:`PHASE_COLOURS` for the phantoms' phases; any other name picks a colour of
+        the cluster palette by a checksum of the name (stable across sessions, unlike
+        ``hash``), never grey (grey is noise).
+    """
+    import zlib
+
+    if name in PHASE_COLOURS:
+        return PHASE_COLOURS[name]
+    palette = _palette()
+    return palette[zlib.crc32(str(name).encode()) % len(palette)]
+
+
+def phase_colours(n: int, names: Mapping[int, str]) -> list[tuple[float, ...]]:
+    """Colours of labels 0..n-1: a named label in its phase colour, the others pale.
+
+    Parameters
+    ----------
+    n : int
+        Number of labels.
+    names : dict of int to str
+        Label -> phase name (e.g. the truth regions, or clusters matched to them by
+        :func:`stemseg.analysis.align_labels`).
+
+    Returns
+    -------
+    list of RGBA tuples, length n
+        Unnamed labels (clusters matched to no phase) cycle through pale tones, so that
+        they stand apart from every named phase.
+    """
+    out, k = [], 0
+    for label in range(n):
+        if label in names:
+            out.append(phase_colour(names[label]))
+        else:
+            out.append(_PALE[k % len(_PALE)])
+            k += 1
+    return out
+
+
+def phase_legend(target: Any, names: Sequence[str], *, extra: bool = False,
+                 **kwargs: Any) -> Any:
+    """Legend of phase colours on an Axes or a Figure.
+
+    Parameters
+    ----------
+    target : matplotlib Axes or Figure
+    names : sequence of str
+        Phase names, in the order shown (duplicates dropped).
+    extra : bool
+        Add a pale patch for "clusters matched to no region".
+    **kwargs
+        Passed to ``legend`` (e.g. ``loc``, ``ncol``).
+
+    Returns
+    -------
+    matplotlib.legend.Legend
+    """
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=phase_colour(n), label=n) for n in dict.fromkeys(names)]
+    if extra:
+        handles.append(Patch(color=_PALE[0], label="cluster matched to no region (pale)"))
+    kwargs.setdefault("fontsize", 8)
+    return target.legend(handles=handles, **kwargs)
+
+
+def phase_map(labels: np.ndarray, names: Mapping[int, str], *, ax: Any = None,
+              pixel_size: float | None = None, title: str | None = None,
+              legend: bool = True) -> Any:
+    """Label map with each named phase in its own colour (:func:`phase_colour`).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (y, x)
+        Truth labels, or cluster labels aligned to the truth
+        (:func:`stemseg.analysis.align_labels`); -1 = noise (grey).
+    names : dict of int to str
+        Label -> phase name; labels without a name are drawn in pale tones.
+    ax : matplotlib Axes, optional
+    pixel_size : float, optional
+        nm per pixel of this map (a scale bar; None: "uncalibrated").
+    title : str, optional
+    legend : bool
+        A legend of the phases present.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from matplotlib.colors import ListedColormap
+
+    ax = _new_axes(ax)
+    labels = np.asarray(labels)
+    k = max(int(labels.max()) + 1, 1)
+    colours = [NOISE_COLOUR] + phase_colours(k, names)
+    ax.imshow(labels + 1, cmap=ListedColormap(colours), vmin=-0.5, vmax=k + 0.5,
+              interpolation="nearest")
+    if legend:
+        present = [int(v) for v in np.unique(labels) if v >= 0]
+        phase_legend(ax, [names[v] for v in present if v in names],
+                     extra=any(v not in names for v in present), fontsize=7,
+                     loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    add_scalebar(ax, pixel_size)
+    return ax
 
 
 def pixel_size_nm(image: Any) -> float | None:

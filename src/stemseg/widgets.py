@@ -1339,9 +1339,13 @@ class MultimodalExplorer(_Explorer):
         lo, hi = np.percentile(haadf, [1, 99])
         ax = axes[0]
         ax.imshow(haadf, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-        pix = mm.pixel_labels(self.result, self.chips)
-        k = max(int(self.result.labels.max()) + 1, 1)
-        colours = plots.cluster_colours(k)
+        labels = self.result.labels
+        if with_truth:  # clusters matched to a region take its colour (plots.phase_colour)
+            labels, _ = analysis.align_labels(labels, self.truth_chips)
+        pix = mm.pixel_labels(labels, self.chips)
+        k = max(int(labels.max()) + 1, 1)
+        colours = (plots.phase_colours(k, self.names) if with_truth and self.names
+                   else plots.cluster_colours(k))
         overlay = np.ma.masked_less(pix, 0)
         self._overlay = ax.imshow(overlay, cmap=ListedColormap(colours), vmin=-0.5,
                                   vmax=k - 0.5, alpha=self.opacity.value,
@@ -1353,9 +1357,11 @@ class MultimodalExplorer(_Explorer):
         ax.set_xticks([])
         ax.set_yticks([])
         plots.add_scalebar(ax, plots.pixel_size_nm(self.data.haadf))
-        if with_truth:
-            plots.label_map(self.truth_chips, ax=axes[1], names=self.names,
-                            title="truth per chip (majority)",
+        if with_truth and self.names:
+            plots.phase_map(self.truth_chips, self.names, ax=axes[1],
+                            title="truth per chip (majority)", pixel_size=self.chips.size_nm)
+        elif with_truth:
+            plots.label_map(self.truth_chips, ax=axes[1], title="truth per chip (majority)",
                             pixel_size=self.chips.size_nm, colorbar_label="region")
         self._render()
 
