@@ -54,6 +54,30 @@ def test_phase_map_legend_names_phases_and_unmatched_clusters():
     assert any(type(a).__name__ == "ScaleBar" for a in ax.artists)
 
 
+def test_power_spectrum_marks_the_measured_ring_in_inverse_nm():
+    from stemseg import measure
+
+    y, x = np.mgrid[:96, :96] * 0.05
+    spec = measure.power_spectrum(np.cos(2 * np.pi * x / 0.4) + np.cos(2 * np.pi * y / 0.4),
+                                  pixel_size_nm=0.05)
+    ax = plots.power_spectrum(spec, title="ordered")
+    assert "nm" in ax.get_xlabel() and "nm" in ax.get_ylabel()
+    assert ax.patches[0].get_radius() == pytest.approx(1 / spec["d_spacing_nm"])
+    assert "d = 0.400 nm" in ax.get_legend().get_texts()[0].get_text()
+    none = dict(spec, d_spacing_nm=None)
+    ax2 = plots.power_spectrum(none)
+    assert any("no lattice" in t.get_text() for t in ax2.texts)
+
+
+def test_percent_differences_band_and_reference():
+    table = pd.DataFrame({"La": [-5.0, -4.0], "O": [4.0, 3.5]}, index=["truth", "fewshot"])
+    ax = plots.percent_differences(table, tolerance=pd.Series({"La": 1.0, "O": 0.5}),
+                                   reference=pd.Series({"La": -7.0, "O": 4.0}))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"truth", "fewshot", "tolerance band", "reference"} <= set(labels)
+    assert len(ax.patches) == 4 and "%" in ax.get_ylabel()
+
+
 def test_element_maps_titles_and_update():
     cube, _ = synthetic_cube(shape=(16, 16), n_channels=64)
     total = cube.sum(-1).T  # Signal2D with nm axes

@@ -61,6 +61,7 @@ __all__ = [
     "phase_recovery",
     "align_labels",
     "check_answer",
+    "check_length_nm",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -972,8 +973,16 @@ def phase_names(mapping: Mapping[int, int], phases: Sequence[Any]) -> dict[int, 
 # --------------------------------------------------------------------------------------
 
 
+def _normalised_text(text: Any) -> str:
+    """Lower case, letters and digits only, without a leading "the" (for answers)."""
+    import re
+
+    out = re.sub(r"[^a-z0-9]", "", str(text).strip().lower())
+    return out[3:] if out.startswith("the") and len(out) > 3 else out
+
+
 def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float = 0.0,
-                 name: str = "answer") -> str:
+                 name: str = "answer", also: Sequence[Any] = (), hint: str = "") -> str:
     """Self-check of a coursework exercise: a one-line verdict (never raises).
 
     Parameters
@@ -986,6 +995,11 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         Tolerance for numbers: ``|answer - expected| <= atol + rtol * |expected|``.
     name : str
         Shown in the verdict.
+    also : sequence, optional
+        Other answers that count as correct (e.g. a tied choice, another spelling). Texts
+        are compared in lower case without spaces, punctuation or a leading "the".
+    hint : str, optional
+        Added to a "not yet" verdict (what to look at again).
 
     Returns
     -------
@@ -993,6 +1007,7 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         "not attempted yet", "correct" or "not yet" with a hint (the expected value is not
         revealed).
     """
+    more = f" Hint: {hint}" if hint else ""
     if answer is None:
         return f"{name}: not attempted yet (replace None with your answer and re-run)."
     if isinstance(expected, (int, float, np.integer, np.floating)) and \
@@ -1000,16 +1015,60 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         try:
             value = float(answer)
         except (TypeError, ValueError):
-            return f"{name}: not yet -- give a number."
-        ok = abs(value - float(expected)) <= atol + rtol * abs(float(expected))
+            return f"{name}: not yet -- give a number.{more}"
+        ok = any(abs(value - float(e)) <= atol + rtol * abs(float(e))
+                 for e in (expected, *also))
         if ok:
             return f"{name}: correct."
-        hint = "too high" if value > float(expected) else "too low"
-        return f"{name}: not yet -- {hint}."
+        hint_dir = "too high" if value > float(expected) else "too low"
+        return f"{name}: not yet -- {hint_dir}.{more}"
     if isinstance(expected, str):
-        ok = str(answer).strip().lower() == expected.strip().lower()
+        ok = _normalised_text(answer) in {_normalised_text(e) for e in (expected, *also)}
     elif isinstance(expected, (set, frozenset)):
         ok = set(answer) == set(expected)
     else:
-        ok = answer == expected
-    return f"{name}: correct." if ok else f"{name}: not yet."
+        ok = answer == expected or any(answer == e for e in also)
+    return f"{name}: correct." if ok else f"{name}: not yet.{more}"
+
+
+_TO_NM = {"nm": 1.0, "a": 0.1, "å": 0.1, "angstrom": 0.1, "pm": 1e-3}
+
+
+def check_length_nm(answer: Any, expected_nm: float, *, rtol: float = 0.02,
+                    name: str = "answer", hint: str = "") -> str:
+    """Self-check of a length answer in nm that also accepts "4.04 Å" or "404 pm".
+
+    Parameters
+    ----------
+    answer : number, str or None
+        A number (read as nm) or a text with a unit (nm, Å / A / angstrom, pm); None = not
+        attempted yet.
+    expected_nm : float
+        The reference length in nm.
+    rtol : float
+        Relative tolerance.
+    name, hint : str
+        As for :func:`check_answer`.
+
+    Returns
+    -------
+    str
+        The verdict; a bare number ten times too large gets the hint that it looks like Å.
+    """
+    import re
+
+    if isinstance(answer, str):
+        match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([^\s0-9.+-]*)\s*", answer)
+        unit = match.group(2).lower() if match else ""
+        if not match or (unit and unit not in _TO_NM):
+            return (f"{name}: not yet -- give a number in nm, or a text such as "
+                    "'0.39 nm' or '3.9 Å'.")
+        try:
+            answer = float(match.group(1)) * _TO_NM.get(unit or "nm", 1.0)
+        except ValueError:
+            return f"{name}: not yet -- give a number in nm."
+    verdict = check_answer(answer, float(expected_nm), rtol=rtol, name=name, hint=hint)
+    if "not yet" in verdict and isinstance(answer, (int, float, np.number)) and \
+            abs(float(answer) / 10 - expected_nm) <= rtol * expected_nm:
+        return f"{name}: not yet -- this looks like a value in Å; give nm (1 nm = 10 Å)."
+    return verdict

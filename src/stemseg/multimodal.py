@@ -84,7 +84,11 @@ __all__ = [
     "truth_labels",
     "pixel_labels",
     "region_summary",
+    "region_image",
     "percent_difference",
+    "percent_difference_sigma",
+    "region_percent_difference",
+    "best_against_truth",
     "support_from_truth",
     "segment_all",
     "assign_regions",
@@ -1306,16 +1310,41 @@ def _largest_square(mask: np.ndarray) -> tuple[int, int, int]:
     return best
 
 
-def _region_d_spacing(chips: Chips, mask: np.ndarray) -> tuple[float | None, int]:
-    """measure.d_spacing of the largest square of chips in the region."""
-    from . import measure
+def region_image(chips: Chips, mask: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """HAADF image of the largest square of whole chips inside a region.
 
-    r, c, k = _largest_square(mask)
+    This is the square whose FFT gives the region's d-spacing in :func:`region_summary`
+    (the paper: "the largest square region").
+
+    Parameters
+    ----------
+    chips : Chips
+        With HAADF chips.
+    mask : numpy.ndarray of bool, shape (n_rows, n_cols)
+        The region's chips (e.g. ``labels == k``).
+
+    Returns
+    -------
+    image : numpy.ndarray of float, shape (k * size_px, k * size_px), or None
+        None when the region is empty or there is no HAADF image.
+    k : int
+        Edge of the square in chips.
+    """
+    r, c, k = _largest_square(np.asarray(mask, dtype=bool))
     if k == 0 or chips.haadf is None:
         return None, 0
     block = chips.haadf[r : r + k, c : c + k]  # (k, k, s, s)
     s = chips.size_px
-    image = block.transpose(0, 2, 1, 3).reshape(k * s, k * s)
+    return block.transpose(0, 2, 1, 3).reshape(k * s, k * s), k
+
+
+def _region_d_spacing(chips: Chips, mask: np.ndarray) -> tuple[float | None, int]:
+    """measure.d_spacing of the largest square of chips in the region."""
+    from . import measure
+
+    image, k = region_image(chips, mask)
+    if image is None:
+        return None, 0
     d = measure.d_spacing(image, pixel_size_nm=chips.pixel_size_nm)
     return (None if d is None else float(d)), k
 
@@ -1433,6 +1462,87 @@ def percent_difference(a, b):
             "an element absent from the ordered region has no percent difference."
         )
     return 100.0 * (b - a) / a
+
+
+def percent_difference_sigma(a, sigma_a, b, sigma_b):
+    """Standard uncertainty of :func:`percent_difference` ``100 (b - a) / a``.
+
+    First-order propagation of independent uncertainties:
+    ``100 * sqrt(sigma_b**2 + (b / a)**2 * sigma_a**2) / |a|``.
+
+    Parameters
+    ----------
+    a, sigma_a : float or array-like
+        Ordered-region value(s) and their standard uncertainty (same units, e.g. at. %).
+    b, sigma_b : float or array-like
+        Disordered-region value(s) and their standard uncertainty.
+
+    Returns
+    -------
+    float or numpy.ndarray or pandas object
+        In percentage points.
+    """
+    return 100.0 * np.sqrt(sigma_b ** 2 + (b / a) ** 2 * sigma_a ** 2) / abs(a)
+
+
+def region_percent_difference(summary: pd.DataFrame, reference: str, other: str,
+                              elements: Sequence[str] = ("La", "Fe", "O")) -> pd.DataFrame:
+    """Percent difference of one region's composition from another's, with its uncertainty.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`region_summary` output, indexed by region name (or with a ``name`` column).
+    reference : str
+        Name of the reference region (e.g. ``"ordered LFO"``).
+    other : str
+        Name of the compared region (e.g. ``"amorphous LFO"``).
+    elements : sequence of str
+        Elements (columns ``el`` and ``sigma_el`` of ``summary``, at. %).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``elements``; columns ``percent_difference`` (:func:`percent_difference`, %)
+        and ``sigma`` (:func:`percent_difference_sigma`, percentage points).
+    """
+    table = summary.set_index("name") if "name" in summary.columns else summary
+    els = list(elements)
+    a, b = table.loc[reference], table.loc[other]
+    sa = a[[f"sigma_{e}" for e in els]].to_numpy(dtype=float)
+    sb = b[[f"sigma_{e}" for e in els]].to_numpy(dtype=float)
+    va, vb = a[els].to_numpy(dtype=float), b[els].to_numpy(dtype=float)
+    return pd.DataFrame({"percent_difference": percent_difference(va, vb),
+                         "sigma": percent_difference_sigma(va, sa, vb, sb)}, index=els)
+
+
+def best_against_truth(ami: pd.DataFrame, method: str, tie: float = 0.01) -> dict[str, Any]:
+    """Which modality of one method agrees best with the truth, and by how much.
+
+    Parameters
+    ----------
+    ami : pandas.DataFrame
+        :func:`ami_table` with truth rows (``HAADF-Truth``, ``EDS-Truth``,
+        ``Ensemble-Truth``).
+    method : str
+        A column of ``ami`` (e.g. ``"fewshot"``).
+    tie : float
+        Modalities within this AMI of the best also count as best.
+
+    Returns
+    -------
+    dict
+        ``best`` : str -- ``"haadf"``, ``"eds"`` or ``"ensemble"``; ``also`` : list of str
+        -- other accepted names (its row label, and modalities tied with it);
+        ``margin`` : float -- AMI of the best minus the better of the other two.
+    """
+    rows = {"haadf": "HAADF-Truth", "eds": "EDS-Truth", "ensemble": "Ensemble-Truth"}
+    values = pd.Series({m: float(ami.loc[r, method]) for m, r in rows.items()})
+    best = str(values.idxmax())
+    margin = float(values[best] - values.drop(best).max())
+    tied = [m for m in rows if m != best and values[best] - values[m] <= tie]
+    also = [rows[best]] + tied + [rows[m] for m in tied]
+    return {"best": best, "also": also, "margin": margin}
 
 
 # =========================================================================== notebook helpers

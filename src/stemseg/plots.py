@@ -46,6 +46,8 @@ __all__ = [
     "confusion",
     "composition_bars",
     "entropy_bars",
+    "power_spectrum",
+    "percent_differences",
 ]
 
 NOISE_COLOUR = (0.6, 0.6, 0.6, 1.0)
@@ -731,6 +733,106 @@ def entropy_bars(table: pd.DataFrame, *, ax: Any = None, label_column: str = "ph
                        rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("S_conf / R (per mole of atoms)")
     ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def power_spectrum(spectrum: Mapping[str, Any], *, ax: Any = None, title: str | None = None,
+                   zoom: float = 2.0) -> Any:
+    """Log power spectrum of a region with its measured reflection ring and d-spacing.
+
+    Parameters
+    ----------
+    spectrum : dict
+        From :func:`stemseg.measure.power_spectrum`.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    zoom : float
+        Show frequencies up to ``zoom`` times the reflection's (or a quarter of the
+        Nyquist frequency when there is none).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Axes in spatial frequency (1/nm); a dashed circle at f = 1/d through the measured
+        spots and the spacing d (nm) in the legend, or "no reflection" when d is None.
+    """
+    from matplotlib.patches import Circle
+
+    ax = _new_axes(ax)
+    f = np.asarray(spectrum["frequency_per_nm"], dtype=float)
+    power = np.asarray(spectrum["power"], dtype=float)
+    d = spectrum.get("d_spacing_nm")
+    step = f[1] - f[0] if len(f) > 1 else 1.0
+    extent = (f[0] - step / 2, f[-1] + step / 2, f[-1] + step / 2, f[0] - step / 2)
+    logp = np.log10(np.maximum(power, max(power.max(), 1e-300) * 1e-9))
+    ax.imshow(logp, cmap="magma", extent=extent, interpolation="nearest")
+    limit = zoom / d if d else 0.25 * abs(f[0])
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(limit, -limit)
+    if d:
+        ax.add_patch(Circle((0, 0), 1.0 / d, fill=False, ls="--", lw=1.2, color="cyan",
+                            label=f"d = {d:.3f} nm (f = {1 / d:.2f} nm$^{{-1}}$)"))
+        ax.legend(fontsize=8, loc="upper right")
+    else:
+        ax.text(0.5, 0.05, "no lattice reflection (d: none)", transform=ax.transAxes,
+                ha="center", color="white", fontsize=8)
+    ax.set_xlabel("spatial frequency $f_x$ (nm$^{-1}$)")
+    ax.set_ylabel("spatial frequency $f_y$ (nm$^{-1}$)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def percent_differences(table: pd.DataFrame, *, tolerance: float | pd.Series | None = None,
+                        reference: pd.Series | None = None, ax: Any = None,
+                        title: str | None = None, band_label: str = "tolerance band",
+                        reference_label: str = "reference") -> Any:
+    """Bars of per-item percent differences, a tolerance band around 0 and a reference.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per labelling (bar group), one column per item (e.g. element), values in
+        percent.
+    tolerance : float or pandas.Series, optional
+        Half-width of a grey band around 0 (percentage points; one value, or one per item):
+        a bar inside it cannot be told from no difference.
+    reference : pandas.Series, optional
+        Per-item reference percent difference (e.g. what a phantom was built with), drawn
+        as a black line over each item's bars.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    band_label, reference_label : str
+        Legend entries of the band and the reference lines.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _new_axes(ax, (6.0, 3.5))
+    items = list(table.columns)
+    x = np.arange(len(items))
+    width = 0.8 / max(len(table), 1)
+    colours = cluster_colours(len(table))
+    for i, (name, row) in enumerate(table.iterrows()):
+        ax.bar(x - 0.4 + width * (i + 0.5), row.to_numpy(dtype=float), width, label=str(name),
+               color=colours[i])
+    if tolerance is not None:
+        half = (np.full(len(items), float(tolerance)) if np.isscalar(tolerance)
+                else np.asarray(pd.Series(tolerance).reindex(items), dtype=float))
+        for xi, h in zip(x, half):
+            ax.fill_between([xi - 0.45, xi + 0.45], -h, h, color="0.85", zorder=0,
+                            label=band_label if xi == 0 else None)
+    if reference is not None:
+        ax.hlines(np.asarray(reference.reindex(items), dtype=float), x - 0.45, x + 0.45,
+                  color="k", lw=1.5, label=reference_label)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(items)
+    ax.set_ylabel("percent difference (%)")
+    ax.legend(fontsize=7, ncol=2)
     if title:
         ax.set_title(title, fontsize=10)
     return ax
