@@ -35,8 +35,8 @@
 # 3. read an AMI table between modalities (Table I) and say what it can and cannot tell
 #    without a ground truth (T4, T5);
 # 4. check whether a region found by a segmenter is real: composition and d-spacing of
-#    ordered and disordered LFO (T6, T7), and why the paper's 0.41 nm is a calibration
-#    matter.
+#    ordered and disordered LFO (T6, T7): read a d-spacing off an FFT, and say what a
+#    phantom built with the paper's numbers can and cannot confirm about its 0.41 nm.
 #
 # **Prerequisites.** Notebook 1 (what a spectrum image is) and notebook 4 (Cliff-Lorimer
 # quantification); the idea of a Fourier transform of an image.
@@ -58,7 +58,7 @@ from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
-from stemseg import analysis, io, metrics, plots, simulate, widgets
+from stemseg import analysis, io, measure, metrics, plots, simulate, widgets
 from stemseg import multimodal as mm
 
 warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
@@ -148,9 +148,8 @@ if chips is not None:
     ax.set_xticks([])
     ax.set_yticks([])
     plots.add_scalebar(ax, px_nm)
-    if has_truth:
-        plots.label_map(truth_chips, ax=axes[0, 1], names=region_names,
-                        pixel_size=chips.size_nm, colorbar_label="region",
+    if has_truth:  # each region in its own colour in every figure (plots.phase_colour)
+        plots.phase_map(truth_chips, region_names, ax=axes[0, 1], pixel_size=chips.size_nm,
                         title="truth per chip (majority of its pixels)")
     plt.show()
 else:
@@ -193,6 +192,12 @@ assert table2["phantom chip (nm)"].between(0.5, 1.0).all(), (
 #   from a cache);
 # * **chip (px)** rechips and recomputes the descriptors for a size not seen yet.
 #
+# Four controls belong to one method each: **threshold** to community detection,
+# **clusters** to agglomerative clustering, **support** to few-shot and **EDS weight** to
+# the community and few-shot ensembles. The explorer greys out those the selected method
+# and modality do not use (the line under the controls names them), so a slider that
+# could not change the result cannot be moved.
+#
 # How the ensembles combine the modalities (the paper's methods F, E and D):
 # community detection averages the two similarity matrices (weighted by the EDS weight)
 # *before* thresholding; agglomerative clustering uses **vector voting** -- the pair
@@ -200,7 +205,10 @@ assert table2["phantom chip (nm)"].between(0.5, 1.0).all(), (
 # classes; few-shot averages the two modalities' class probabilities (the paper: equal
 # weights, and 55 % EDS / 45 % HAADF for the irradiated defective film).
 # Community detection keeps only edges at or above a **statistic of all similarities**
-# (mode, mean or median), then finds communities by Louvain modularity.
+# (mode, mean or median), then finds communities by Louvain modularity. Edges also need a
+# positive similarity (Louvain weights cannot be negative): when the statistic itself is
+# negative -- chips that are mostly dissimilar -- it removes nothing more than the pairs
+# with similarity <= 0, and the status line says so.
 
 # %%
 explorer = None
@@ -259,8 +267,9 @@ FILMS = {  # name -> phantom options, map size (px)
     "Defective 0.1 dpa": (dict(defective=True, irradiated=True), 240),
 }
 films = {}
-for film, (options, n) in FILMS.items():
-    ph = simulate.phantom("lfo-sto", shape=(n, n), random_state=SEED, **options)
+for film, (options, n) in FILMS.items():  # the map of section 1 is reused, not simulated again
+    ph = (data if simulate.same_phantom(data, "lfo-sto", (n, n), SEED, **options)
+          else simulate.phantom("lfo-sto", shape=(n, n), random_state=SEED, **options))
     c = mm.chip(ph, size=ph.truth["chip_px"])
     truth = mm.truth_labels(ph, c)
     names = {k: p.name for k, p in enumerate(ph.phases)}
@@ -292,13 +301,16 @@ n_classes = pd.DataFrame({(film, m): {mod: r.n_classes for mod, r in f["results"
                           for film, f in films.items() for m in mm.METHODS}).T
 display(n_classes)
 fig, axes = plt.subplots(len(films), 4, figsize=(11, 2.6 * len(films)), layout="constrained")
-for row, (film, f) in zip(axes, films.items()):
-    plots.label_map(f["truth"], ax=row[0], colorbar=False, title=f"{film}: truth")
+for row, (film, f) in zip(axes, films.items()):  # a region has one colour in every row
+    plots.phase_map(f["truth"], f["names"], ax=row[0], legend=False, title=f"{film}: truth",
+                    pixel_size=f["chips"].size_nm)
     for ax, m in zip(row[1:], mm.METHODS):
         res = f["results"][m]["ensemble"]
         aligned, _ = analysis.align_labels(res.labels, f["truth"])
-        plots.label_map(aligned, ax=ax, colorbar=False, n_clusters=max(aligned.max() + 1, 1),
+        plots.phase_map(aligned, f["names"], ax=ax, legend=False, pixel_size=f["chips"].size_nm,
                         title=f"{m} ensemble ({res.n_classes} classes)")
+all_regions = [n for f in films.values() for n in f["names"].values()]
+plots.phase_legend(fig, all_regions, extra=True, loc="outside lower center", ncol=4)
 plt.show()
 
 # %% [markdown]
@@ -523,7 +535,8 @@ for ax, film in zip(axes, films):
     for i, (name, row) in enumerate(sub.iterrows()):
         vals = [row[e] for e in ("La", "Fe", "O", "extraneous")]
         errs = [row[f"sigma_{e}"] for e in ("La", "Fe", "O", "extraneous")]
-        ax.bar(x + 0.27 * (i - 1), vals, 0.27, yerr=errs, capsize=2, label=name)
+        ax.bar(x + 0.27 * (i - 1), vals, 0.27, yerr=errs, capsize=2, label=name,
+               color=plots.phase_colour(name))
     ax.set_xticks(x)
     ax.set_xticklabels(["La", "Fe", "O", "extraneous"], fontsize=8)
     ax.set_title(film, fontsize=10)
@@ -571,6 +584,27 @@ print(f"T6 holds on the irradiated pristine film for the truth regions and all t
 display(signs.rename("O up, La and Fe down").to_frame())
 
 # %% [markdown]
+# The same numbers for the claim the notebook checks (amorphous vs ordered LFO, irradiated
+# pristine film) as a figure. The grey band is two standard uncertainties of the
+# difference measured with the truth regions (counting noise of the two summed spectra,
+# `mm.region_percent_difference`): a bar inside it could be no difference at all. The
+# black line is what the phantom was built with.
+
+# %%
+pd_truth = mm.region_percent_difference(summaries[("Pristine 0.1 dpa", "truth")],
+                                        "ordered LFO", "amorphous LFO")
+band = 2 * pd_truth["sigma"]
+display(pd_truth.round(2))
+ax = plots.percent_differences(measured, tolerance=band, reference=amorph.loc["phantom built"],
+                               title="T6, irradiated pristine film: amorphous vs ordered LFO",
+                               band_label="2 sigma of the truth regions' difference",
+                               reference_label="phantom built with")
+ax.set_xlabel("element")
+plt.show()
+outside = (measured.abs() > band).all()
+print("outside the 2-sigma band for every labelling:", outside.to_dict())
+
+# %% [markdown]
 # The measured differences are smaller than those the phantom was built with: a summed
 # region spectrum also holds chips of the neighbouring region (boundaries cut through
 # chips), and the stray Cu, Ga and C of the lamella enter the "extraneous" share. Where a
@@ -607,13 +641,42 @@ print(f"T7 holds with the truth regions: ordered {truth_d['d ordered LFO (nm)'].
       f"{int(per_method['d ordered LFO (nm)'].notna().sum())} measured cases.")
 
 # %% [markdown]
-# **The paper's 0.41 nm.** LaFeO3 is orthorhombic (a = 0.556, b = 0.557, c = 0.785 nm);
-# its pseudo-cubic perovskite spacing is 0.393-0.394 nm, and SrTiO3 is 0.3905 nm. A
-# measured 0.41 nm for ordered LFO is therefore about 4 % too large -- the size of a
-# typical magnification calibration error, not a physical lattice. The phantom uses the
-# physical spacing; only *ratios* within one image are free of the calibration: the
-# paper's 0.42 / 0.41 is the expansion built into the defect domains. Rescaling the
-# phantom's spacings by the paper's calibration factor reproduces the paper's numbers:
+# **Where the d-spacing comes from.** Top: the largest square of whole chips inside three
+# truth regions. Bottom: the power spectrum (squared magnitude of the FFT, log scale) of
+# that square after a Hann window and zero padding (`measure.power_spectrum`). A lattice
+# gives sharp spots; the dashed circle passes through the spots the measurement found, at
+# frequency f = 1/d. Amorphous LFO has no spots, only a diffuse background: no d-spacing.
+
+# %%
+FFT_REGIONS = [("Pristine 0.1 dpa", "ordered LFO"), ("Defective 0 dpa", "disordered LFO"),
+               ("Pristine 0.1 dpa", "amorphous LFO")]
+ffts = {}
+fig, axes = plt.subplots(2, 3, figsize=(11, 7.4), layout="constrained")
+for col, (film, region) in enumerate(FFT_REGIONS):
+    f = films[film]
+    image, k = mm.region_image(f["chips"], f["truth"] == f["regions"][region])
+    ffts[region] = measure.power_spectrum(image, pixel_size_nm=f["chips"].pixel_size_nm)
+    axes[0, col].imshow(image, cmap="gray", interpolation="nearest")
+    plots.add_scalebar(axes[0, col], f["chips"].pixel_size_nm)
+    axes[0, col].set_title(f"{film}: {region}\n{k} x {k} chips = {image.shape[0]} px",
+                           fontsize=9, color=plots.phase_colour(region))
+    plots.power_spectrum(ffts[region], ax=axes[1, col],
+                         title=f"power spectrum ({ffts[region]['n_fft']}-point FFT)")
+plt.show()
+
+# %% [markdown]
+# **The paper's 0.41 nm -- what the phantom can and cannot say.** LaFeO3 is orthorhombic
+# (a = 0.556, b = 0.557, c = 0.785 nm); its pseudo-cubic perovskite spacing is
+# 0.393-0.394 nm, and SrTiO3 is 0.3905 nm. The paper's 0.41 nm for ordered LFO is about
+# 4 % larger. A magnification calibration error of that size is one possible reason; a
+# strained film is another. The phantom cannot decide between them, because we *built*
+# it: its ordered LFO has the bulk spacing, and its defect domains are expanded by exactly
+# the paper's ratio 0.42 / 0.41 (`simulate.DEFECT_EXPANSION`). Rescaling its spacings so
+# that ordered LFO reads 0.41 nm must therefore give back 0.42 nm for the domains -- the
+# cell below only shows that the FFT measurement recovers the ratio we put in. It is a
+# test of the measurement, not evidence about the paper's physics. On real data the
+# honest check is internal: measure the SrTiO3 substrate in the same image, and scale
+# every spacing by 0.3905 nm over the measured STO spacing.
 
 # %%
 paper_d = paper["d_spacing_nm"]
@@ -624,41 +687,57 @@ print(f"phantom x factor: ordered {calibration * truth_d['d ordered LFO (nm)'].m
       f"(paper: {paper_d['ordered_LFO']} and {paper_d['disordered_LFO_defective']} nm)")
 rescaled = calibration * truth_d["d disordered LFO (nm)"].dropna().mean()
 assert abs(rescaled - paper_d["disordered_LFO_defective"]) < 0.005, (
-    "expected the rescaled defect-domain spacing within 0.005 nm of the paper's "
-    f"{paper_d['disordered_LFO_defective']} nm; got {rescaled:.4f} nm")
+    "expected the FFT to give back the expansion built into the phantom, so that the "
+    f"rescaled domain spacing lies within 0.005 nm of {paper_d['disordered_LFO_defective']} "
+    f"nm (a check of the measurement only); got {rescaled:.4f} nm")
 
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** How many chips does the default map give with chips of 16 px? Use
-# `mm.chip(data, size=16)`.
+# **Exercise 1 (reading Table I).** Look at the film *Defective 0.1 dpa* in `table1`,
+# column *this analysis / fewshot*, rows `HAADF-Truth`, `EDS-Truth` and `Ensemble-Truth`.
+#
+# * (a) Which few-shot labelling agrees best with the truth: `"haadf"`, `"eds"` or
+#   `"ensemble"`?
+# * (b) By how much AMI does it beat the better of the other two? (A difference of two
+#   numbers from the table, rounded to two decimals is fine.)
+#
+# Then think about why the paper, which had no truth, could only read the upper three rows.
 
 # %%
-answer_1 = None
+answer_1a = None  # "haadf", "eds" or "ensemble"
+answer_1b = None  # an AMI difference, e.g. 0.1
 
 # %%
-try:
-    expected_1 = mm.chip(data, size=16).n_chips
-except stemseg.StemsegError as err:  # no HAADF image, or a map smaller than one chip
-    print(f"Exercise 1 cannot be checked on this map: {err}")
-else:
-    print(analysis.check_answer(answer_1, expected_1, rtol=0, name="Exercise 1"))
+best_1 = mm.best_against_truth(films["Defective 0.1 dpa"]["ami"], "fewshot")
+print(analysis.check_answer(answer_1a, best_1["best"], aliases=best_1["also"],
+                            name="Exercise 1a", hint="the largest of the three *-Truth values in that column"))
+print(analysis.check_answer(answer_1b, best_1["margin"], rtol=0, atol=0.011,
+                            name="Exercise 1b",
+                            hint="subtract the second largest of the three values"))
 
 # %% [markdown]
-# **Exercise 2.** How many communities does community detection find on the **EDS**
-# modality alone of the default map (chips of `CHIP_PX`) with the **median** as threshold?
-# Use the explorer or `mm.segment`.
+# **Exercise 2 (a d-spacing from an FFT peak).** The cell below prints the size of the FFT
+# of the *disordered LFO* square (middle column of the FFT figure), the pixel size of the
+# image and how far the measured spot lies from the centre of the FFT, in FFT pixels.
+# An N-point FFT of pixels of size p has a frequency step of 1 / (N p). What is the lattice
+# spacing d in nm? (A text with a unit, such as `"3.9 Å"`, is accepted too.)
 
 # %%
-answer_2 = None
-
-# %%
-if chips is not None:
-    expected_2 = mm.segment(chips, "community", "eds", threshold="median",
-                            random_state=SEED).n_classes
-    print(analysis.check_answer(answer_2, expected_2, rtol=0, name="Exercise 2"))
+spot = ffts["disordered LFO"]
+if spot["peak_radius_px"] is None:
+    print("No spot was found in this square (try another SEED); nothing to check.")
 else:
-    print("Exercise 2 needs the chips of section 1, which this map does not give.")
+    print(f"N = {spot['n_fft']} points, p = {spot['pixel_size_nm'] * 1000:.1f} pm, spot at "
+          f"r = {spot['peak_radius_px']:.2f} FFT pixels from the centre")
+answer_2 = None  # d in nm
+
+# %%
+if spot["peak_radius_px"] is not None:
+    expected_2 = measure.d_from_peak(spot["peak_radius_px"], spot["n_fft"],
+                                     spot["pixel_size_nm"])
+    print(analysis.check_length_nm(answer_2, expected_2, rtol=0.01, name="Exercise 2",
+                                   hint="f = r / (N p) in 1/nm, and d = 1 / f"))
 
 # %% [markdown]
 # ## Summary
@@ -677,9 +756,11 @@ else:
 #   detection it depends on the simulated film (T5, partly). The paper's HAADF dominance
 #   before irradiation does not appear on the phantom.
 # * Disordered LFO comes out O-richer and La/Fe-poorer where the regions are well
-#   separated (T6); d-spacings separate ordered, expanded and amorphous LFO, and the
-#   paper's 0.41 nm is a calibration offset -- ratios are what a single image measures
-#   (T7).
+#   separated (T6); the FFT of a region's largest square gives its d-spacing, which
+#   separates ordered, expanded and amorphous LFO (T7). Because the phantom was built with
+#   the paper's expansion ratio, recovering 0.42 / 0.41 tests the measurement, not the
+#   physics; whether the paper's 0.41 nm is a calibration offset or strain needs an
+#   internal reference such as the STO substrate in the same image.
 #
 # ## What's next
 #

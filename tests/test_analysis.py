@@ -311,3 +311,27 @@ def test_cluster_statistics_and_rank_separation():
         analysis.cluster_statistics(labels, thickness[:, :2])
     with pytest.raises(StemsegValueError, match="no pixels"):
         analysis.rank_separation(labels, thickness, 0, 5)
+
+
+def test_check_answer_accepts_equivalent_texts_and_gives_hints():
+    assert analysis.check_answer("The Ensemble", "ensemble").endswith("correct.")
+    assert analysis.check_answer("Ensemble-Truth", "ensemble",
+                                 aliases=["Ensemble-Truth"]).endswith("correct.")
+    assert analysis.check_answer("eds", "ensemble", aliases=["haadf"]).endswith("not yet.")
+    verdict = analysis.check_answer("eds", "ensemble", hint="look at the *-Truth rows")
+    assert "not yet" in verdict and "look at the *-Truth rows" in verdict
+    assert analysis.check_answer(0.21, 0.2, rtol=0, atol=0.011).endswith("correct.")
+    assert "not attempted" in analysis.check_answer(None, "ensemble", hint="x")
+
+
+def test_check_length_nm_accepts_units_and_flags_angstrom():
+    ok = "correct."
+    assert analysis.check_length_nm(0.404, 0.404).endswith(ok)
+    assert analysis.check_length_nm("4.04 Å", 0.404).endswith(ok)
+    assert analysis.check_length_nm("404 pm", 0.404).endswith(ok)
+    assert analysis.check_length_nm("0.404nm", 0.404).endswith(ok)
+    assert "looks like a value in Å" in analysis.check_length_nm(4.04, 0.404)
+    assert "too low" in analysis.check_length_nm(0.3, 0.404)
+    assert "not yet" in analysis.check_length_nm("four", 0.404)
+    assert "not yet" in analysis.check_length_nm("4 furlongs", 0.404)
+    assert "not attempted" in analysis.check_length_nm(None, 0.404)

@@ -170,3 +170,25 @@ def test_phantom_spacings_match_truth(oxide):
     if "amorphous LFO" in truth:
         assert _region_d(oxide, "amorphous LFO") is None
     assert _region_d(oxide, "cap") is None  # the cap is rendered without lattice
+
+
+def test_power_spectrum_peak_gives_the_d_spacing():
+    # 0.05 nm pixels, a 0.39 nm square lattice: the peak radius converts back to d
+    y, x = np.mgrid[:128, :128] * 0.05
+    lattice = np.cos(2 * np.pi * x / 0.39) + np.cos(2 * np.pi * y / 0.39)
+    spec = measure.power_spectrum(lattice, pixel_size_nm=0.05)
+    assert spec["power"].shape == (spec["n_fft"], spec["n_fft"]) == (512, 512)
+    assert spec["d_spacing_nm"] == pytest.approx(0.39, rel=2e-3)
+    assert measure.d_from_peak(spec["peak_radius_px"], spec["n_fft"], 0.05) == pytest.approx(
+        spec["d_spacing_nm"])
+    k = int(np.argmax(spec["power"][spec["n_fft"] // 2, spec["n_fft"] // 2 + 5:])) + 5
+    assert spec["frequency_per_nm"][spec["n_fft"] // 2 + k] == pytest.approx(1 / 0.39, rel=0.02)
+    flat = measure.power_spectrum(np.random.default_rng(0).normal(size=(64, 64)),
+                                  pixel_size_nm=0.05)
+    assert flat["d_spacing_nm"] is None and flat["peak_radius_px"] is None
+
+
+def test_d_from_peak_formula_and_bad_radius():
+    assert measure.d_from_peak(20.0, 256, 0.0355) == pytest.approx(256 * 0.0355 / 20)
+    with pytest.raises(StemsegValueError, match="> 0"):
+        measure.d_from_peak(0.0, 256, 0.05)

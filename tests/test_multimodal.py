@@ -88,6 +88,18 @@ def test_chip_spectra_signal_keeps_energy_axis():
     assert sig.metadata.Signal.signal_type == "EDS_TEM"
 
 
+def test_chips_do_not_hold_the_source_cube():
+    # a 40 x 40 x 16 map: the chips keep a one-spectrum template, not the whole map
+    acq = _acquisition()
+    acq.eds.metadata.General.title = "film"
+    chips = mm.chip(acq, size=10)
+    assert chips.eds.data.shape == (16,)
+    assert not np.shares_memory(chips.eds.data, acq.eds.data)
+    assert chips.map_shape == (40, 40)
+    assert mm.pixel_labels(np.zeros(chips.grid, dtype=int), chips).shape == (40, 40)
+    assert chips.spectra_signal().metadata.General.title == "film chip spectra"
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -501,3 +513,43 @@ def test_region_summary_of_chosen_regions(irradiated_pristine):
     assert amorph["O"] > ordered["O"] and amorph["La"] < ordered["La"]
     with pytest.raises(StemsegValueError, match="no chip"):
         mm.region_summary(chips, truth, regions=[99])
+
+
+def test_region_image_is_the_largest_square_of_chips():
+    acq = _acquisition(shape=(40, 40))
+    chips = mm.chip(acq, size=5)                      # 8 x 8 chips
+    mask = np.zeros(chips.grid, dtype=bool)
+    mask[2:5, 1:5] = True                             # a 3 x 4 block: the square is 3 x 3
+    image, k = mm.region_image(chips, mask)
+    assert k == 3 and image.shape == (15, 15)
+    np.testing.assert_allclose(image, acq.haadf.data[10:25, 5:20])
+    assert mm.region_image(chips, np.zeros(chips.grid, dtype=bool)) == (None, 0)
+
+
+def test_percent_difference_sigma_propagates_both_uncertainties():
+    assert mm.percent_difference_sigma(20.0, 0.0, 19.0, 0.2) == pytest.approx(1.0)
+    assert mm.percent_difference_sigma(20.0, 0.2, 20.0, 0.0) == pytest.approx(1.0)
+    assert mm.percent_difference_sigma(20.0, 0.2, 20.0, 0.2) == pytest.approx(np.sqrt(2))
+
+
+def test_best_against_truth_and_ties():
+    import pandas as pd
+
+    ami_t = pd.DataFrame({"fewshot": [0.5, 0.70, 0.75], "community": [0.6, 0.605, 0.3]},
+                         index=["HAADF-Truth", "EDS-Truth", "Ensemble-Truth"])
+    best = mm.best_against_truth(ami_t, "fewshot")
+    assert best["best"] == "ensemble" and best["margin"] == pytest.approx(0.05)
+    assert best["also"] == ["Ensemble-Truth"]
+    tied = mm.best_against_truth(ami_t, "community")
+    assert tied["best"] == "eds" and "haadf" in tied["also"]
+
+
+def test_region_percent_difference_from_a_summary():
+    import pandas as pd
+
+    summary = pd.DataFrame({"name": ["ordered", "amorphous"], "La": [20.0, 19.0],
+                            "sigma_La": [0.0, 0.2], "O": [60.0, 63.0], "sigma_O": [0.0, 0.6]})
+    out = mm.region_percent_difference(summary, "ordered", "amorphous", elements=("La", "O"))
+    assert out.loc["La", "percent_difference"] == pytest.approx(-5.0)
+    assert out.loc["O", "percent_difference"] == pytest.approx(5.0)
+    assert out.loc["La", "sigma"] == pytest.approx(1.0)

@@ -31,6 +31,53 @@ def test_label_map_names_noise_and_scalebar():
     assert "uncalibrated" in ax2.get_xlabel()
 
 
+def test_phase_colour_follows_the_name_not_the_label_number():
+    # STO is label 3 in one film and label 4 in the next: the same colour in both maps
+    a = plots.phase_map(np.array([[0, 3]]), {0: "cap", 3: "STO"}, legend=False)
+    b = plots.phase_map(np.array([[0, 4]]), {0: "cap", 4: "STO"}, legend=False)
+    rgba_a = a.images[0].cmap(a.images[0].norm(3 + 1))
+    rgba_b = b.images[0].cmap(b.images[0].norm(4 + 1))
+    assert rgba_a == pytest.approx(plots.phase_colour("STO"))
+    assert rgba_b == pytest.approx(plots.phase_colour("STO"))
+    assert plots.phase_colour("some new phase") == plots.phase_colour("some new phase")
+    assert plots.phase_colour("some new phase") != plots.NOISE_COLOUR
+    colours = plots.phase_colours(3, {1: "STO"})
+    assert colours[1] == plots.phase_colour("STO") and colours[0] != colours[2]
+    named = set(plots.PHASE_COLOURS.values())
+    assert colours[0] not in named and colours[2] not in named
+
+
+def test_phase_map_legend_names_phases_and_unmatched_clusters():
+    ax = plots.phase_map(np.array([[0, 1], [5, -1]]), {0: "cap", 1: "STO"}, pixel_size=0.5)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[:2] == ["cap", "STO"] and "no region" in texts[2]
+    assert any(type(a).__name__ == "ScaleBar" for a in ax.artists)
+
+
+def test_power_spectrum_marks_the_measured_ring_in_inverse_nm():
+    from stemseg import measure
+
+    y, x = np.mgrid[:96, :96] * 0.05
+    spec = measure.power_spectrum(np.cos(2 * np.pi * x / 0.4) + np.cos(2 * np.pi * y / 0.4),
+                                  pixel_size_nm=0.05)
+    ax = plots.power_spectrum(spec, title="ordered")
+    assert "nm" in ax.get_xlabel() and "nm" in ax.get_ylabel()
+    assert ax.patches[0].get_radius() == pytest.approx(1 / spec["d_spacing_nm"])
+    assert "d = 0.400 nm" in ax.get_legend().get_texts()[0].get_text()
+    none = dict(spec, d_spacing_nm=None)
+    ax2 = plots.power_spectrum(none)
+    assert any("no lattice" in t.get_text() for t in ax2.texts)
+
+
+def test_percent_differences_band_and_reference():
+    table = pd.DataFrame({"La": [-5.0, -4.0], "O": [4.0, 3.5]}, index=["truth", "fewshot"])
+    ax = plots.percent_differences(table, tolerance=pd.Series({"La": 1.0, "O": 0.5}),
+                                   reference=pd.Series({"La": -7.0, "O": 4.0}))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"truth", "fewshot", "tolerance band", "reference"} <= set(labels)
+    assert len(ax.patches) == 4 and "%" in ax.get_ylabel()
+
+
 def test_element_maps_titles_and_update():
     cube, _ = synthetic_cube(shape=(16, 16), n_channels=64)
     total = cube.sum(-1).T  # Signal2D with nm axes

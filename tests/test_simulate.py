@@ -426,3 +426,19 @@ def test_steel_phantom_is_built_with_the_independent_line_model():
         return float((e[ka] * spec).sum() / spec.sum())
 
     assert centroid(twin) - centroid(ph) == pytest.approx(0.035, abs=0.015)
+
+
+def test_same_phantom_recognises_what_phantom_would_simulate():
+    ph = sim.phantom("lfo-sto", shape=(64, 64), irradiated=True, random_state=3)
+    assert sim.same_phantom(ph, "lfo-sto", shape=(64, 64), irradiated=True, random_state=3)
+    assert sim.same_phantom(ph, "lfo-sto", shape=(64, 64), irradiated=True, defective=False,
+                            random_state=3)  # a default given explicitly
+    for other in (dict(shape=(64, 64), irradiated=True, random_state=4),
+                  dict(shape=(96, 96), irradiated=True, random_state=3),
+                  dict(shape=(64, 64), irradiated=False, random_state=3),
+                  dict(shape=(64, 64), irradiated=True, random_state=3, counts_per_pixel=5)):
+        assert not sim.same_phantom(ph, "lfo-sto", **other), other
+    assert not sim.same_phantom(ph, "sulfide-6cation", shape=(64, 64), random_state=3)
+    assert not sim.same_phantom(ph.eds, "lfo-sto", shape=(64, 64), random_state=3)
+    assert not sim.same_phantom(ph, "lfo-sto", shape=(64, 64), irradiated=True,
+                                random_state=np.random.default_rng(3))

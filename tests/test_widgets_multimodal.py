@@ -128,3 +128,41 @@ def test_needs_haadf(phantom):
 
     with pytest.raises(StemsegValueError, match="HAADF"):
         widgets.MultimodalExplorer(Acquisition(eds=phantom.eds, haadf=None))
+
+
+def test_only_the_controls_of_the_current_method_are_enabled(explorer):
+    expected = {  # (method, modality) -> controls in use
+        ("community", "ensemble"): {"threshold", "eds_weight"},
+        ("community", "eds"): {"threshold"},
+        ("agglomerative", "ensemble"): {"n_clusters"},
+        ("fewshot", "ensemble"): {"support", "eds_weight"},
+        ("fewshot", "haadf"): {"support"},
+    }
+    for (method, modality), used in expected.items():
+        explorer.method.value, explorer.modality.value = method, modality
+        enabled = {n for n in widgets.MULTIMODAL_CONTROL_SCOPE if not getattr(explorer, n).disabled}
+        assert enabled == used, (method, modality)
+        assert {n for n, on in widgets.multimodal_controls(method, modality).items() if on} == used
+        for name in set(widgets.MULTIMODAL_CONTROL_SCOPE) - used:  # the hint names each
+            label = name.replace("n_clusters", "clusters").replace("_", " ")
+            assert label in explorer.hint.value
+    assert not explorer.opacity.disabled and not explorer.chip_size.disabled
+    assert widgets.multimodal_hint("community", "ensemble").count("only") == 2
+    explorer.method.value, explorer.modality.value = "community", "ensemble"
+
+
+@pytest.mark.parametrize("t, text", [(0.412, "below 0.412 removed"),
+                                     (-0.278, "similarity <= 0 removed"),
+                                     (0.0, "similarity <= 0 removed")])
+def test_threshold_is_described_as_what_is_done(t, text):
+    described = mm.describe_threshold(t)
+    assert text in described
+    if t <= 0:
+        assert "below -" not in described and "below 0.000" not in described
+
+
+def test_status_line_states_the_threshold_that_was_applied(explorer):
+    explorer.method.value, explorer.modality.value = "community", "ensemble"
+    t = explorer.result.threshold_value
+    assert mm.describe_threshold(t) in explorer.status.value
+    assert "edges below similarity -" not in explorer.status.value

@@ -61,6 +61,7 @@ __all__ = [
     "phase_recovery",
     "align_labels",
     "check_answer",
+    "check_length_nm",
     "cluster_statistics",
     "rank_separation",
     "budget_at_dose",
@@ -1022,13 +1023,17 @@ def cluster_key(labels: np.ndarray, truth: np.ndarray,
 
 
 def _canonical_text(text: Any) -> tuple[str, ...]:
-    """A text answer as sorted parts split at "/", each lower case and letters/digits only."""
-    parts = str(text).lower().split("/")
-    return tuple(sorted("".join(ch for ch in part if ch.isalnum()) for part in parts))
+    """A text answer as sorted parts split at "/": lower case, letters and digits only,
+    without a leading "the"."""
+    parts = []
+    for part in str(text).lower().split("/"):
+        part = "".join(ch for ch in part if ch.isalnum())
+        parts.append(part[3:] if part.startswith("the") and len(part) > 3 else part)
+    return tuple(sorted(parts))
 
 
 def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float = 0.0,
-                 name: str = "answer", aliases: Sequence[str] = (),
+                 name: str = "answer", aliases: Sequence[Any] = (),
                  hint: str | None = None) -> str:
     """Self-check of a coursework exercise: a one-line verdict (never raises).
 
@@ -1038,17 +1043,17 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
         The student's answer; None = not attempted yet.
     expected : same kind
         The reference value computed from the data in the notebook. A string holding
-        ``" / "`` is a pair (or group) of names: any order of its parts is accepted, and
-        case, spaces and underscores inside a part do not matter (``"cd la / Ag_La"``
-        answers ``"Ag_La / Cd_La"``).
+        ``" / "`` is a pair (or group) of names: any order of its parts is accepted.
+        Text is compared in lower case with letters and digits only and without a leading
+        "the", so ``"k-factor"``, ``"K factor"`` and ``"kfactor"`` are one answer, and
+        ``"cd la / Ag_La"`` answers ``"Ag_La / Cd_La"``.
     rtol, atol : float
         Tolerance for numbers: ``|answer - expected| <= atol + rtol * |expected|``.
     name : str
         Shown in the verdict.
-    aliases : sequence of str
-        For a text ``expected``: other answers that mean the same (e.g. ``"counting"`` for
-        ``"sigma"``). Text is compared ignoring case, spaces, hyphens and underscores, so
-        ``"k-factor"``, ``"K factor"`` and ``"kfactor"`` are one answer.
+    aliases : sequence, optional
+        Other answers that count as correct: other names for the same thing (e.g.
+        ``"counting"`` for ``"sigma"``), a tied choice, another number.
     hint : str, optional
         Added to a "not yet" verdict (a nudge towards the method, not the value).
 
@@ -1057,16 +1062,15 @@ def check_answer(answer: Any, expected: Any, *, rtol: float = 0.05, atol: float 
     str
         "not attempted yet", "correct" or "not yet" with a hint (the expected value is not
         revealed).
+
+    Examples
+    --------
+    >>> check_answer("Cd_La / ag la", "Ag_La / Cd_La", name="Exercise 1")
+    'Exercise 1: correct.'
+    >>> check_answer(7, 5.0, name="Exercise 2", hint="sqrt(4) = 2")
+    'Exercise 2: not yet -- too high. Hint: sqrt(4) = 2'
     """
-    verdict = _verdict(answer, expected, rtol=rtol, atol=atol, name=name, aliases=aliases)
-    if hint and "not yet" in verdict:
-        verdict += f" Hint: {hint}"
-    return verdict
-
-
-def _verdict(answer: Any, expected: Any, *, rtol: float, atol: float, name: str,
-             aliases: Sequence[str]) -> str:
-    """The verdict of :func:`check_answer` without its hint."""
+    more = f" Hint: {hint}" if hint else ""
     if answer is None:
         return f"{name}: not attempted yet (replace None with your answer and re-run)."
     if isinstance(expected, (int, float, np.integer, np.floating)) and \
@@ -1074,19 +1078,63 @@ def _verdict(answer: Any, expected: Any, *, rtol: float, atol: float, name: str,
         try:
             value = float(answer)
         except (TypeError, ValueError):
-            return f"{name}: not yet -- give a number."
-        ok = abs(value - float(expected)) <= atol + rtol * abs(float(expected))
+            return f"{name}: not yet -- give a number.{more}"
+        ok = any(abs(value - float(e)) <= atol + rtol * abs(float(e))
+                 for e in (expected, *aliases))
         if ok:
             return f"{name}: correct."
-        hint = "too high" if value > float(expected) else "too low"
-        return f"{name}: not yet -- {hint}."
+        hint_dir = "too high" if value > float(expected) else "too low"
+        return f"{name}: not yet -- {hint_dir}.{more}"
     if isinstance(expected, str):
-        ok = _canonical_text(answer) in {_canonical_text(a) for a in (expected, *aliases)}
+        ok = _canonical_text(answer) in {_canonical_text(e) for e in (expected, *aliases)}
     elif isinstance(expected, (set, frozenset)):
         ok = set(answer) == set(expected)
     else:
-        ok = answer == expected
-    return f"{name}: correct." if ok else f"{name}: not yet."
+        ok = answer == expected or any(answer == e for e in aliases)
+    return f"{name}: correct." if ok else f"{name}: not yet.{more}"
+
+
+_TO_NM = {"nm": 1.0, "a": 0.1, "å": 0.1, "angstrom": 0.1, "pm": 1e-3}
+
+
+def check_length_nm(answer: Any, expected_nm: float, *, rtol: float = 0.02,
+                    name: str = "answer", hint: str = "") -> str:
+    """Self-check of a length answer in nm that also accepts "4.04 Å" or "404 pm".
+
+    Parameters
+    ----------
+    answer : number, str or None
+        A number (read as nm) or a text with a unit (nm, Å / A / angstrom, pm); None = not
+        attempted yet.
+    expected_nm : float
+        The reference length in nm.
+    rtol : float
+        Relative tolerance.
+    name, hint : str
+        As for :func:`check_answer`.
+
+    Returns
+    -------
+    str
+        The verdict; a bare number ten times too large gets the hint that it looks like Å.
+    """
+    import re
+
+    if isinstance(answer, str):
+        match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([^\s0-9.+-]*)\s*", answer)
+        unit = match.group(2).lower() if match else ""
+        if not match or (unit and unit not in _TO_NM):
+            return (f"{name}: not yet -- give a number in nm, or a text such as "
+                    "'0.39 nm' or '3.9 Å'.")
+        try:
+            answer = float(match.group(1)) * _TO_NM.get(unit or "nm", 1.0)
+        except ValueError:
+            return f"{name}: not yet -- give a number in nm."
+    verdict = check_answer(answer, float(expected_nm), rtol=rtol, name=name, hint=hint)
+    if "not yet" in verdict and isinstance(answer, (int, float, np.number)) and \
+            abs(float(answer) / 10 - expected_nm) <= rtol * expected_nm:
+        return f"{name}: not yet -- this looks like a value in Å; give nm (1 nm = 10 Å)."
+    return verdict
 
 
 #: Names a student may give to each term of :func:`stemseg.quant.quantify`'s uncertainty

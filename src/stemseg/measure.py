@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import StemsegValueError
 
-__all__ = ["d_spacing", "largest_square", "MIN_SQUARE_PX"]
+__all__ = ["d_spacing", "power_spectrum", "d_from_peak", "largest_square", "MIN_SQUARE_PX"]
 
 #: Smallest square (pixels per side) measured; below it :func:`d_spacing` warns and
 #: returns None.
@@ -367,3 +367,65 @@ def _measure_square(square: np.ndarray, side: int, size_nm: float, min_peak_rati
     info.update(frequency_per_nm=frequency / size_nm, peak_ratio=float(ratio[k]),
                 n_peaks=len(radii))
     return size_nm / frequency
+
+
+def d_from_peak(radius_px: float, n_fft: int, pixel_size_nm: float) -> float:
+    """Lattice spacing (nm) of an FFT peak at ``radius_px`` FFT pixels from the centre.
+
+    An ``n_fft``-point FFT of an image with pixels of ``pixel_size_nm`` has frequency
+    steps of ``1 / (n_fft * pixel_size_nm)`` per nm, so a peak ``radius_px`` steps from the
+    centre has frequency ``radius_px / (n_fft * pixel_size_nm)`` and spacing
+    ``d = n_fft * pixel_size_nm / radius_px``.
+
+    Parameters
+    ----------
+    radius_px : float
+        Distance of the peak from the FFT centre, in FFT pixels (> 0).
+    n_fft : int
+        FFT size in points (the padded size, if the image was zero-padded).
+    pixel_size_nm : float
+        Image pixel size in nm.
+
+    Returns
+    -------
+    float
+        d in nm.
+    """
+    if not radius_px > 0:
+        raise StemsegValueError(f"radius_px={radius_px!r} must be > 0 (the centre is f = 0).")
+    return float(n_fft) * float(pixel_size_nm) / float(radius_px)
+
+
+def power_spectrum(image_region: Any, pixel_size_nm: float | None = None, mask: Any = None,
+                   *, min_peak_ratio: float = 50.0) -> dict[str, Any]:
+    """The power spectrum :func:`d_spacing` measures, with its peak, for a figure.
+
+    Parameters
+    ----------
+    image_region, pixel_size_nm, mask, min_peak_ratio
+        As for :func:`d_spacing`.
+
+    Returns
+    -------
+    dict
+        ``power`` : numpy.ndarray of float, shape (n_fft, n_fft) -- centred power spectrum
+        of the windowed, zero-padded largest square; ``frequency_per_nm`` : numpy.ndarray,
+        shape (n_fft,) -- spatial frequency of each row / column (1/nm); ``n_fft`` : int;
+        ``pixel_size_nm`` : float; ``square`` : (row, col, side) in px; ``image`` : the
+        square itself, shape (side, side); ``d_spacing_nm`` : float or None;
+        ``peak_radius_px`` : float or None -- distance of the measured reflection from the
+        centre in FFT pixels, so that ``d = n_fft * pixel_size_nm / peak_radius_px``.
+    """
+    data, size_nm = _as_image(image_region, pixel_size_nm)
+    d, info = d_spacing(data, pixel_size_nm=size_nm, mask=mask, min_peak_ratio=min_peak_ratio,
+                        details=True)
+    row, col, side = info["square"]
+    square = data[row: row + side, col: col + side]
+    if side < MIN_SQUARE_PX or np.ptp(square) == 0:
+        power, n = np.zeros((max(side, 1), max(side, 1))), max(side, 1)
+    else:
+        power, n = _power_spectrum(square)
+    radius = None if d is None else n * size_nm / d
+    return {"power": power, "frequency_per_nm": (np.arange(n) - n // 2) / (n * size_nm),
+            "n_fft": int(n), "pixel_size_nm": float(size_nm), "square": (row, col, side),
+            "image": square, "d_spacing_nm": d, "peak_radius_px": radius}

@@ -75,6 +75,7 @@ __all__ = [
     "eds_features",
     "cosine_affinity",
     "threshold_value",
+    "describe_threshold",
     "community_labels",
     "vector_vote",
     "fewshot_scores",
@@ -83,7 +84,11 @@ __all__ = [
     "truth_labels",
     "pixel_labels",
     "region_summary",
+    "region_image",
     "percent_difference",
+    "percent_difference_sigma",
+    "region_percent_difference",
+    "best_against_truth",
     "support_from_truth",
     "segment_all",
     "assign_regions",
@@ -129,8 +134,12 @@ class Chips:
     energy_keV : numpy.ndarray of float, shape (n_channels,)
         Energy of each channel in keV.
     eds : exspy.signals.EDSTEMSpectrum
-        The source spectrum image (read only; kept for its metadata: elements,
-        beam energy, detector), used to build spectra for quantification.
+        A one-spectrum template with the source's metadata (elements, beam energy,
+        detector) and energy axis, used to build spectra for quantification. The
+        source spectrum image itself is not kept, so chips of a large map do not hold
+        the whole map in memory.
+    map_shape : tuple of int or None
+        ``(y, x)`` pixels of the chipped map (None: ``grid * size_px``).
     """
 
     haadf: np.ndarray | None
@@ -141,6 +150,7 @@ class Chips:
     pixel_size_nm: float | None
     energy_keV: np.ndarray
     eds: Any = None
+    map_shape: tuple[int, int] | None = None
 
     @property
     def n_chips(self) -> int:
@@ -205,7 +215,8 @@ class MultimodalResult:
     classes : list or None
         Few-shot class names, in the order of the score columns.
     threshold_value : float or None
-        Community detection: the similarity below which edges were removed.
+        Community detection: the threshold statistic; pairs below it, and pairs with
+        similarity <= 0, were removed (:func:`describe_threshold` says it in words).
     size_px : int
         Chip edge in pixels (to map labels back onto pixels).
     """
@@ -368,12 +379,16 @@ def chip(acq, size: float = 15, units: str = "px") -> Chips:
         size_px=size_px,
         pixel_size_nm=pixel_size_nm,
         energy_keV=np.asarray(energy_axis.axis, dtype=float),
-        eds=eds,
+        eds=_spectra_like(eds, np.zeros(int(eds.data.shape[-1])), suffix=""),
+        map_shape=(n_y, n_x),
     )
 
 
-def _spectra_like(eds, data: np.ndarray):
-    """An EDS signal holding ``data`` with the energy axis and metadata of ``eds``."""
+def _spectra_like(eds, data: np.ndarray, suffix: str = " chip spectra"):
+    """An EDS signal holding ``data`` with the energy axis and metadata of ``eds``.
+
+    ``suffix`` is appended to the source's title (unless the title already ends with it).
+    """
     import exspy
 
     cls = exspy.signals.EDSTEMSpectrum
@@ -385,7 +400,8 @@ def _spectra_like(eds, data: np.ndarray):
     meta = eds.metadata.as_dictionary()
     meta.pop("_HyperSpy", None)
     out.metadata.add_dictionary(meta)
-    out.metadata.General.title = f"{eds.metadata.General.get_item('title', '')} chip spectra"
+    title = str(eds.metadata.General.get_item("title", ""))
+    out.metadata.General.title = title if title.endswith(suffix) else title + suffix
     src, dst = eds.axes_manager.signal_axes[0], out.axes_manager.signal_axes[0]
     dst.scale, dst.offset, dst.units, dst.name = src.scale, src.offset, src.units, src.name
     return out
@@ -752,6 +768,32 @@ def threshold_value(affinity: np.ndarray, statistic: str | float = "mode", bins:
         f"threshold={statistic!r} is not known; use 'mode' (the paper's), 'mean', 'median' "
         "or a similarity value."
     )
+
+
+def describe_threshold(threshold: float) -> str:
+    """What community detection did with its similarity threshold, in words.
+
+    :func:`community_labels` keeps a pair as an edge when its similarity is at or above
+    the threshold *and* above 0 (Louvain needs positive weights). A threshold statistic
+    at or below 0 (e.g. the mode of mostly dissimilar chips) therefore removes only the
+    pairs with similarity <= 0; the text says so instead of quoting a negative threshold.
+
+    Parameters
+    ----------
+    threshold : float
+        The threshold statistic (cosine similarity, in [-1, 1]), e.g.
+        :attr:`MultimodalResult.threshold_value`.
+
+    Returns
+    -------
+    str
+        E.g. ``"pairs with similarity below 0.412 removed"``.
+    """
+    t = float(threshold)
+    if t > 0:
+        return f"pairs with similarity below {t:.3f} removed"
+    return (f"threshold statistic {t:.3f} is not positive, so only pairs with similarity "
+            "<= 0 removed (every positively similar pair kept)")
 
 
 def _relabel_by_first_occurrence(labels: np.ndarray) -> np.ndarray:
@@ -1247,8 +1289,7 @@ def pixel_labels(labels, chips: Chips, fill: int = -1) -> np.ndarray:
     """
     lab = np.asarray(labels.labels if isinstance(labels, MultimodalResult) else labels)
     s = chips.size_px
-    shape = tuple(chips.eds.data.shape[:-1]) if chips.eds is not None else (
-        chips.grid[0] * s, chips.grid[1] * s)
+    shape = chips.map_shape or (chips.grid[0] * s, chips.grid[1] * s)
     out = np.full(shape, fill, dtype=int)
     out[: chips.grid[0] * s, : chips.grid[1] * s] = np.kron(lab, np.ones((s, s), dtype=int))
     return out
@@ -1269,16 +1310,41 @@ def _largest_square(mask: np.ndarray) -> tuple[int, int, int]:
     return best
 
 
-def _region_d_spacing(chips: Chips, mask: np.ndarray) -> tuple[float | None, int]:
-    """measure.d_spacing of the largest square of chips in the region."""
-    from . import measure
+def region_image(chips: Chips, mask: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """HAADF image of the largest square of whole chips inside a region.
 
-    r, c, k = _largest_square(mask)
+    This is the square whose FFT gives the region's d-spacing in :func:`region_summary`
+    (the paper: "the largest square region").
+
+    Parameters
+    ----------
+    chips : Chips
+        With HAADF chips.
+    mask : numpy.ndarray of bool, shape (n_rows, n_cols)
+        The region's chips (e.g. ``labels == k``).
+
+    Returns
+    -------
+    image : numpy.ndarray of float, shape (k * size_px, k * size_px), or None
+        None when the region is empty or there is no HAADF image.
+    k : int
+        Edge of the square in chips.
+    """
+    r, c, k = _largest_square(np.asarray(mask, dtype=bool))
     if k == 0 or chips.haadf is None:
         return None, 0
     block = chips.haadf[r : r + k, c : c + k]  # (k, k, s, s)
     s = chips.size_px
-    image = block.transpose(0, 2, 1, 3).reshape(k * s, k * s)
+    return block.transpose(0, 2, 1, 3).reshape(k * s, k * s), k
+
+
+def _region_d_spacing(chips: Chips, mask: np.ndarray) -> tuple[float | None, int]:
+    """measure.d_spacing of the largest square of chips in the region."""
+    from . import measure
+
+    image, k = region_image(chips, mask)
+    if image is None:
+        return None, 0
     d = measure.d_spacing(image, pixel_size_nm=chips.pixel_size_nm)
     return (None if d is None else float(d)), k
 
@@ -1396,6 +1462,87 @@ def percent_difference(a, b):
             "an element absent from the ordered region has no percent difference."
         )
     return 100.0 * (b - a) / a
+
+
+def percent_difference_sigma(a, sigma_a, b, sigma_b):
+    """Standard uncertainty of :func:`percent_difference` ``100 (b - a) / a``.
+
+    First-order propagation of independent uncertainties:
+    ``100 * sqrt(sigma_b**2 + (b / a)**2 * sigma_a**2) / |a|``.
+
+    Parameters
+    ----------
+    a, sigma_a : float or array-like
+        Ordered-region value(s) and their standard uncertainty (same units, e.g. at. %).
+    b, sigma_b : float or array-like
+        Disordered-region value(s) and their standard uncertainty.
+
+    Returns
+    -------
+    float or numpy.ndarray or pandas object
+        In percentage points.
+    """
+    return 100.0 * np.sqrt(sigma_b ** 2 + (b / a) ** 2 * sigma_a ** 2) / abs(a)
+
+
+def region_percent_difference(summary: pd.DataFrame, reference: str, other: str,
+                              elements: Sequence[str] = ("La", "Fe", "O")) -> pd.DataFrame:
+    """Percent difference of one region's composition from another's, with its uncertainty.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        :func:`region_summary` output, indexed by region name (or with a ``name`` column).
+    reference : str
+        Name of the reference region (e.g. ``"ordered LFO"``).
+    other : str
+        Name of the compared region (e.g. ``"amorphous LFO"``).
+    elements : sequence of str
+        Elements (columns ``el`` and ``sigma_el`` of ``summary``, at. %).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``elements``; columns ``percent_difference`` (:func:`percent_difference`, %)
+        and ``sigma`` (:func:`percent_difference_sigma`, percentage points).
+    """
+    table = summary.set_index("name") if "name" in summary.columns else summary
+    els = list(elements)
+    a, b = table.loc[reference], table.loc[other]
+    sa = a[[f"sigma_{e}" for e in els]].to_numpy(dtype=float)
+    sb = b[[f"sigma_{e}" for e in els]].to_numpy(dtype=float)
+    va, vb = a[els].to_numpy(dtype=float), b[els].to_numpy(dtype=float)
+    return pd.DataFrame({"percent_difference": percent_difference(va, vb),
+                         "sigma": percent_difference_sigma(va, sa, vb, sb)}, index=els)
+
+
+def best_against_truth(ami: pd.DataFrame, method: str, tie: float = 0.01) -> dict[str, Any]:
+    """Which modality of one method agrees best with the truth, and by how much.
+
+    Parameters
+    ----------
+    ami : pandas.DataFrame
+        :func:`ami_table` with truth rows (``HAADF-Truth``, ``EDS-Truth``,
+        ``Ensemble-Truth``).
+    method : str
+        A column of ``ami`` (e.g. ``"fewshot"``).
+    tie : float
+        Modalities within this AMI of the best also count as best.
+
+    Returns
+    -------
+    dict
+        ``best`` : str -- ``"haadf"``, ``"eds"`` or ``"ensemble"``; ``also`` : list of str
+        -- other accepted names (its row label, and modalities tied with it);
+        ``margin`` : float -- AMI of the best minus the better of the other two.
+    """
+    rows = {"haadf": "HAADF-Truth", "eds": "EDS-Truth", "ensemble": "Ensemble-Truth"}
+    values = pd.Series({m: float(ami.loc[r, method]) for m, r in rows.items()})
+    best = str(values.idxmax())
+    margin = float(values[best] - values.drop(best).max())
+    tied = [m for m in rows if m != best and values[best] - values[m] <= tie]
+    also = [rows[best]] + tied + [rows[m] for m in tied]
+    return {"best": best, "also": also, "margin": margin}
 
 
 # =========================================================================== notebook helpers

@@ -8,7 +8,8 @@ widgets (:mod:`stemseg.widgets`) can redraw in place.
 
 Conventions: cluster ``c`` is drawn in colour ``cluster_colours(n)[c]`` in every figure (maps,
 embeddings, spectra: tab10 for clusters 0-6, then distinct non-grey colours), noise (-1) in
-grey; maps carry a scale bar in nm
+grey; a *named phase* (a truth region, or a cluster matched to one) is drawn in
+``phase_colour(name)``, the same colour in every figure whatever its label number; maps carry a scale bar in nm
 (matplotlib-scalebar) and a colour bar with units; energies in keV; counts per pixel in
 the titles of element maps.
 """
@@ -27,6 +28,11 @@ __all__ = [
     "NOISE_COLOUR",
     "cluster_colours",
     "label_colours",
+    "PHASE_COLOURS",
+    "phase_colour",
+    "phase_colours",
+    "phase_map",
+    "phase_legend",
     "pixel_size_nm",
     "add_scalebar",
     "label_map",
@@ -43,6 +49,8 @@ __all__ = [
     "confusion",
     "composition_bars",
     "entropy_bars",
+    "power_spectrum",
+    "percent_differences",
 ]
 
 NOISE_COLOUR = (0.6, 0.6, 0.6, 1.0)
@@ -92,6 +100,140 @@ def cluster_colours(n: int, cmap: str = "tab10") -> list[tuple[float, ...]]:
         return [palette[i % len(palette)] for i in range(n)]
     base = plt.get_cmap(cmap)
     return [tuple(base(i % base.N)) for i in range(n)]
+
+
+#: Fixed colours of the phantoms' named phases (the LFO/STO film of notebook 5); other
+#: names get a stable colour from :func:`phase_colour`.
+PHASE_COLOURS: dict[str, tuple[float, ...]] = {
+    "cap": (0.549, 0.337, 0.294, 1.0),             # tab:brown
+    "ordered LFO": (0.122, 0.467, 0.706, 1.0),     # tab:blue
+    "disordered LFO": (0.090, 0.745, 0.812, 1.0),  # tab:cyan
+    "amorphous LFO": (1.000, 0.498, 0.055, 1.0),   # tab:orange
+    "interface": (0.580, 0.404, 0.741, 1.0),       # tab:purple
+    "STO": (0.839, 0.153, 0.157, 1.0),             # tab:red
+}
+_PALE = ((0.682, 0.780, 0.910, 1.0), (1.0, 0.733, 0.471, 1.0), (0.596, 0.875, 0.541, 1.0),
+         (1.0, 0.596, 0.588, 1.0), (0.773, 0.690, 0.835, 1.0), (0.769, 0.612, 0.580, 1.0),
+         (0.969, 0.714, 0.824, 1.0), (0.859, 0.859, 0.553, 1.0), (0.620, 0.855, 0.898, 1.0))
+
+
+def phase_colour(name: str) -> tuple[float, ...]:
+    """RGBA colour of a named phase, the same in every figure and every run.
+
+    Parameters
+    ----------
+    name : str
+        Phase (region) name, e.g. ``"STO"``.
+
+    Returns
+    -------
+    tuple of float, length 4
+        :data:`PHASE_COLOURS` for the phantoms' phases; any other name picks a colour of
+        the cluster palette by a checksum of the name (stable across sessions, unlike
+        ``hash``), never grey (grey is noise).
+    """
+    import zlib
+
+    if name in PHASE_COLOURS:
+        return PHASE_COLOURS[name]
+    palette = _palette()
+    return palette[zlib.crc32(str(name).encode()) % len(palette)]
+
+
+def phase_colours(n: int, names: Mapping[int, str]) -> list[tuple[float, ...]]:
+    """Colours of labels 0..n-1: a named label in its phase colour, the others pale.
+
+    Parameters
+    ----------
+    n : int
+        Number of labels.
+    names : dict of int to str
+        Label -> phase name (e.g. the truth regions, or clusters matched to them by
+        :func:`stemseg.analysis.align_labels`).
+
+    Returns
+    -------
+    list of RGBA tuples, length n
+        Unnamed labels (clusters matched to no phase) cycle through pale tones, so that
+        they stand apart from every named phase.
+    """
+    out, k = [], 0
+    for label in range(n):
+        if label in names:
+            out.append(phase_colour(names[label]))
+        else:
+            out.append(_PALE[k % len(_PALE)])
+            k += 1
+    return out
+
+
+def phase_legend(target: Any, names: Sequence[str], *, extra: bool = False,
+                 **kwargs: Any) -> Any:
+    """Legend of phase colours on an Axes or a Figure.
+
+    Parameters
+    ----------
+    target : matplotlib Axes or Figure
+    names : sequence of str
+        Phase names, in the order shown (duplicates dropped).
+    extra : bool
+        Add a pale patch for "clusters matched to no region".
+    **kwargs
+        Passed to ``legend`` (e.g. ``loc``, ``ncol``).
+
+    Returns
+    -------
+    matplotlib.legend.Legend
+    """
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=phase_colour(n), label=n) for n in dict.fromkeys(names)]
+    if extra:
+        handles.append(Patch(color=_PALE[0], label="cluster matched to no region (pale)"))
+    kwargs.setdefault("fontsize", 8)
+    return target.legend(handles=handles, **kwargs)
+
+
+def phase_map(labels: np.ndarray, names: Mapping[int, str], *, ax: Any = None,
+              pixel_size: float | None = None, title: str | None = None,
+              legend: bool = True) -> Any:
+    """Label map with each named phase in its own colour (:func:`phase_colour`).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (y, x)
+        Truth labels, or cluster labels aligned to the truth
+        (:func:`stemseg.analysis.align_labels`); -1 = noise (grey).
+    names : dict of int to str
+        Label -> phase name; labels without a name are drawn in pale tones.
+    ax : matplotlib Axes, optional
+    pixel_size : float, optional
+        nm per pixel of this map (a scale bar; None: "uncalibrated").
+    title : str, optional
+    legend : bool
+        A legend of the phases present.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from matplotlib.colors import ListedColormap
+
+    ax = _new_axes(ax)
+    labels = np.asarray(labels)
+    k = max(int(labels.max()) + 1, 1)
+    colours = [NOISE_COLOUR] + phase_colours(k, names)
+    ax.imshow(labels + 1, cmap=ListedColormap(colours), vmin=-0.5, vmax=k + 0.5,
+              interpolation="nearest")
+    if legend:
+        present = [int(v) for v in np.unique(labels) if v >= 0]
+        phase_legend(ax, [names[v] for v in present if v in names],
+                     extra=any(v not in names for v in present), fontsize=7,
+                     loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    add_scalebar(ax, pixel_size)
+    return ax
 
 
 def pixel_size_nm(image: Any) -> float | None:
@@ -798,6 +940,106 @@ def entropy_bars(table: pd.DataFrame, *, ax: Any = None, label_column: str = "ph
                        rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("S_conf / R (per mole of atoms)")
     ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def power_spectrum(spectrum: Mapping[str, Any], *, ax: Any = None, title: str | None = None,
+                   zoom: float = 2.0) -> Any:
+    """Log power spectrum of a region with its measured reflection ring and d-spacing.
+
+    Parameters
+    ----------
+    spectrum : dict
+        From :func:`stemseg.measure.power_spectrum`.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    zoom : float
+        Show frequencies up to ``zoom`` times the reflection's (or a quarter of the
+        Nyquist frequency when there is none).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Axes in spatial frequency (1/nm); a dashed circle at f = 1/d through the measured
+        spots and the spacing d (nm) in the legend, or "no reflection" when d is None.
+    """
+    from matplotlib.patches import Circle
+
+    ax = _new_axes(ax)
+    f = np.asarray(spectrum["frequency_per_nm"], dtype=float)
+    power = np.asarray(spectrum["power"], dtype=float)
+    d = spectrum.get("d_spacing_nm")
+    step = f[1] - f[0] if len(f) > 1 else 1.0
+    extent = (f[0] - step / 2, f[-1] + step / 2, f[-1] + step / 2, f[0] - step / 2)
+    logp = np.log10(np.maximum(power, max(power.max(), 1e-300) * 1e-9))
+    ax.imshow(logp, cmap="magma", extent=extent, interpolation="nearest")
+    limit = zoom / d if d else 0.25 * abs(f[0])
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(limit, -limit)
+    if d:
+        ax.add_patch(Circle((0, 0), 1.0 / d, fill=False, ls="--", lw=1.2, color="cyan",
+                            label=f"d = {d:.3f} nm (f = {1 / d:.2f} nm$^{{-1}}$)"))
+        ax.legend(fontsize=8, loc="upper right")
+    else:
+        ax.text(0.5, 0.05, "no lattice reflection (d: none)", transform=ax.transAxes,
+                ha="center", color="white", fontsize=8)
+    ax.set_xlabel("spatial frequency $f_x$ (nm$^{-1}$)")
+    ax.set_ylabel("spatial frequency $f_y$ (nm$^{-1}$)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def percent_differences(table: pd.DataFrame, *, tolerance: float | pd.Series | None = None,
+                        reference: pd.Series | None = None, ax: Any = None,
+                        title: str | None = None, band_label: str = "tolerance band",
+                        reference_label: str = "reference") -> Any:
+    """Bars of per-item percent differences, a tolerance band around 0 and a reference.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per labelling (bar group), one column per item (e.g. element), values in
+        percent.
+    tolerance : float or pandas.Series, optional
+        Half-width of a grey band around 0 (percentage points; one value, or one per item):
+        a bar inside it cannot be told from no difference.
+    reference : pandas.Series, optional
+        Per-item reference percent difference (e.g. what a phantom was built with), drawn
+        as a black line over each item's bars.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    band_label, reference_label : str
+        Legend entries of the band and the reference lines.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _new_axes(ax, (6.0, 3.5))
+    items = list(table.columns)
+    x = np.arange(len(items))
+    width = 0.8 / max(len(table), 1)
+    colours = cluster_colours(len(table))
+    for i, (name, row) in enumerate(table.iterrows()):
+        ax.bar(x - 0.4 + width * (i + 0.5), row.to_numpy(dtype=float), width, label=str(name),
+               color=colours[i])
+    if tolerance is not None:
+        half = (np.full(len(items), float(tolerance)) if np.isscalar(tolerance)
+                else np.asarray(pd.Series(tolerance).reindex(items), dtype=float))
+        for xi, h in zip(x, half):
+            ax.fill_between([xi - 0.45, xi + 0.45], -h, h, color="0.85", zorder=0,
+                            label=band_label if xi == 0 else None)
+    if reference is not None:
+        ax.hlines(np.asarray(reference.reindex(items), dtype=float), x - 0.45, x + 0.45,
+                  color="k", lw=1.5, label=reference_label)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(items)
+    ax.set_ylabel("percent difference (%)")
+    ax.legend(fontsize=7, ncol=2)
     if title:
         ax.set_title(title, fontsize=10)
     return ax

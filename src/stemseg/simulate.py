@@ -50,7 +50,7 @@ from .errors import (
     StemsegValueError,
 )
 
-__all__ = ["PHANTOMS", "phantom", "save", "load", "LFO_STO_VARIANTS", "LINE_MODELS"]
+__all__ = ["PHANTOMS", "phantom", "same_phantom", "save", "load", "LFO_STO_VARIANTS", "LINE_MODELS"]
 
 #: Phantom names -> one-line description.
 PHANTOMS: dict[str, str] = {
@@ -1246,6 +1246,44 @@ def phantom(name: str, shape: tuple[int, int] | None = None, random_state: Any =
 # =========================================================================== save / load
 
 _FORMATS = (".hspy", ".zspy")
+
+
+def same_phantom(obj: Any, name: str, shape: tuple[int, int] | None = None,
+                 random_state: Any = 0, counts_per_pixel: float | None = None,
+                 **options: Any) -> bool:
+    """Whether ``obj`` is what ``phantom(name, shape, random_state, ...)`` would simulate.
+
+    A notebook that already holds a phantom can reuse it instead of simulating (and
+    holding) the same map twice.
+
+    Parameters
+    ----------
+    obj : Phantom or anything else
+        A phantom from :func:`phantom` (or :func:`load`); anything else gives False.
+    name, shape, random_state, counts_per_pixel, **options
+        As for :func:`phantom`; defaults are resolved the same way.
+
+    Returns
+    -------
+    bool
+        True only when the name, the map shape (pixels), the integer seed, the counts per
+        pixel and every resolved option agree; False for a seed that is not an integer.
+    """
+    truth = getattr(obj, "truth", None)
+    if not isinstance(truth, dict) or truth.get("name") != name or name not in _SPECS:
+        return False
+    if not isinstance(random_state, (int, np.integer)) or truth.get("random_state") != int(
+            random_state):
+        return False
+    spec = _SPECS[name]
+    opts = _resolve_options(name, spec, dict(options))
+    if name == "lfo-sto" and opts["pixel_size_nm"] is None:
+        opts["pixel_size_nm"] = _lfo_variant(opts)["pixel_size_nm"]
+    want_shape = tuple(int(n) for n in (shape or spec.default_shape(opts)))
+    cpp = spec.counts_per_pixel if counts_per_pixel is None else float(counts_per_pixel)
+    return (tuple(obj.eds.data.shape[:2]) == want_shape
+            and float(truth.get("counts_per_pixel", -1)) == float(cpp)
+            and truth.get("options") == _jsonable(opts))
 
 
 def _jsonable(value: Any) -> Any:

@@ -991,6 +991,57 @@ class QuantExplorer(_Explorer):
 # ======================================================================================
 
 
+#: Which segmentation each method-specific control of :class:`MultimodalExplorer` feeds.
+MULTIMODAL_CONTROL_SCOPE = {
+    "threshold": "community detection",
+    "n_clusters": "agglomerative clustering",
+    "support": "few-shot classification",
+    "eds_weight": "the ensemble of community detection or few-shot",
+}
+
+
+def multimodal_controls(method: str, modality: str) -> dict[str, bool]:
+    """Which method-specific controls of the multimodal explorer change the result.
+
+    Parameters
+    ----------
+    method : {"community", "agglomerative", "fewshot"}
+    modality : {"haadf", "eds", "ensemble"}
+
+    Returns
+    -------
+    dict of str to bool
+        For ``threshold``, ``n_clusters``, ``support`` and ``eds_weight``: True when the
+        control is used by this method and modality. The EDS weight only mixes the two
+        modalities of the community and few-shot ensembles (vector voting has no weight).
+    """
+    return {"threshold": method == "community",
+            "n_clusters": method == "agglomerative",
+            "support": method == "fewshot",
+            "eds_weight": modality == "ensemble" and method in ("community", "fewshot")}
+
+
+def multimodal_hint(method: str, modality: str) -> str:
+    """One line naming the greyed-out controls and the method each belongs to.
+
+    Parameters
+    ----------
+    method, modality : str
+        As for :func:`multimodal_controls`.
+
+    Returns
+    -------
+    str
+        E.g. ``"Greyed out (not used here): threshold -- community detection only; ..."``;
+        empty when every control applies.
+    """
+    off = [f"{name.replace('n_clusters', 'clusters').replace('_', ' ')} -- "
+           f"{MULTIMODAL_CONTROL_SCOPE[name]} only"
+           for name, used in multimodal_controls(method, modality).items() if not used]
+    return ("Greyed out (not used by this method and modality): " + "; ".join(off)
+            if off else "")
+
+
 class MultimodalExplorer(_Explorer):
     """Chip segmentation of a registered HAADF + EDS map with every choice on a control.
 
@@ -1004,6 +1055,11 @@ class MultimodalExplorer(_Explorer):
       results are cached too, so going back to a setting costs only the drawing;
     * ``chip_size`` -- chipping and features for a size not seen yet
       (``timings["chip"]``), then the segmentation.
+
+    Four controls feed one method only (:func:`multimodal_controls`): ``threshold``
+    (community detection), ``n_clusters`` (agglomerative), ``support`` (few-shot) and
+    ``eds_weight`` (the community and few-shot ensembles). The ones the current method
+    and modality do not use are disabled, and ``hint`` says which method they belong to.
 
     Parameters
     ----------
@@ -1041,6 +1097,8 @@ class MultimodalExplorer(_Explorer):
     opacity, chip_size, eds_weight, n_clusters : ipywidgets sliders
     method, modality, threshold : ipywidgets.ToggleButtons
     support : ipywidgets.Dropdown
+    hint : ipywidgets.HTML
+        Names the disabled controls and the method each belongs to.
     result : stemseg.multimodal.MultimodalResult
         The current segmentation.
     chips : stemseg.multimodal.Chips
@@ -1130,19 +1188,32 @@ class MultimodalExplorer(_Explorer):
         self.support = w.Dropdown(options=options or [("(none: give support=)", "")],
                                   value=(options[0][1] if options else ""),
                                   description="support")
+        self.hint = w.HTML()
+        for name, scope in MULTIMODAL_CONTROL_SCOPE.items():
+            getattr(self, name).tooltip = f"used by {scope} only"
         self.opacity.observe(self._on_plot, names="value")
         self.chip_size.observe(self._on_chip, names="value")
         for control in (self.method, self.modality, self.threshold, self.eds_weight,
                         self.n_clusters, self.support):
             control.observe(self._on_segment, names="value")
+        self._enable_controls()
         self._timed("segment", self._segment)
+
+    def _enable_controls(self) -> None:
+        """Grey out the controls the current method and modality do not use; say why."""
+        used = multimodal_controls(self.method.value, self.modality.value)
+        for name, on in used.items():
+            getattr(self, name).disabled = not on
+        hint = multimodal_hint(self.method.value, self.modality.value)
+        self.hint.value = f"<i>{hint}</i>" if hint else ""
 
     def _controls(self) -> list[Any]:
         w = _widgets()
         return [w.HBox([self.opacity, self.chip_size, self.size_nm]),
                 w.HBox([self.method, self.modality]),
                 w.HBox([self.threshold, self.eds_weight]),
-                w.HBox([self.support, self.n_clusters])]
+                w.HBox([self.support, self.n_clusters]),
+                self.hint]
 
     # ------------------------------------------------------------------ heavy, cached
     def _prepare(self, size: int) -> dict[str, Any]:
@@ -1245,6 +1316,7 @@ class MultimodalExplorer(_Explorer):
 
     def _segment(self) -> None:
         from . import metrics
+        from . import multimodal as mm
 
         key = self._key()
         if key not in self._results:
@@ -1263,13 +1335,14 @@ class MultimodalExplorer(_Explorer):
         text = (f"<b>{self.result.method}</b> on <b>{self.result.modality}</b>: "
                 f"<b>{self.result.n_classes}</b> classes")
         if self.result.threshold_value is not None:
-            text += f", edges below similarity {self.result.threshold_value:.3f} removed"
+            text += f" ({mm.describe_threshold(self.result.threshold_value)})"
         if self.ami is not None:
             text += f"; AMI vs truth <b>{self.ami:.3f}</b>"
         self.status.value = text
         self._draw()
 
     def _on_segment(self, change: Any = None) -> None:
+        self._enable_controls()
         self._timed("segment", self._segment)
 
     def _on_chip(self, change: Any = None) -> None:
@@ -1295,9 +1368,13 @@ class MultimodalExplorer(_Explorer):
         lo, hi = np.percentile(haadf, [1, 99])
         ax = axes[0]
         ax.imshow(haadf, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-        pix = mm.pixel_labels(self.result, self.chips)
-        k = max(int(self.result.labels.max()) + 1, 1)
-        colours = plots.cluster_colours(k)
+        labels = self.result.labels
+        if with_truth:  # clusters matched to a region take its colour (plots.phase_colour)
+            labels, _ = analysis.align_labels(labels, self.truth_chips)
+        pix = mm.pixel_labels(labels, self.chips)
+        k = max(int(labels.max()) + 1, 1)
+        colours = (plots.phase_colours(k, self.names) if with_truth and self.names
+                   else plots.cluster_colours(k))
         overlay = np.ma.masked_less(pix, 0)
         self._overlay = ax.imshow(overlay, cmap=ListedColormap(colours), vmin=-0.5,
                                   vmax=k - 0.5, alpha=self.opacity.value,
@@ -1309,9 +1386,11 @@ class MultimodalExplorer(_Explorer):
         ax.set_xticks([])
         ax.set_yticks([])
         plots.add_scalebar(ax, plots.pixel_size_nm(self.data.haadf))
-        if with_truth:
-            plots.label_map(self.truth_chips, ax=axes[1], names=self.names,
-                            title="truth per chip (majority)",
+        if with_truth and self.names:
+            plots.phase_map(self.truth_chips, self.names, ax=axes[1],
+                            title="truth per chip (majority)", pixel_size=self.chips.size_nm)
+        elif with_truth:
+            plots.label_map(self.truth_chips, ax=axes[1], title="truth per chip (majority)",
                             pixel_size=self.chips.size_nm, colorbar_label="region")
         self._render()
 
@@ -1320,4 +1399,5 @@ class MultimodalExplorer(_Explorer):
         self._render(relayout=False)
 
 
-__all__ += ["MultimodalExplorer"]
+__all__ += ["MultimodalExplorer", "multimodal_controls", "multimodal_hint",
+            "MULTIMODAL_CONTROL_SCOPE"]
