@@ -474,9 +474,16 @@ else:
 
 # %%
 seg_gmm = workflows.gmm(data, n_clusters=N_CLUSTERS_GMM, bin=BIN, random_state=SEED)
-between = metrics.confusion_matrix(seg.labels_full, seg_gmm.labels_full)
-plots.confusion(between, normalise="row", xlabel="workflow 1 (GMM) cluster",
-                ylabel="workflow 2 (HDBSCAN) cluster", title="pixels: workflow 2 vs 1")
+if has_truth:  # both axes named after each cluster's matched phase
+    k2, k1 = (analysis.cluster_key(s.labels_full, data.labels, names) for s in (seg, seg_gmm))
+    between = metrics.confusion_matrix(k2["labels"], k1["labels"])
+    plots.confusion(between, normalise="row", xnames=k1["names"], ynames=k2["names"],
+                    xlabel="workflow 1 (GMM) cluster, by matched phase",
+                    ylabel="workflow 2 (HDBSCAN) cluster", title="pixels: workflow 2 vs 1")
+else:
+    between = metrics.confusion_matrix(seg.labels_full, seg_gmm.labels_full)
+    plots.confusion(between, normalise="row", xlabel="workflow 1 (GMM) cluster",
+                    ylabel="workflow 2 (HDBSCAN) cluster", title="pixels: workflow 2 vs 1")
 plt.show()
 print(f"ARI between the workflows: {metrics.ari(seg.labels_full, seg_gmm.labels_full):.3f}")
 

@@ -26,7 +26,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from .errors import StemsegError
+from .errors import StemsegError, StemsegValueError
 
 __all__ = ["main", "describe_acquisition"]
 
@@ -251,6 +251,11 @@ def _segment(acq, args):
         if n_clusters == "auto":
             from . import validate
 
+            if getattr(args, "streamed", None) and args.streamed != "--lazy":
+                raise StemsegValueError(
+                    "--n-clusters auto (count splitting) holds the whole cube in memory, and "
+                    f"this map is too big for that ({args.streamed}). Give a number of "
+                    "clusters, or read a smaller map with --downsample N or --cutoff-kv KV.")
             choice = validate.choose_n_clusters(acq, random_state=args.seed, bin=args.bin,
                                                 energy_range=args.energy_range_keV)
             n_clusters = choice.n_clusters
@@ -429,6 +434,7 @@ def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> N
         "source": str(acq.source),
         "source_sha256": _sha256(acq.source),
         "workflow": seg.workflow,
+        "streamed": getattr(args, "streamed", None),
         "params": seg.params,
         "random_state": seg.random_state,
         "n_clusters": int(seg.n_clusters),
@@ -547,6 +553,44 @@ def _reader_options(path, args) -> tuple[dict[str, object], list[str]]:
     return options, ignored
 
 
+#: `stemseg run` streams a map (reads it lazily, bounded memory) when its EDS cube holds more
+#: than this many bytes in the file's own dtype, or when --lazy is given. In memory the
+#: workflows peak at ~1.5x the float32 cube (benchmarks/README.md), i.e. ~3x a uint16 cube:
+#: 256 MiB keeps that under ~1 GB above the interpreter.
+STREAM_ABOVE_BYTES = 256 * 2**20
+
+
+def _load_for_run(path, args, options) -> tuple[object, str | None]:
+    """Load one map for `stemseg run`: streamed when big (or --lazy), else in memory.
+
+    The file is parsed lazily first, in a child process (a reader crash ends the child
+    only), which reads the headers but not the cube; the cube's size then decides.
+
+    Returns
+    -------
+    acquisition : stemseg.io.Acquisition
+    streamed : str or None
+        Why the map is streamed, or None when it was loaded into memory.
+    """
+    from . import io
+
+    try:
+        acq = io.load(path, isolate=True, lazy=True, **options)
+    except StemsegError:
+        raise
+    except Exception:  # noqa: BLE001 - a reader without lazy support: read it eagerly
+        if args.lazy:
+            raise
+        return io.load(path, isolate=True, lazy=False, **options), None
+    nbytes = int(acq.eds.data.nbytes)
+    if args.lazy:
+        return acq, "--lazy"
+    if nbytes > STREAM_ABOVE_BYTES:
+        return acq, (f"streamed: its cube holds {nbytes / 2**30:.2f} GiB "
+                     f"(more than {STREAM_ABOVE_BYTES / 2**20:.0f} MiB)")
+    return io.load(path, lazy=False, **options), None
+
+
 def _run_one(path, target, args) -> dict[str, object]:
     """Load, segment, quantify and write one map into ``target``; a row of the summary."""
     import warnings as _w
@@ -558,7 +602,11 @@ def _run_one(path, target, args) -> dict[str, object]:
     args.n_clusters_choice = None   # per map (--n-clusters auto)
     with _w.catch_warnings():
         _w.simplefilter("ignore")
-        acq = io.load(path, isolate=True, lazy=args.lazy, **options)
+        acq, streamed = _load_for_run(path, args, options)
+    args.streamed = streamed
+    if streamed and streamed != "--lazy":
+        notes.append(streamed)
+        _say(f"{path.name}: {streamed}")
     if args.elements:
         if acq.is_sem:
             notes.append("--elements kept for the mean spectra only: SEM maps are not "
@@ -719,7 +767,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "none, the workflows' default), or 'all' for every channel (needed for "
                      "spectra without an energy calibration)")
     run.add_argument("--lazy", action="store_true",
-                     help="read the map lazily and run the streamed, bounded-memory workflow")
+                     help="read the map lazily and run the streamed, bounded-memory workflow "
+                     "(the default for maps whose cube holds more than 256 MiB)")
     run.add_argument("--downsample", type=int, metavar="N",
                      help="sum N x N pixels while reading (Bruker .bcf, JEOL .pts)")
     run.add_argument("--cutoff-kv", type=float, metavar="KV",
