@@ -289,3 +289,17 @@ def test_simulate_unknown_name_lists_the_choices(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "sulfide-6cation" in err and "lfo-sto" in err
     assert not (tmp_path / "g.hspy").exists()
+
+
+def test_a_zspy_map_is_a_map_not_a_folder(tmp_path):
+    """A .zspy map is a Zarr store, i.e. a directory: `stemseg run map.zspy` runs it, and a
+    folder holding one lists it as one map."""
+    from stemseg import simulate
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    path = folder / "phantom.zspy"
+    simulate.save(simulate.phantom("sulfide-6cation", shape=(32, 32)), path)
+    assert cli._map_files(path) == [path] and cli._map_files(folder) == [path]
+    assert cli.main(["run", str(path), "--n-clusters", "3", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["n_clusters"] == 3

@@ -226,13 +226,18 @@ def _read_kfactors(path: str) -> dict[str, float]:
         raise StemsegValueError(f"--kfactors: {exc}") from None
 
 
+def _is_folder_of_maps(path) -> bool:
+    """A folder to run every map of; a ``.zspy`` map is a folder (a Zarr store) too."""
+    return path.is_dir() and path.suffix.lower() != ".zspy"
+
+
 def _map_files(target) -> list:
     from pathlib import Path
 
     from . import io
 
     target = Path(target)
-    if not target.is_dir():
+    if not _is_folder_of_maps(target):
         return [target]
     exts = {"emd", "bcf", "pts", "hspy", "zspy"}
     files = sorted(p for p in target.iterdir() if p.suffix.lower().lstrip(".") in exts)
@@ -671,7 +676,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     files = _map_files(args.input)
     _check_run_args(args)  # the user's options, before any work is done
-    folder = Path(args.input).is_dir()
+    folder = _is_folder_of_maps(Path(args.input))
     rows = []
     with atomic_dir(args.out, overwrite=args.overwrite, flag="--overwrite") as out:
         for path in files:
