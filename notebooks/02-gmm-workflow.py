@@ -261,7 +261,8 @@ print("BIC minimum at", bic_best, "clusters")
 # to a mixture of the phases around them. The mixture with the rims as a cluster and the
 # mixture that merges them into the majority wurtzite and spends the cluster on mixed
 # boundary blocks instead have almost the same likelihood (their mean log-likelihoods per
-# binned pixel differ by only ~0.005-0.02), so which one wins flips with the number of components, the number of clusters and
+# binned pixel differ by only ~0.005-0.02), so which one wins flips with the number of
+# components, the number of clusters and
 # the noise realisation: on seeds 0-9 the rims' binned recall was either above 0.64 (found)
 # or below 0.31 (merged), in no fixed pattern over the four settings. Run the notebook with
 # another `SEED` to see it change. The BIC has its minimum at 7-10 clusters on seeds 0-9,

@@ -481,7 +481,8 @@ elif not quantified:
 # %% [markdown]
 # Counting noise is the smallest term: a mean of thousands of pixels has thousands of times
 # the counts of one pixel. The k-factors dominate, because their stated uncertainties
-# (section 1: 5-10 % per line here) are much larger than the counting error of such a mean. That error scales every composition by the same factors, so it hardly
+# (section 1: 5-10 % per line here) are much larger than the counting error of such a mean.
+# That error scales every composition by the same factors, so it hardly
 # changes a comparison between clusters of one map -- but it does enter a comparison with
 # another laboratory's numbers. A mixing flag means that the cluster's pixels are not one
 # material. Its boundary pixels (or the soft weights, below) carry another phase's counts,
@@ -752,7 +753,8 @@ assert (above == (ent_paper["cation_fraction"] > 0.5)).all(), \
     ("expected a phase's own maximum above the equimolar 0.90 R exactly when it has more "
      f"than 50 % cations; got\n{ent_paper[['phase', 'cation_fraction', 'max_entropy_R']]}")
 print("maxima above 0.90 R (more than half the atoms are cations):",
-      ent_paper.loc[above, ["phase", "cation_fraction", "max_entropy_R"]].round(2).to_dict("records"))
+      ent_paper.loc[above, ["phase", "cation_fraction", "max_entropy_R"]].round(2)
+      .to_dict("records"))
 if has_truth:
     ph_ent = ent_phantom.set_index("cluster")["entropy_R"]
     iv_c = [c for c in clusters_1 if sample1[c] == "iv" and c in pure1]
@@ -948,7 +950,8 @@ else:
 # difference is always S) -- the split follows the *thickness* (counts per pixel), not the
 # chemistry, as the paper suspected: the "core" cluster is 8-12 nm thicker on average than
 # the "shell", and a random core pixel is thicker than a random shell pixel in 85-97 % of
-# pairs (seeds 0-9; the cells above measure it for this seed). (On some seeds it splits the film instead and keeps each particle whole.) The
+# pairs (seeds 0-9; the cells above measure it for this seed). (On some seeds it splits the
+# film instead and keeps each particle whole.) The
 # z-scores of the GMM's core - shell differences reach 3-5 in one element on some seeds
 # (mostly S, lower in the thick centre on every seed we tried), while the truth regions
 # stay within 3:

@@ -711,7 +711,8 @@ answer_1b = None  # an AMI difference, e.g. 0.1
 # %%
 best_1 = mm.best_against_truth(films["Defective 0.1 dpa"]["ami"], "fewshot")
 print(analysis.check_answer(answer_1a, best_1["best"], aliases=best_1["also"],
-                            name="Exercise 1a", hint="the largest of the three *-Truth values in that column"))
+                            name="Exercise 1a",
+                            hint="the largest of the three *-Truth values in that column"))
 print(analysis.check_answer(answer_1b, best_1["margin"], rtol=0, atol=0.011,
                             name="Exercise 1b",
                             hint="subtract the second largest of the three values"))
