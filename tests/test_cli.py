@@ -108,21 +108,23 @@ def test_run_writes_every_output(gmm_run):
     assert _digest(BRUKER) == before  # the input is untouched
 
 
-def test_big_maps_are_streamed_by_default(tmp_path, monkeypatch, capsys):
+def test_big_maps_are_streamed_by_default(gmm_run, tmp_path, monkeypatch, capsys):
     """Issue 17: a map whose cube holds more than cli.STREAM_ABOVE_BYTES is read lazily and
-    run through the streamed workflow without --lazy (the threshold lowered here so that
+    run through the streamed workflow without --lazy (the thresholds lowered here so that
     the bundled map counts as big); count splitting, which needs the whole cube, refuses."""
-    small = tmp_path / "small"
-    assert cli.main(["run", str(BRUKER), "--n-clusters", "2", "--out", str(small)]) == 0
-    assert json.loads((small / "result.json").read_text())["streamed"] is None
+    assert json.loads((gmm_run[1] / "result.json").read_text())["streamed"] is None
+    monkeypatch.setattr(cli, "PROBE_ABOVE_FILE_BYTES", 0)   # probe the size of every file
+    import argparse
+
+    acq, why = cli._load_for_run(BRUKER, argparse.Namespace(lazy=False), {})
+    assert why is None and isinstance(acq.eds.data, np.ndarray)  # probed, small: in memory
     monkeypatch.setattr(cli, "STREAM_ABOVE_BYTES", 1024)
     big = tmp_path / "big"
     assert cli.main(["run", str(BRUKER), "--n-clusters", "2", "--out", str(big)]) == 0
     summary = json.loads((big / "result.json").read_text())
     assert summary["streamed"].startswith("streamed: its cube holds"), summary["streamed"]
     assert "streamed" in capsys.readouterr().err
-    small_labels = np.load(small / "labels.npy")
-    assert small_labels.shape == np.load(big / "labels.npy").shape == (32, 32)
+    assert np.load(gmm_run[1] / "labels.npy").shape == np.load(big / "labels.npy").shape
     code = cli.main(["run", str(BRUKER), "--n-clusters", "auto", "--out", str(tmp_path / "a")])
     assert code != 0 and "count splitting" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()

@@ -563,13 +563,29 @@ def _reader_options(path, args) -> tuple[dict[str, object], list[str]]:
 #: workflows peak at ~1.5x the float32 cube (benchmarks/README.md), i.e. ~3x a uint16 cube:
 #: 256 MiB keeps that under ~1 GB above the interpreter.
 STREAM_ABOVE_BYTES = 256 * 2**20
+#: Files this small on disk are read straight into memory, without first parsing them lazily
+#: to learn the cube's size (a lazy parse costs seconds for some readers, e.g. Velox).
+#: Compressed or sparse files hold more than their size on disk, but a 32 MiB file would
+#: have to be compressed ~8x to hold a cube above STREAM_ABOVE_BYTES.
+PROBE_ABOVE_FILE_BYTES = 32 * 2**20
+
+
+def _disk_size(path) -> int:
+    """Bytes on disk of a file, or of every file in a directory store (.zspy)."""
+    import os
+
+    if path.is_dir():
+        return sum(os.path.getsize(os.path.join(root, f))
+                   for root, _, files in os.walk(path) for f in files)
+    return path.stat().st_size
 
 
 def _load_for_run(path, args, options) -> tuple[object, str | None]:
     """Load one map for `stemseg run`: streamed when big (or --lazy), else in memory.
 
-    The file is parsed lazily first, in a child process (a reader crash ends the child
-    only), which reads the headers but not the cube; the cube's size then decides.
+    Every parse runs first in a child process (a reader crash ends the child only). A file
+    bigger than :data:`PROBE_ABOVE_FILE_BYTES` on disk is parsed lazily, which reads its
+    headers but not its cube; the cube's size then decides between streaming and memory.
 
     Returns
     -------
@@ -579,6 +595,8 @@ def _load_for_run(path, args, options) -> tuple[object, str | None]:
     """
     from . import io
 
+    if not args.lazy and _disk_size(path) <= PROBE_ABOVE_FILE_BYTES:
+        return io.load(path, isolate=True, lazy=False, **options), None
     try:
         acq = io.load(path, isolate=True, lazy=True, **options)
     except StemsegError:
@@ -593,7 +611,7 @@ def _load_for_run(path, args, options) -> tuple[object, str | None]:
     if nbytes > STREAM_ABOVE_BYTES:
         return acq, (f"streamed: its cube holds {nbytes / 2**30:.2f} GiB "
                      f"(more than {STREAM_ABOVE_BYTES / 2**20:.0f} MiB)")
-    return io.load(path, lazy=False, **options), None
+    return io.load(path, isolate=True, lazy=False, **options), None
 
 
 def _run_one(path, target, args) -> dict[str, object]:
