@@ -571,9 +571,12 @@ PROBE_ABOVE_FILE_BYTES = 32 * 2**20
 
 
 def _disk_size(path) -> int:
-    """Bytes on disk of a file, or of every file in a directory store (.zspy)."""
+    """Bytes on disk of a file, or of every file in a directory store (.zspy); 0 for a
+    path that does not exist (stemseg.io.load then says so)."""
     import os
 
+    if not path.exists():
+        return 0
     if path.is_dir():
         return sum(os.path.getsize(os.path.join(root, f))
                    for root, _, files in os.walk(path) for f in files)
