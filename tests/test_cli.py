@@ -304,4 +304,9 @@ def test_a_zspy_map_is_a_map_not_a_folder(tmp_path):
     simulate.save(simulate.phantom("sulfide-6cation", shape=(32, 32)), path)
     assert cli._map_files(path) == [path] and cli._map_files(folder) == [path]
     assert cli.main(["run", str(path), "--n-clusters", "3", "--out", str(tmp_path / "o")]) == 0
-    assert json.loads((tmp_path / "o" / "result.json").read_text())["n_clusters"] == 3
+    summary = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert summary["n_clusters"] == 3
+    # the store's digest covers its files: the same for the same bytes, new for new ones
+    assert summary["source_sha256"] == cli._sha256(path) and len(summary["source_sha256"]) == 64
+    (path / "extra").write_bytes(b"x")
+    assert cli._sha256(path) != summary["source_sha256"]

@@ -311,16 +311,26 @@ def _labels_signal(acq, seg):
 
 
 def _sha256(path) -> str | None:
+    """SHA-256 of the input file; of a directory store (.zspy), over every file's path
+    relative to the store and its bytes, in sorted order; None when there is no input."""
     import hashlib
     from pathlib import Path
 
     path = Path(path)
-    if not path.is_file():
+    if path.is_file():
+        files = [(path.name, path)]
+    elif path.is_dir():
+        files = sorted((f.relative_to(path).as_posix(), f) for f in path.rglob("*")
+                       if f.is_file())
+    else:
         return None
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for name, file in files:
+        if path.is_dir():
+            digest.update(name.encode() + b"\0")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
