@@ -348,6 +348,7 @@ if has_truth:
                     title="pixels: cluster vs phase")
     plt.show()
 else:
+    key = None   # no truth: clusters keep their own numbers and colours
     plots.label_map(seg.labels_full, pixel_size=pixel_nm, title="workflow 1")
     plt.show()
     if sparse:
@@ -441,14 +442,9 @@ if has_truth:
 # effective number of pixels -- simply the number of pixels for hard weights.
 
 # %%
-if has_truth:  # the names and colours of section 4
-    palette = plots.cluster_colours(key["n_colours"])
-    plots.spectra(seg.mean_spectra, log=True, labels=key["legend"],
-                  colours=[palette[n] for n in key["number"]],
-                  title="cluster mean spectra (counts per original pixel)")
-else:
-    plots.spectra(seg.mean_spectra, log=True,
-                  title="cluster mean spectra (counts per original pixel)")
+plots.spectra(seg.mean_spectra, log=True, labels=key["legend"] if key else None,  # section 4
+              colours=plots.key_colours(key),
+              title="cluster mean spectra (counts per original pixel)")
 plt.show()
 
 # %%
@@ -457,7 +453,7 @@ members = np.flatnonzero(seg.labels.ravel() == c_big)
 y, x = divmod(int(members[0]), seg.labels.shape[1])
 one_pixel = seg.counts.inav[x, y]
 plots.spectra([one_pixel, seg.mean_spectra.inav[c_big]], normalise=True, log=True,
-              labels=["one binned pixel", "mean of " + (key["legend"][c_big] if has_truth
+              labels=["one binned pixel", "mean of " + (key["legend"][c_big] if key
                                                          else f"cluster {c_big}")],
               title="the same phase: one pixel vs the cluster mean")
 plt.show()

@@ -210,3 +210,11 @@ def test_value_map_has_units_and_scalebar():
                          label="thickness (nm)", title="t")
     assert ax.figure.axes[-1].get_ylabel() == "thickness (nm)"
     assert any(type(a).__name__ == "ScaleBar" for a in ax.artists)
+
+
+def test_key_colours_follow_the_matched_phase():
+    key = analysis.cluster_key(np.array([0, 0, 1, 2]), np.array([1, 1, 0, 0]),
+                               {0: "resin", 1: "grain"})
+    palette = plots.cluster_colours(key["n_colours"])
+    assert plots.key_colours(key) == [palette[1], palette[0], palette[2]]
+    assert plots.key_colours(None) is None

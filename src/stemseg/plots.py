@@ -236,6 +236,15 @@ def phase_map(labels: np.ndarray, names: Mapping[int, str], *, ax: Any = None,
     return ax
 
 
+def key_colours(key: Mapping[str, Any] | None) -> list[tuple[float, ...]] | None:
+    """Colour of each cluster under :func:`stemseg.analysis.cluster_key` (its matched
+    phase's colour), in cluster order; None without a key (the default colours apply)."""
+    if not key:
+        return None
+    palette = cluster_colours(key["n_colours"])
+    return [palette[n] for n in key["number"]]
+
+
 def pixel_size_nm(image: Any) -> float | None:
     """Pixel width (x) in nm of a HyperSpy signal's navigation or signal axes, or None."""
     am = getattr(image, "axes_manager", None)

@@ -394,13 +394,9 @@ class GMMExplorer(_Explorer):
         ax = self._axes["spectra"]
         ax.clear()
         h = self.highlight.value
-        labels = colours = None
-        if self.key:
-            palette = plots.cluster_colours(self.key["n_colours"])
-            labels = self.key["legend"]
-            colours = [palette[n] for n in self.key["number"]]
         plots.spectra(self.mean_spectra, ax=ax, highlight=None if h < 0 else h, log=True,
-                      labels=labels, colours=colours,
+                      labels=self.key["legend"] if self.key else None,
+                      colours=plots.key_colours(self.key),
                       title="weighted mean spectra (counts per binned pixel)")
         if render:
             self._render(relayout=False)
