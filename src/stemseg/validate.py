@@ -126,11 +126,11 @@ def _homogeneity(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
 def _cluster_sums(counts: np.ndarray, labels: np.ndarray, channels: np.ndarray,
                   k: int) -> np.ndarray:
     """Summed spectra (k, n_channels) of the pixels of each label 0..k-1."""
-    flat = counts.reshape(-1, counts.shape[-1])[:, channels].astype(float)
+    flat = counts.reshape(-1, counts.shape[-1])
     lab = labels.ravel()
     sums = np.zeros((k, channels.size))
-    for c in range(k):
-        sums[c] = flat[lab == c].sum(axis=0)
+    for c in range(k):  # copies each cluster's rows once, in the counts' own dtype
+        sums[c] = flat[lab == c][:, channels].sum(axis=0, dtype=np.float64)
     return sums
 
 
