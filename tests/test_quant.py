@@ -620,3 +620,10 @@ def test_model_components_add_up_to_the_fitted_intensities(simulated):
     with pytest.raises(StemsegValueError, match="one spectrum"):
         quant.model_components(simulated._deepcopy_with_new_data(
             np.stack([simulated.data, simulated.data])), LINES)
+
+
+@pytest.mark.parametrize("bad", [{"Xx": 50, "S": 50}, {"fe": 50, "S": 50}])
+def test_configurational_entropy_refuses_what_is_not_an_element(bad):
+    """A typo in an element symbol gave S = 0 (one 'cation') instead of an error."""
+    with pytest.raises(StemsegValueError, match="not a chemical element symbol"):
+        quant.configurational_entropy(bad)

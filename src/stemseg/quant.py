@@ -1738,6 +1738,8 @@ def _composition_arrays(composition: Any) -> tuple[list[str], np.ndarray, np.nda
             "composition must be a dict element -> at. % (or -> (at. %, sigma)) or a "
             f"DataFrame slice of quantify's output; got {type(composition).__name__}."
         )
+    from . import xray
+
     elements, values, sigmas = [], [], []
     for el, val in items.items():
         if isinstance(val, (tuple, list, np.ndarray)):
@@ -1747,6 +1749,12 @@ def _composition_arrays(composition: Any) -> tuple[list[str], np.ndarray, np.nda
             v, s = val
         else:
             v, s = val, 0.0
+        try:
+            xray._element_record(str(el))
+        except StemsegValueError as exc:
+            raise StemsegValueError(
+                f"composition: {el!r} is not a chemical element symbol; use symbols with "
+                "their capital letter, e.g. {'Fe': 25, 'S': 50}.") from exc
         elements.append(str(el))
         values.append(float(v))
         sigmas.append(float(s))
@@ -1784,6 +1792,18 @@ def configurational_entropy(composition: Any,
     sigma : float
         Its standard error by linear propagation of independent at. % errors (0 without
         sigmas). Cations at 0 % add nothing to either.
+
+    Raises
+    ------
+    StemsegValueError
+        A key that is not a chemical element symbol (e.g. "Xx" or "fe"); at. % that are
+        negative, not finite or sum to 0; a table of several clusters; no cations.
+
+    Examples
+    --------
+    >>> value, sigma = configurational_entropy({"Fe": 25, "Cu": 25, "S": 50})
+    >>> round(value, 3)  # 0.5 ln 2
+    0.347
     """
     elements, c, s = _composition_arrays(composition)
     anion_set = set(anions)
