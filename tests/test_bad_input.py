@@ -273,6 +273,11 @@ RAISES = [
      StemsegValueError, r"n_clusters must be a whole number >= 1; got 2\.5"),
     ("cluster-n-clusters-above-pixels", lambda t: workflows.gmm(cube(), 100, bin=1),
      StemsegValueError, r"n_clusters=100 exceeds the 64 pixels.*smaller bin"),
+    ("cluster-covariance-type-unknown",
+     lambda t: workflows.gmm(cube(), 2, bin=1, covariance_type="bogus"),
+     StemsegValueError, r"covariance_type must be one of .*'full'.*got 'bogus'"),
+    ("cluster-n-init-zero", lambda t: workflows.gmm(cube(), 2, bin=1, n_init=0),
+     StemsegValueError, r"n_init must be a whole number >= 1; got 0"),
     ("cluster-min-cluster-size-zero", lambda t: workflows.hdbscan(cube(), 0, bin=1),
      StemsegValueError, r"min_cluster_size must be a positive number; got 0"),
     ("cluster-min-cluster-size-above-pixels", lambda t: workflows.hdbscan(cube(), 1000, bin=1),
@@ -587,3 +592,17 @@ def test_matrix_size():
     layers = {i.split("-")[0] for i in ids}
     assert {"io", "preprocess", "reduce", "cluster", "quant", "multimodal", "cli",
             "widgets"} <= layers, layers
+
+
+def test_bad_mixture_parameters_fail_before_preprocessing(monkeypatch):
+    """covariance_type and n_init are checked before the map is touched (preprocessing a
+    256 x 256 map took seconds before scikit-learn refused 'bogus' with its own error)."""
+    from stemseg import preprocess
+
+    def fail(*args, **kwargs):
+        raise AssertionError("preprocess ran before the parameters were checked")
+
+    monkeypatch.setattr(preprocess, "preprocess", fail)
+    for kwargs in (dict(covariance_type="bogus"), dict(n_init=0)):
+        with pytest.raises(StemsegValueError):
+            workflows.gmm(cube(), 2, bin=1, **kwargs)

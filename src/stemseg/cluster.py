@@ -122,6 +122,33 @@ def check_n_clusters(n_clusters: Any, n_pixels: int) -> int:
     return int(n_clusters)
 
 
+#: covariance types of ``sklearn.mixture.GaussianMixture``
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def check_gmm_params(n_init: Any, covariance_type: Any) -> None:
+    """Check the mixture's own parameters before any heavy step.
+
+    Parameters
+    ----------
+    n_init : int
+        Initialisations (>= 1).
+    covariance_type : str
+        One of :data:`COVARIANCE_TYPES`.
+
+    Raises
+    ------
+    StemsegValueError
+        ``n_init`` not a whole number >= 1; ``covariance_type`` not one of
+        :data:`COVARIANCE_TYPES`.
+    """
+    if isinstance(n_init, bool) or not isinstance(n_init, Integral) or n_init < 1:
+        raise StemsegValueError(f"n_init must be a whole number >= 1; got {n_init!r}.")
+    if covariance_type not in COVARIANCE_TYPES:
+        raise StemsegValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}.")
+
+
 def fit_gmm(X: np.ndarray, n_clusters: int, *, n_init: int = DEFAULT_N_INIT,
             covariance_type: str = "full", random_state: Any = None,
             **kwargs: Any) -> GaussianMixture:
@@ -146,6 +173,11 @@ def fit_gmm(X: np.ndarray, n_clusters: int, *, n_init: int = DEFAULT_N_INIT,
     -------
     sklearn.mixture.GaussianMixture
         Fitted; ``predict``/``predict_proba`` give labels/posteriors.
+
+    Raises
+    ------
+    StemsegValueError
+        Bad ``n_clusters``, ``n_init`` or ``covariance_type``; non-finite ``X``.
     """
     n_clusters = check_n_clusters(n_clusters, X.shape[0])
     if not np.isfinite(X).all():
@@ -153,8 +185,7 @@ def fit_gmm(X: np.ndarray, n_clusters: int, *, n_init: int = DEFAULT_N_INIT,
             "X holds NaN or infinite values; check the features (e.g. "
             "stemseg.preprocess.check_counts on the counts) or drop those rows."
         )
-    if not isinstance(n_init, Integral) or n_init < 1:
-        raise StemsegValueError(f"n_init must be a whole number >= 1; got {n_init!r}.")
+    check_gmm_params(n_init, covariance_type)
     gmm = GaussianMixture(n_components=n_clusters, n_init=int(n_init),
                           covariance_type=covariance_type, random_state=random_state,
                           **kwargs)

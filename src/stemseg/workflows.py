@@ -217,6 +217,7 @@ def gmm(
     StemsegValueError
         Bad data or parameters (message names the parameter and the fix).
     """
+    _cluster.check_gmm_params(n_init, covariance_type)  # before any heavy step
     if client is not None or getattr(getattr(data, "eds", data), "_lazy", False):
         from . import streaming
 
