@@ -87,6 +87,9 @@ _MODEL_JS = "() => window.jupyterapp.shell.currentWidget.content.model.toJSON()"
 def _save_executed(page, folder: Path, notebook: str) -> None:
     """Write the open notebook, outputs included, as JupyterLab holds it (atomically)."""
     model = page.evaluate(_MODEL_JS)
+    for cell in model["cells"]:        # Lab writes "attachments": null, nbformat wants none
+        for key in [k for k, v in cell.items() if v is None]:
+            del cell[key]
     tmp = folder / f".{notebook}.partial"
     tmp.write_text(json.dumps(model), encoding="utf-8")
     tmp.replace(folder / notebook)
