@@ -12,7 +12,7 @@ LOCK := requirements-lock.txt
 CNN := requirements-cnn.txt
 CNN_STAMP := $(VENV)/.stemseg-cnn-installed
 
-.PHONY: run test lab bench venv cnn lock clean-venv
+.PHONY: run test book lab bench venv cnn lock clean-venv
 
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ test: $(STAMP)
 	OMP_NUM_THREADS=$(TEST_THREADS) OPENBLAS_NUM_THREADS=$(TEST_THREADS) \
 	MKL_NUM_THREADS=$(TEST_THREADS) NUMBA_NUM_THREADS=$(TEST_THREADS) \
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
+
+# The book (docs/, Sphinx + myst-nb) as static HTML in build/book/html, warnings as errors.
+# The notebooks run with one thread per BLAS/OpenMP/numba pool, like make test; their outputs
+# are cached in build/book/jupyter_cache, so a rebuild re-runs only notebooks that changed.
+BOOK := build/book
+book: $(STAMP)
+	OMP_NUM_THREADS=$(TEST_THREADS) OPENBLAS_NUM_THREADS=$(TEST_THREADS) \
+	MKL_NUM_THREADS=$(TEST_THREADS) NUMBA_NUM_THREADS=$(TEST_THREADS) \
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs $(BOOK)/html
+	@echo "book: open $(BOOK)/html/index.html"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

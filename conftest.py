@@ -10,7 +10,11 @@ gets an ``xdist_group``, so that a worker always runs a whole group:
   (``tests/test_notebooks_real.py``) and each seed of the seed sweeps.
 
 Groups are handed out in collection order, and the longest go first (``_LONG_FIRST``): a
-long group started last would leave the other worker idle at the end.
+long group started last would leave the other worker idle at the end. The book test
+(``tests/test_book.py``) goes last (``_LAST``): it renders the notebooks that the browser
+tests executed and saved, and waits for those still running on the other worker; last in
+the queue, it starts only when every browser group has been handed out, so it never waits
+for one queued behind itself.
 
 Each notebook is executed once. With Chromium present (always in CI, ``.ci/run`` installs
 it) the browser test runs every notebook top to bottom in JupyterLab and fails on any error
@@ -38,6 +42,8 @@ _LONG_FIRST = (
     "tests/test_cli.py",
     "tests/test_validate.py",
 )
+#: files whose groups are scheduled after all others
+_LAST = ("tests/test_book.py",)
 #: files whose parametrized tests are each a group of their own
 _ONE_GROUP_PER_TEST = (
     "tests/test_browser.py",
@@ -62,6 +68,8 @@ def _rank(item: pytest.Item) -> int:
     for i, prefix in enumerate(_LONG_FIRST):
         if item.nodeid.startswith(prefix):
             return i
+    if item.nodeid.startswith(_LAST):
+        return len(_LONG_FIRST) + 1
     return len(_LONG_FIRST)
 
 

@@ -8,10 +8,15 @@ error.
 
 Without Chromium the test is skipped with the reason printed; with ``CI=true`` a missing
 browser is a failure (``.ci/run`` installs it).
+
+Right after Run All (before the slider moves) the executed notebook is read from JupyterLab's
+model and saved for ``tests/test_book.py``, which renders the book from these outputs instead
+of executing the notebooks a second time (see :func:`executed_dir`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -58,6 +63,36 @@ _IMAGES_JS = """() => {
     .map(o => o.innerText);
   return imgs.concat(outs);
 }"""
+
+
+def executed_dir(tmp_path_factory) -> Path:
+    """The folder where this run's browser tests leave the executed notebooks.
+
+    Shared by the pytest-xdist workers of one run: their base temporary folders
+    (``.../pytest-N/popen-gwK``) have this run's folder as parent. Without xdist it is the
+    process's own base folder. ``<name>.ipynb`` is a notebook as JupyterLab ran it,
+    ``<name>.failed`` says that its browser test ended without one.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "executed-notebooks"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+_MODEL_JS = "() => window.jupyterapp.shell.currentWidget.content.model.toJSON()"
+
+
+def _save_executed(page, folder: Path, notebook: str) -> None:
+    """Write the open notebook, outputs included, as JupyterLab holds it (atomically)."""
+    model = page.evaluate(_MODEL_JS)
+    for cell in model["cells"]:        # Lab writes "attachments": null, nbformat wants none
+        for key in [k for k, v in cell.items() if v is None]:
+            del cell[key]
+    tmp = folder / f".{notebook}.partial"
+    tmp.write_text(json.dumps(model), encoding="utf-8")
+    tmp.replace(folder / notebook)
 
 
 def _browser_or_skip():
@@ -150,8 +185,9 @@ def _wait_until_run(page, timeout_ms: int) -> dict:
 
 
 @pytest.mark.parametrize("notebook", [nb.name for nb in NOTEBOOKS])
-def test_notebook_runs_and_slider_updates_figure(lab, browser, notebook):
+def test_notebook_runs_and_slider_updates_figure(lab, browser, notebook, tmp_path_factory):
     url, _ = lab
+    executed = executed_dir(tmp_path_factory)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         # a fresh workspace per notebook (Lab otherwise restores the previous tabs)
@@ -168,6 +204,7 @@ def test_notebook_runs_and_slider_updates_figure(lab, browser, notebook):
             "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return 1; }")
         state = _wait_until_run(page, RUN_TIMEOUT_MS)
         assert state["errors"] == [], f"{notebook}: {state['errors']}"
+        _save_executed(page, executed, notebook)    # for the book (tests/test_book.py)
 
         sliders = page.locator(".widget-slider .noUi-handle")
         assert sliders.count(), f"{notebook} shows no slider"
@@ -194,6 +231,8 @@ def test_notebook_runs_and_slider_updates_figure(lab, browser, notebook):
             ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output:has-text('Traceback')")
         assert tracebacks.count() == 0, f"{notebook}: a widget callback raised"
     finally:
+        if not (executed / notebook).exists():   # the book test stops waiting for it
+            (executed / f"{notebook}.failed").touch()
         try:  # free the kernel's memory before the next notebook
             page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext"
                           ".shutdown()")

@@ -8,6 +8,7 @@ benchmarks/bench_notebooks.py, not asserted here: timed unit tests fail on loade
 
 from __future__ import annotations
 
+import base64
 import statistics
 import warnings
 
@@ -62,6 +63,9 @@ def test_element_map_explorer_toggle(phantom):
     assert t > 0, t  # the plot step ran (its speed: benchmarks/)
     bundle = ex._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+    # a static page (the rendered book) shows the figure as it is now, and a short text
+    assert base64.b64decode(bundle["image/png"]) == ex.image.value
+    assert bundle["text/plain"].startswith("ElementMapExplorer")
 
 
 def test_plot_only_update_keeps_the_layout(phantom, gmm_seg):

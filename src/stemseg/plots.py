@@ -559,8 +559,9 @@ def spectra(signal: Any, *, labels: Sequence[str] | None = None, ax: Any = None,
 
     Parameters
     ----------
-    signal : EDS signal (1 spectrum or navigation (n,)), or a list of EDS spectra
-        with the same energy axis
+    signal : EDS signal or list of EDS spectra
+        One spectrum, a stack (navigation shape (n,)), or a list of spectra with the same
+        energy axis.
     labels : sequence of str, optional
         Legend entries (default "cluster i").
     lines : sequence of str, optional

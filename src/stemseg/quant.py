@@ -1497,7 +1497,7 @@ def quantify(
       composition x_core is compared with all pixels' x; under counting noise alone their
       difference has variance sigma_core^2 - sigma^2 (nested means), so
       ``sigma_mixing = sqrt(max(d^2 - (sigma_core^2 - sigma^2), 0))`` with d = x - x_core,
-      and ``mixing_flag`` is True where |d| exceeds twice sqrt(sigma_core^2 - sigma^2).
+      and ``mixing_flag`` is True where ``|d|`` exceeds twice sqrt(sigma_core^2 - sigma^2).
       0 when the check does not apply (no original pixels, or no core pixel).
 
     Not in the budget: the detector width (fixed at the metadata's Mn Ka FWHM), and the line

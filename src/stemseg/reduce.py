@@ -191,7 +191,7 @@ class PCAReducer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Project ``X`` (n, n_features) onto the kept components -> (n, n_components_)."""
+        """Project ``X`` (n, n_features) onto the kept components -> (n, ``n_components_``)."""
         # only the kept components (PCA.transform would project on all max_components);
         # the mean is subtracted after the product, (X - m) V^T = X V^T - m V^T, so no
         # centred copy of X is made (a fresh 260 MB array at 16k x 2000 cost ~0.8 s here)
@@ -201,7 +201,7 @@ class PCAReducer(TransformerMixin, BaseEstimator):
 
     @property
     def components_(self) -> np.ndarray:
-        """The kept principal axes, shape (n_components_, n_features)."""
+        """The kept principal axes, shape (``n_components_``, n_features)."""
         return self.pca_.components_[: self.n_components_]
 
 

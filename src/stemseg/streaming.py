@@ -592,7 +592,7 @@ def _scores_block(block: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
 
 
 def scores(prep: _pre.Prepared, reducer: _reduce.PCAReducer, client: Any = None) -> np.ndarray:
-    """PCA scores of the used binned pixels, shape (n_used, n_components_), in memory.
+    """PCA scores of the used binned pixels, shape (n_used, ``n_components_``), in memory.
 
     Equal to ``reducer.transform(features)`` (the folded projection
     :meth:`stemseg.preprocess.Prepared.project` on the binned counts, block by block).

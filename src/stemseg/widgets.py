@@ -117,12 +117,31 @@ class _Explorer:
         return self._box
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The live widget, plus its figure as it is now as a static PNG.
+
+        JupyterLab shows the widget; a static page without a widget manager (the rendered
+        book, nbconvert, a notebook viewer) shows the PNG and the status line instead.
+        """
+        import base64
+
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        if self.image.value:
+            bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        status = html.unescape(_strip_tags(self.status.value)).strip()
+        bundle["text/plain"] = (f"{type(self).__name__} (interactive in JupyterLab)"
+                                + (f": {status}" if status else ""))
+        return bundle
 
     def close(self) -> None:
         """Close the widgets (frees the kernel-side comms)."""
         for child in self._controls() + [self.status, self.image, self.widget]:
             child.close()
+
+
+def _strip_tags(text: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", " ", text)
 
 
 def _html_table(df: pd.DataFrame, floatfmt: str = "{:.3g}") -> str:

@@ -34,7 +34,7 @@ blocks and extends the edge labels over cropped rows/columns. Masked pixels are 
 way. ``weights`` and ``mean_spectra`` always refer to the binned map.
 
 Subsampled UMAP (HDBSCAN workflow, maps above ``umap_sample`` binned pixels)
----------------------------------------------------------------------------
+-----------------------------------------------------------------------------
 UMAP's cost grows with the number of points (an exact neighbour search in ~2000 channels
 and the layout optimisation); at 256 x 256 binned x2 (16 384 pixels) it was ~90 % of the
 workflow. By default UMAP and HDBSCAN are therefore fitted on a uniform random sample of
