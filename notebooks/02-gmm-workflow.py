@@ -579,12 +579,19 @@ if has_truth:
 # %% [markdown]
 # ## Exercises
 #
+# *Instructor's copy:* after each answer cell comes a worked solution in a collapsed cell
+# tagged `solution` (click its margin to expand it). `make student` writes the student
+# release without those cells; the self-check cells stay.
+#
 # **Exercise 1.** How many clusters does the BIC favour (its minimum) when the mixture is
 # fitted on the automatic number of PCA components (the scree knee)? Use
 # `explorer.bic_table(n)`.
 
 # %%
 answer_1 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+answer_1 = explorer.bic_table(seg.params["scree_knee"]).attrs["best"]  # the BIC's minimum
 
 # %%
 expected_1 = explorer.bic_table(seg.params["scree_knee"]).attrs["best"]
@@ -593,11 +600,21 @@ print(analysis.check_answer(answer_1, expected_1, name="Exercise 1"))
 # %% [markdown]
 # **Exercise 2.** Predict the SNR gain of the Fe Ka line in the mean spectrum of the cluster
 # with the most Fe Ka counts (on the phantom: the chalcopyrite) from its effective number of
-# pixels alone (`analysis.effective_pixels(seg.weights)`), without measuring any SNR. On a
-# file without iron, the cell below names the line to use instead.
+# pixels alone, without measuring any SNR. Take the pixels the mean spectra were averaged
+# over, `counts, weights = seg.spectrum_pixels` (the original pixels, not the binned ones the
+# mixture was fitted on), and `analysis.effective_pixels(weights)`. On a file without iron,
+# the cell below names the line to use instead.
 
 # %%
 answer_2 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# the line the self-check uses; its cluster is the one in the SNR table of section 6
+line_fe = "Fe_Ka" if "Fe_Ka" in lines else (lines[0] if lines else None)
+if line_fe in snr.index:
+    _, spectrum_weights = seg.spectrum_pixels                 # pixels behind the means
+    n_eff = analysis.effective_pixels(spectrum_weights)       # one value per cluster
+    answer_2 = float(np.sqrt(n_eff[int(snr.loc[line_fe, "cluster"])]))  # gain = sqrt(N_eff)
 
 # %%
 line_2 = "Fe_Ka" if "Fe_Ka" in lines else (lines[0] if lines else None)
@@ -619,6 +636,12 @@ else:
 # %%
 answer_3 = None
 
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# what moving the slider does, done in code: refit with 2 components, read the ARI, go back
+explorer.n_components.value = 2
+answer_3 = explorer.ari
+explorer.n_components.value = seg.params["n_components"]
+
 # %%
 explorer.n_components.value = 2
 expected_3 = explorer.ari
@@ -636,6 +659,11 @@ else:
 
 # %%
 answer_4 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# four times the pixels: N_eff x 4, so the gain x sqrt(4) = 2 (the gain of Exercise 2's line)
+if line_2 in snr.index:
+    answer_4 = 2 * float(snr.loc[line_2, "gain"])
 
 # %%
 if line_2 is not None and np.isfinite(expected_2):
