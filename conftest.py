@@ -37,6 +37,7 @@ _LONG_FIRST = (
     "tests/test_streaming.py",
     "tests/test_cli.py",
     "tests/test_validate.py",
+    "tests/test_release.py",      # runs notebook 01 twice (~40 s)
 )
 #: files whose parametrized tests are each a group of their own
 _ONE_GROUP_PER_TEST = (
