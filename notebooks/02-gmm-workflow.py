@@ -579,9 +579,9 @@ if has_truth:
 # %% [markdown]
 # ## Exercises
 #
-# *Instructor's copy:* after each answer cell comes a worked solution in a collapsed cell
-# tagged `solution` (click its margin to expand it). `make student` writes the student
-# release without those cells; the self-check cells stay.
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
 #
 # **Exercise 1.** How many clusters does the BIC favour (its minimum) when the mixture is
 # fitted on the automatic number of PCA components (the scree knee)? Use

@@ -625,9 +625,9 @@ print(f"PbS kept: {pbs_default:.2f} of its pixels with the default, "
 # %% [markdown]
 # ## Exercises
 #
-# *Instructor's copy:* after each answer cell comes a worked solution in a collapsed cell
-# tagged `solution` (click its margin to expand it). `make student` writes the student
-# release without those cells; the self-check cells stay.
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
 #
 # **Exercise 1.** In the sweep of section 3 (the default selection, excess of mass), what is
 # the largest `min_cluster_size` (in original pixels) that gives as many *major* clusters

@@ -969,9 +969,9 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# *Instructor's copy:* after each answer cell comes a worked solution in a collapsed cell
-# tagged `solution` (click its margin to expand it). `make student` writes the student
-# release without those cells; the self-check cells stay.
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
 #
 # **Exercise 1.** Using `quant.quantify(seg1, kfactors=...)` with the theoretical k-factors
 # but k(Fe) multiplied by 1.10, what is the Fe content (at. %) of the chalcopyrite cluster?

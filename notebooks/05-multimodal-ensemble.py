@@ -694,9 +694,9 @@ assert abs(rescaled - paper_d["disordered_LFO_defective"]) < 0.005, (
 # %% [markdown]
 # ## Exercises
 #
-# *Instructor's copy:* after each answer cell comes a worked solution in a collapsed cell
-# tagged `solution` (click its margin to expand it). `make student` writes the student
-# release without those cells; the self-check cells stay.
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
 #
 # **Exercise 1 (reading Table I).** Look at the film *Defective 0.1 dpa* in `table1`,
 # column *this analysis / fewshot*, rows `HAADF-Truth`, `EDS-Truth` and `Ensemble-Truth`.
