@@ -12,7 +12,7 @@ LOCK := requirements-lock.txt
 CNN := requirements-cnn.txt
 CNN_STAMP := $(VENV)/.stemseg-cnn-installed
 
-.PHONY: run test book lab bench venv cnn lock clean-venv
+.PHONY: run test book lab bench student venv cnn lock clean-venv
 
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The student release of the exercises: build/student/ gets every notebook without the cells
+# tagged `solution` (nbconvert's TagRemovePreprocessor) and without outputs; the self-check
+# cells stay. tests/test_release.py goes through the same function (stemseg.release).
+student: $(STAMP)
+	$(BIN)/python -m stemseg.release notebooks build/student
 
 # Re-resolve the pinned environment from pyproject.toml (needs network).
 lock:

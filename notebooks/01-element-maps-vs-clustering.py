@@ -447,6 +447,10 @@ else:
 # %% [markdown]
 # ## Exercises
 #
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
+#
 # Each exercise has a self-check cell: replace `None` with your answer and run both cells.
 #
 # **Exercise 1.** Under *one common scale*, which pair of maps looks most alike (highest
@@ -454,6 +458,11 @@ else:
 
 # %%
 answer_1 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# the pair with the largest overlap under one common scale, read off the table of section 1
+if rankings is not None:
+    answer_1 = rankings.loc[rankings["overlap_common"].idxmax(), "pair"]
 
 # %%
 if rankings is not None:
@@ -470,6 +479,10 @@ else:
 # %%
 answer_2 = None
 
+# %% jupyter={"source_hidden": true} tags=["solution"]
+cu_particles = analysis.element_maps(particles_data, ["Cu_Ka"])[0]
+answer_2 = analysis.counts_per_pixel(cu_particles, mask=in_particles)
+
 # %%
 cu_map = analysis.element_maps(particles_data, ["Cu_Ka"])[0]
 expected_2 = analysis.counts_per_pixel(cu_map, in_particles)
@@ -482,6 +495,12 @@ print(analysis.check_answer(answer_2, expected_2, rtol=0.02, name="Exercise 2"))
 
 # %%
 answer_3 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+cu_core_shell = analysis.element_maps(core_shell, ["Cu_Ka"])[0]
+cu_z = analysis.core_excess(cu_core_shell, core_shell.truth["particles_px"],
+                            core_shell.truth["particle_thickness"])["z"]
+answer_3 = "yes" if cu_z < -Z_SIGNIFICANT else "no"
 
 # %%
 cu_cs = analysis.element_maps(core_shell, ["Cu_Ka"])[0]
@@ -499,6 +518,11 @@ print(analysis.check_answer(answer_3, "yes" if z_cu < -Z_SIGNIFICANT else "no",
 
 # %%
 answer_4 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# the relative error of N counts is 1 / sqrt(N); with 4N it halves, while the excess (a
+# ratio of counts, the same at any dose) keeps its value -- so its sigma halves too
+answer_4 = cs_excess.loc["Co_Ka", "sigma"] / np.sqrt(4)
 
 # %%
 expected_4 = cs_excess.loc["Co_Ka", "sigma"] / 2  # relative Poisson error ~ 1 / sqrt(counts)

@@ -625,12 +625,20 @@ print(f"PbS kept: {pbs_default:.2f} of its pixels with the default, "
 # %% [markdown]
 # ## Exercises
 #
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
+#
 # **Exercise 1.** In the sweep of section 3 (the default selection, excess of mass), what is
 # the largest `min_cluster_size` (in original pixels) that gives as many *major* clusters
 # as the size used for the segmentation (`min_cluster_size_px`)?
 
 # %%
 answer_1 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+majors = size_sweep["major clusters"]                    # the sweep table of section 3
+answer_1 = int(majors.index[majors == majors[min_cluster_size_px]].max())
 
 # %%
 n_default = size_sweep.loc[min_cluster_size_px, "major clusters"]
@@ -649,6 +657,11 @@ else:
 # %%
 answer_2 = None
 
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# one binned pixel covers (BIN x pixel size)^2; 1 µm² = 1e6 nm²
+if pixel_nm:
+    answer_2 = 1e6 / (BIN * pixel_nm) ** 2
+
 # %%
 expected_2 = cluster.binned_min_cluster_size(1e6, "nm2", BIN, (pixel_nm, pixel_nm)) \
     if pixel_nm else None
@@ -660,6 +673,11 @@ print(analysis.check_answer(answer_2, expected_2, rtol=0.02, name="Exercise 2"))
 
 # %%
 answer_3 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+explorer.min_samples.value = 5
+answer_3 = 100 * explorer.noise_fraction
+explorer.min_samples.value = 0
 
 # %%
 explorer.min_samples.value = 5
@@ -676,6 +694,12 @@ print(analysis.check_answer(answer_3, expected_3, rtol=0.05, atol=0.01, name="Ex
 
 # %%
 answer_4 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# prediction: "up" -- a phase smaller than min_cluster_size cannot be a cluster, so its
+# pixels join a neighbour or become noise; the sweep table of section 3 tells which won here
+noise = size_sweep["noise %"]
+answer_4 = "up" if noise[size_sweep.index.max()] > noise[min_cluster_size_px] else "down"
 
 # %%
 largest = size_sweep.index.max()

@@ -969,12 +969,25 @@ else:
 # %% [markdown]
 # ## Exercises
 #
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
+#
 # **Exercise 1.** Using `quant.quantify(seg1, kfactors=...)` with the theoretical k-factors
 # but k(Fe) multiplied by 1.10, what is the Fe content (at. %) of the chalcopyrite cluster?
 # (On other data: the first line's element in cluster 0.)
 
 # %%
 answer_1 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+if quantified:
+    k_fe = dict(quant_explorer.theoretical)
+    k_fe[demo_line] *= 1.10                  # k(Fe), or the first line's k on other data
+    table_k = quant.quantify(seg1, kfactors=k_fe)
+    cluster_cp = next((c for c, n in names1.items() if n == "chalcopyrite"), 0)
+    answer_1 = float(table_k.loc[(table_k.cluster == cluster_cp)
+                                 & (table_k.element == demo_element), "at_pct"].iloc[0])
 
 # %%
 if quantified:
@@ -996,6 +1009,9 @@ else:
 # %%
 answer_2 = None
 
+# %% jupyter={"source_hidden": true} tags=["solution"]
+answer_2 = quant.configurational_entropy(paper2[paper2.cluster == "iv"])[0]
+
 # %%
 expected_2 = quant.configurational_entropy(paper2[paper2.cluster == "iv"])[0]
 print(analysis.check_answer(answer_2, expected_2, rtol=0.01, name="Exercise 2"))
@@ -1006,6 +1022,11 @@ print(analysis.check_answer(answer_2, expected_2, rtol=0.01, name="Exercise 2"))
 
 # %%
 answer_3 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+if quantified and "S_Ka" in lines:
+    cluster_cp = next((c for c, n in names1.items() if n == "chalcopyrite"), 0)
+    answer_3 = analysis.s_to_metal(table1, cluster_cp)[0]
 
 # %%
 if quantified and "S_Ka" in lines:
@@ -1026,6 +1047,12 @@ else:
 # %%
 answer_4 = None
 
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# the counting sigma at dose d is sigma / sqrt(d); it reaches sigma_kfactor at
+# d = (sigma / sigma_kfactor)^2 (medians of the budget table above)
+if quantified:
+    answer_4 = float((budget["sigma"] / budget["sigma_kfactor"]) ** 2)
+
 # %%
 if quantified:
     budget_now = analysis.budget_at_dose(table1)
@@ -1043,6 +1070,13 @@ else:
 
 # %%
 answer_5 = None
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# at a hundredth of the dose only the counting term grows, by 1 / sqrt(0.01) = 10
+if quantified:
+    at_100th_dose = budget[terms].copy()
+    at_100th_dose["sigma"] = at_100th_dose["sigma"] / np.sqrt(0.01)
+    answer_5 = at_100th_dose.idxmax()
 
 # %%
 if quantified:

@@ -694,6 +694,10 @@ assert abs(rescaled - paper_d["disordered_LFO_defective"]) < 0.005, (
 # %% [markdown]
 # ## Exercises
 #
+# *Solutions:* in the instructor's copy a worked solution follows each answer cell, in a
+# collapsed cell tagged `solution` (click its left margin to open it); the student release
+# (`make student`) leaves those cells out and keeps the self-checks.
+#
 # **Exercise 1 (reading Table I).** Look at the film *Defective 0.1 dpa* in `table1`,
 # column *this analysis / fewshot*, rows `HAADF-Truth`, `EDS-Truth` and `Ensemble-Truth`.
 #
@@ -707,6 +711,14 @@ assert abs(rescaled - paper_d["disordered_LFO_defective"]) < 0.005, (
 # %%
 answer_1a = None  # "haadf", "eds" or "ensemble"
 answer_1b = None  # an AMI difference, e.g. 0.1
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# the three *-Truth rows of the few-shot column for the film
+fewshot = table1.loc["Defective 0.1 dpa"][("this analysis", "fewshot")]
+vs_truth = fewshot[["HAADF-Truth", "EDS-Truth", "Ensemble-Truth"]].rename(
+    {"HAADF-Truth": "haadf", "EDS-Truth": "eds", "Ensemble-Truth": "ensemble"})
+answer_1a = vs_truth.idxmax()
+answer_1b = round(vs_truth.max() - vs_truth.drop(answer_1a).max(), 2)
 
 # %%
 best_1 = mm.best_against_truth(films["Defective 0.1 dpa"]["ami"], "fewshot")
@@ -732,6 +744,11 @@ else:
     print(f"N = {spot['n_fft']} points, p = {spot['pixel_size_nm'] * 1000:.1f} pm, spot at "
           f"r = {spot['peak_radius_px']:.2f} FFT pixels from the centre")
 answer_2 = None  # d in nm
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# f = r / (N p) in 1/nm, d = 1 / f
+if spot["peak_radius_px"] is not None:
+    answer_2 = spot["n_fft"] * spot["pixel_size_nm"] / spot["peak_radius_px"]
 
 # %%
 if spot["peak_radius_px"] is not None:

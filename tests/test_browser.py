@@ -95,6 +95,22 @@ def _save_executed(page, folder: Path, notebook: str) -> None:
     tmp.replace(folder / notebook)
 
 
+# the self-checks' verdict lines ("Exercise 1: correct.") in the open notebook's outputs
+_VERDICTS_JS = """() => {
+  const cells = Array.from(window.jupyterapp.shell.currentWidget.content.model.cells);
+  return cells.filter(c => c.type === 'code').flatMap(c => c.outputs.toJSON())
+    .filter(o => o.output_type === 'stream')
+    .flatMap(o => (Array.isArray(o.text) ? o.text.join('') : o.text).split('\\n'))
+    .filter(line => /^Exercise \\w+: /.test(line));
+}"""
+
+
+def _exercise_verdicts(page) -> list[str]:
+    """The verdicts of the exercises' self-check cells in the open notebook. The shipped
+    notebooks hold the solutions (cells tagged ``solution``), so each must say correct."""
+    return page.evaluate(_VERDICTS_JS)
+
+
 def _browser_or_skip():
     if CHROMIUM is None:
         if os.environ.get("CI", "").lower() == "true":
@@ -205,6 +221,9 @@ def test_notebook_runs_and_slider_updates_figure(lab, browser, notebook, tmp_pat
         state = _wait_until_run(page, RUN_TIMEOUT_MS)
         assert state["errors"] == [], f"{notebook}: {state['errors']}"
         _save_executed(page, executed, notebook)    # for the book (tests/test_book.py)
+        verdicts = _exercise_verdicts(page)
+        assert verdicts and all(v.split(": ", 1)[1].startswith("correct") for v in verdicts), \
+            f"{notebook}: not every exercise's self-check says correct: {verdicts}"
 
         sliders = page.locator(".widget-slider .noUi-handle")
         assert sliders.count(), f"{notebook} shows no slider"

@@ -28,7 +28,7 @@ _configure_numba_cache_dir()
 
 _SUBMODULES = (
     "analysis", "cli", "cluster", "data", "io", "measure", "metrics", "multimodal", "plots",
-    "preprocess", "quant", "reduce", "simulate", "streaming", "validate", "widgets",
+    "preprocess", "quant", "reduce", "release", "simulate", "streaming", "validate", "widgets",
     "workflows", "xray",
 )
 
