@@ -75,10 +75,16 @@ napoleon_use_param = False    # types as text: "shape (n, n_clusters)" is no cro
 # --- HTML ------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = f"stemseg {release}"
+# The launch button opens a notebook page's notebook on Binder (the README's badge assumes
+# the same repository address); it is a plain link, nothing is fetched at build time.
 html_theme_options = {
-    "repository_url": "",
+    "repository_url": "https://github.com/stemseg/stemseg",
+    "repository_branch": "HEAD",
+    "path_to_docs": "docs",
     "use_repository_button": False,
     "use_download_button": True,
+    "launch_buttons": {"binderhub_url": "https://mybinder.org",
+                       "notebook_interface": "jupyterlab"},
     "show_toc_level": 2,
     "home_page_in_toc": True,
 }
