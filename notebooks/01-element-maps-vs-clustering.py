@@ -33,7 +33,7 @@
 # **Prerequisites.** Basic Python and NumPy; what an EDS spectrum and an X-ray line are. No
 # machine learning is needed yet (notebooks 2 and 3 explain the workflows).
 #
-# **Run time.** About a minute on two cores.
+# **Run time.** About 20 s (18 s measured on a 2-core x86 machine; benchmarks/README.md).
 
 # %% [markdown]
 # ## Imports

@@ -39,7 +39,7 @@
 # **Prerequisites.** Notebook 1; the idea of PCA (a rotation to directions of largest
 # variance) and of a mixture of Gaussians.
 #
-# **Run time.** One to two minutes on one core.
+# **Run time.** About a minute (45 s measured on a 2-core x86 machine; benchmarks/README.md).
 
 # %% [markdown]
 # ## Imports

@@ -36,8 +36,9 @@
 #
 # **Prerequisites.** Notebook 2 (binning, scaling, GMM, ARI).
 #
-# **Run time.** Two to four minutes on one core (UMAP is the slow step, 20-40 s per run on
-# the phantom; it runs three times, once per seed of the stability check).
+# **Run time.** About a minute (56 s measured on a 2-core x86 machine; benchmarks/README.md).
+# UMAP is the slow step and runs three times, once per seed of the stability check; the very
+# first run on a machine adds ~30 s while numba compiles UMAP's kernels (cached afterwards).
 
 # %% [markdown]
 # ## Imports

@@ -36,8 +36,8 @@
 #
 # **Prerequisites.** Notebooks 2 and 3 (the two workflows); what an X-ray line family is.
 #
-# **Run time.** About three minutes on one core: both workflows on the sulfide map, then
-# both again on two nanoparticle maps.
+# **Run time.** About a minute (44 s measured on a 2-core x86 machine; benchmarks/README.md):
+# both workflows on the sulfide map, then both again on two nanoparticle maps.
 
 # %% [markdown]
 # ## Imports

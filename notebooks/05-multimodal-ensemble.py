@@ -41,7 +41,8 @@
 # **Prerequisites.** Notebook 1 (what a spectrum image is) and notebook 4 (Cliff-Lorimer
 # quantification); the idea of a Fourier transform of an image.
 #
-# **Run time.** About two minutes on two (shared) cores.
+# **Run time.** About half a minute (31 s measured on a 2-core x86 machine;
+# benchmarks/README.md).
 
 # %% [markdown]
 # ## Imports
