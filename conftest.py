@@ -41,7 +41,7 @@ _LONG_FIRST = (
     "tests/test_streaming.py",
     "tests/test_cli.py",
     "tests/test_validate.py",
-    "tests/test_release.py",      # runs notebook 01 twice (~40 s)
+    "tests/test_release.py",      # runs notebook 01 once (~20 s)
 )
 #: files whose groups are scheduled after all others
 _LAST = ("tests/test_book.py",)

@@ -5,8 +5,12 @@
   cell -- each ``answer_N = None`` cell and each self-check cell among them;
 * putting the solutions back (:func:`stemseg.release.fill_solutions`) gives the instructor's
   code cells again, cell for cell;
-* (slow) the fastest notebook, 01, run by papermill as a student gets it: filled back, every
-  self-check says "correct"; as released, every self-check says "not attempted yet".
+* (slow) the fastest notebook, 01, run by papermill as a student gets it: every self-check
+  says "not attempted yet" and no cell fails.
+
+The filled-back student versions of all five notebooks are what ``tests/test_browser.py``
+runs in JupyterLab, where every self-check must say "correct" (running them here as well
+would execute the notebooks a second time).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import nbformat
 import pytest
 
 from stemseg import release
+from stemseg.errors import StemsegValueError
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 INSTRUCTOR = sorted(NB_DIR.glob("[0-9][0-9]-*.ipynb"))
@@ -96,7 +101,7 @@ def test_fill_solutions_gives_the_instructor_notebook_back(stem, student_dir):
 
 def test_fill_solutions_refuses_a_foreign_notebook(student_dir):
     first, second = STEMS[0], STEMS[1]
-    with pytest.raises(ValueError, match="not in the student notebook"):
+    with pytest.raises(StemsegValueError, match="not in the student notebook"):
         release.fill_solutions(_read(student_dir / f"{first}.ipynb"),
                                _read(NB_DIR / f"{second}.ipynb"))
 
@@ -119,17 +124,12 @@ def _run(nb, out: Path):
 
 
 @pytest.mark.slow
-def test_student_notebook_runs_filled_and_unfilled(student_dir, tmp_path):
-    """The phantom (papermill's defaults): every exercise correct with the solutions filled
-    back, every exercise "not attempted yet" as released; no cell fails either way."""
+def test_student_notebook_runs_unfilled(student_dir, tmp_path):
+    """The phantom (papermill's defaults), as released: every exercise "not attempted yet",
+    no cell fails. (With the solutions filled back: tests/test_browser.py.)"""
     student = _read(student_dir / f"{RUN_STEM}.ipynb")
     exercises = {f"Exercise {m}" for c in student.cells if c.cell_type == "code"
                  for m in re.findall(r"^answer_(\w+) = None", c.source, re.M)}
-    filled = release.fill_solutions(student, _read(NB_DIR / f"{RUN_STEM}.ipynb"))
-    verdicts = _verdicts(_run(filled, tmp_path / "filled.ipynb"))
-    assert set(verdicts) == exercises, f"verdicts printed: {verdicts}"
-    wrong = {k: v for k, v in verdicts.items() if v != "correct."}
-    assert not wrong, f"{RUN_STEM} with the solutions: {wrong}"
     verdicts = _verdicts(_run(student, tmp_path / "unfilled.ipynb"))
     assert set(verdicts) == exercises, f"verdicts printed: {verdicts}"
     wrong = {k: v for k, v in verdicts.items() if not v.startswith("not attempted yet")}

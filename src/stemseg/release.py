@@ -29,6 +29,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import StemsegValueError
+
 __all__ = [
     "SOLUTION_TAG",
     "student_notebook",
@@ -162,7 +164,7 @@ def fill_solutions(student: Any, instructor: Any, *, tag: str = SOLUTION_TAG) ->
 
     Raises
     ------
-    ValueError
+    StemsegValueError
         If a cell lacks an id (nbformat < 4.5), or a solution's preceding cell is not in
         ``student`` (it was not made from ``instructor``).
     """
@@ -177,7 +179,7 @@ def fill_solutions(student: Any, instructor: Any, *, tag: str = SOLUTION_TAG) ->
     ids = {_cell_id(c) for c in filled.cells}
     missing = [a for a in after if a is not None and a not in ids]
     if missing:
-        raise ValueError(f"the cells {missing} that solutions follow are not in the student "
+        raise StemsegValueError(f"the cells {missing} that solutions follow are not in the student "
                          "notebook: was it made from this instructor's notebook?")
     cells = list(after.get(None, []))
     for cell in filled.cells:
@@ -190,7 +192,7 @@ def fill_solutions(student: Any, instructor: Any, *, tag: str = SOLUTION_TAG) ->
 def _cell_id(cell: Any) -> str:
     cid = cell.get("id")
     if not cid:
-        raise ValueError("a cell has no id: upgrade the notebook to nbformat 4.5 "
+        raise StemsegValueError("a cell has no id: upgrade the notebook to nbformat 4.5 "
                          "(nbformat.validator.normalize) first")
     return str(cid)
 
