@@ -69,3 +69,17 @@ def test_cli_n_clusters_auto(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["n_clusters"] == result["n_clusters_choice"]["chosen"] == 1
     assert "count splitting" in result["n_clusters_choice"]["method"]
+
+
+def test_cluster_sums_are_exact_for_large_uint16_counts():
+    """The summed spectra of count splitting (a sparse membership product) equal a plain
+    per-cluster sum, also where uint16 counts sum far beyond 65535; noise (-1) left out."""
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 60000, size=(32, 32, 50)).astype(np.uint16)
+    labels = rng.integers(-1, 3, size=(32, 32))
+    channels = np.arange(5, 45)
+    got = validate._cluster_sums(counts, labels, channels, 3)
+    flat = counts.reshape(-1, 50)
+    expected = np.array([flat[labels.ravel() == c][:, channels].sum(0, dtype=np.float64)
+                         for c in range(3)])
+    assert np.array_equal(got, expected) and got.max() > 65535
