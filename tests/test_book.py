@@ -43,7 +43,7 @@ BUILD_TIMEOUT_S = 1800
 #: the modules whose pages the API reference must have (docs/api.md)
 API_MODULES = ("io", "data", "simulate", "preprocess", "reduce", "cluster", "workflows",
                "streaming", "quant", "xray", "validate", "multimodal", "measure", "analysis",
-               "metrics", "plots", "widgets", "cli", "_types", "errors")
+               "metrics", "plots", "widgets", "cli", "release", "_types", "errors")
 _THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
