@@ -134,3 +134,12 @@ def test_student_notebook_runs_unfilled(student_dir, tmp_path):
     assert set(verdicts) == exercises, f"verdicts printed: {verdicts}"
     wrong = {k: v for k, v in verdicts.items() if not v.startswith("not attempted yet")}
     assert not wrong, f"{RUN_STEM} as released: {wrong}"
+
+
+def test_a_folder_without_notebooks_is_refused(tmp_path):
+    """make student pointed at the wrong folder says so (a StemsegError), writing nothing."""
+    from stemseg.errors import StemsegFileNotFoundError
+
+    with pytest.raises(StemsegFileNotFoundError, match="no notebook matching"):
+        release.write_student_notebooks(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

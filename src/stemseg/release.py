@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import StemsegValueError
+from .errors import StemsegFileNotFoundError, StemsegValueError
 
 __all__ = [
     "SOLUTION_TAG",
@@ -116,14 +116,16 @@ def write_student_notebooks(source_dir: str | Path, out_dir: str | Path, *,
 
     Raises
     ------
-    FileNotFoundError
+    StemsegFileNotFoundError
         If ``source_dir`` holds no notebook matching ``pattern``.
     """
     import nbformat
 
     sources = sorted(Path(source_dir).glob(pattern))
     if not sources:
-        raise FileNotFoundError(f"no notebook matching {pattern!r} in {source_dir}")
+        raise StemsegFileNotFoundError(
+            f"no notebook matching {pattern!r} in {source_dir}: give the folder of the "
+            "instructor's notebooks (e.g. notebooks/).")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -193,7 +195,7 @@ def _cell_id(cell: Any) -> str:
     cid = cell.get("id")
     if not cid:
         raise StemsegValueError("a cell has no id: upgrade the notebook to nbformat 4.5 "
-                         "(nbformat.validator.normalize) first")
+                                 "(nbformat.validator.normalize) first")
     return str(cid)
 
 
