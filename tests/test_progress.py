@@ -8,7 +8,7 @@ import pytest
 from tqdm import std as tqdm_std
 
 from _synth import synthetic_cube
-from stemseg import cluster, streaming, workflows
+from stemseg import _progress, cluster, workflows
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def bars(monkeypatch):
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(workflows, "tqdm", Recording)
+    monkeypatch.setattr(_progress, "tqdm", Recording)
     return made, out
 
 
@@ -74,21 +74,21 @@ def test_lazy_bar_closes_when_streaming_raises(bars, cube, monkeypatch):
     made, _ = bars
     monkeypatch.setattr(cluster, "fit_gmm", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        streaming.gmm(cube.as_lazy(), n_clusters=4, random_state=0, progress=True)
+        workflows.gmm(cube.as_lazy(), n_clusters=4, random_state=0, progress=True)
     assert len(made) == 1
     _assert_finished(made[0], 2)
 
 
 def test_timer_with_a_skipped_stage_and_no_bar(bars):
     made, out = bars
-    with workflows._Timer(True, "t") as timer:
+    with _progress.Timer(True, "t") as timer:
         for stage in ("preprocess", "reduce", "mean_spectra"):
             timer.lap(stage)
     _assert_finished(made[0], 3)
     assert "3/3" in _last_drawn(out)
     timer.close()  # idempotent
     assert made[0].n == 3
-    quiet = workflows._Timer(False, "quiet")
+    quiet = _progress.Timer(False, "quiet")
     quiet.lap("preprocess")
     quiet.close()
     assert made[1].disable and "quiet" not in out.getvalue()

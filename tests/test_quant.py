@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stemseg import quant, xray
+from stemseg import assemble, quant, xray
 from stemseg.data import example
 from stemseg.errors import StemsegError, StemsegValueError
 
@@ -493,8 +493,8 @@ def test_mixing_check_flags_a_cluster_that_took_its_neighbours_pixels(sulfide_64
     grown = ndimage.binary_dilation(seg.labels_full == target, iterations=2)
     labels = np.where(grown, target, seg.labels_full)
     k = seg.n_clusters
-    w = workflows.hard_weights(labels, k)
-    mean, var = workflows.mean_spectra(sulfide_64.eds, w)
+    w = assemble.hard_weights(labels, k)
+    mean, var = assemble.mean_spectra(sulfide_64.eds, w)
     import dataclasses
 
     mixed = dataclasses.replace(seg, labels_full=labels, spectrum_weights=w,

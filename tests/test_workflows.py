@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from _synth import synthetic_cube
-from stemseg import metrics, workflows
+from stemseg import assemble, metrics, workflows
 from stemseg._types import Acquisition, Segmentation
 from stemseg.errors import StemsegValueError
 
@@ -62,7 +62,7 @@ def test_mean_spectra_are_means_of_the_original_pixels_by_labels_full(cube, seg_
     seg = seg_gmm
     assert seg.params["spectra_from"] == "full"
     pixels = s.data.reshape(4096, -1).astype(float)
-    lab = workflows.spectrum_labels(seg.labels_full, seg.n_clusters).ravel()
+    lab = assemble.spectrum_labels(seg.labels_full, seg.n_clusters).ravel()
     for c in range(seg.n_clusters):
         members = pixels[lab == c]
         np.testing.assert_allclose(seg.mean_spectra.data[c], members.mean(0), rtol=1e-10)
@@ -290,7 +290,7 @@ def test_spectrum_labels_leave_out_isolated_pixels_only():
     lab[0, 5] = 1              # one isolated pixel of cluster 1
     lab[5, 0] = 2              # cluster 2 exists only as one pixel: kept
     lab[3, 0] = -1
-    out = workflows.spectrum_labels(lab, 3)
+    out = assemble.spectrum_labels(lab, 3)
     assert out[0, 5] == -1 and out[5, 0] == 2 and out[3, 0] == -1
     np.testing.assert_array_equal(out[2:5, 2:5], 1)
     assert ((out != lab).sum()) == 1
@@ -307,10 +307,10 @@ def test_labels_full_fall_back_to_the_binned_blocks_when_pixels_are_too_sparse()
     blocks = workflows.upsample_labels(labels, 2, (16, 16))
     sound = blocks.copy()
     sound[::4] = -1                                               # a quarter disagree
-    kept, reason = workflows._sparse_fallback(sound, labels, prep, None)
+    kept, reason = assemble._sparse_fallback(sound, labels, prep, None)
     assert reason is None and np.array_equal(kept, sound)
     for bad in (np.full((16, 16), -1), np.zeros((16, 16), int)):  # all noise; one cluster
-        full, reason = workflows._sparse_fallback(bad, labels, prep, None)
+        full, reason = assemble._sparse_fallback(bad, labels, prep, None)
         assert np.array_equal(full, blocks)
         assert reason.startswith("repeat (only") and "too few counts" in reason
 

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 from sklearn.preprocessing import RobustScaler
 
+from ._blocks import is_lazy
 from .errors import StemsegSparseDataWarning, StemsegValueError
 
 __all__ = [
@@ -72,6 +73,10 @@ __all__ = [
 #: so left in it would dominate the variance that PCA and the scaler see. The upper end is
 #: open (the full axis).
 DEFAULT_ENERGY_RANGE: tuple[float | None, float | None] = (0.25, None)
+
+#: Energy channels summed per UMAP feature in the HDBSCAN workflow (the notes of
+#: :mod:`stemseg.workflows` say why; 1 is the paper's recipe)
+HDBSCAN_ENERGY_BIN = 4
 
 _CHUNK = 4096  # pixels per block when transforming many pixel spectra
 
@@ -434,7 +439,7 @@ def bin_signal(signal: Any, bin: int) -> Any:
             f"bin={bin} is larger than the map ({ny} x {nx} pixels). Use a smaller bin "
             "(bin=1 for no binning)."
         )
-    if not getattr(signal, "_lazy", False):
+    if not is_lazy(signal):
         return signal.rebin(scale=(bin, bin, 1), crop=True, dtype=np.float64)
     cy, cx = ny // bin * bin, nx // bin * bin
     if (cy, cx) != (ny, nx):
@@ -721,10 +726,10 @@ def preprocess(
     if scaler not in ("robust", None):
         raise StemsegValueError(f"scaler must be 'robust' or None; got {scaler!r}.")
     channels, energy = _channel_selection(signal, energy_bin, energy_range)
-    if not getattr(signal, "_lazy", False):
+    if not is_lazy(signal):
         check_counts(signal.data, "data")
     counts = bin_signal(signal, bin)
-    if getattr(counts, "_lazy", False):
+    if is_lazy(counts):
         counts.compute()
         check_counts(counts.data, "data")
     original_shape = tuple(signal.data.shape[:2])

@@ -1064,11 +1064,15 @@ def _as_weights(weights: Any, n_pixels: int) -> np.ndarray:
 
 
 def _weighted_means(pixels: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean spectra and their variance sum(w^2 c)/sum(w)^2; (k, n_channels) each."""
+    """Weighted mean spectra and their variance sum(w^2 c)/sum(w)^2; (k, n_channels) each,
+    from the package's one weighted-sum pass (:func:`stemseg._blocks.weighted_sums`)."""
+    from ._blocks import weighted_sums
+
     total = w.sum(axis=0)[:, None]
-    mean = (w.T @ pixels) / total
-    var = ((w**2).T @ np.clip(pixels, 0, None)) / total**2
-    return mean, var
+    num, num2 = weighted_sums(pixels, w)
+    if (pixels < 0).any():   # a negative pixel (e.g. background-subtracted) adds no variance
+        num2 = weighted_sums(np.clip(pixels, 0, None), w)[1]
+    return num / total, num2 / total**2
 
 
 def _stack_like(template: Any, data: np.ndarray) -> Any:
@@ -1631,12 +1635,12 @@ def _core_composition(obj: Any, spectra: Any, lines: list[str], kvec: np.ndarray
     labels_full = getattr(obj, "labels_full", None)
     if counts is None or labels_full is None:
         return None
-    from .workflows import _hard_sums
+    from ._blocks import label_sums
 
     n_cl = len(clusters)
     core = core_labels(labels_full)
     n_core = np.bincount(core[core >= 0].ravel(), minlength=n_cl)[:n_cl]
-    sums, _ = _hard_sums(counts, core.ravel(), n_cl)
+    sums = label_sums(counts, core, n_cl)
     x = np.full((n_cl, len(lines)), np.nan)
     sig = np.full((n_cl, len(lines)), np.nan)
     ok = np.flatnonzero(n_core > 0)

@@ -59,15 +59,13 @@ from typing import Any
 
 import numpy as np
 
-from . import cluster as _cluster
 from . import preprocess as _pre
 from . import reduce as _reduce
-from ._types import Segmentation
+from ._blocks import compute, is_lazy, one_energy_chunk, tree, weighted_sums
 from .errors import StemsegValueError
-from .workflows import HDBSCAN_ENERGY_BIN, _closes_timers
 
 __all__ = ["is_lazy", "prepare", "fit_pca", "scores", "gather_features", "weighted_sums",
-           "gmm", "hdbscan", "quantiles_from_histogram"]
+           "Streamed", "quantiles_from_histogram"]
 
 _SUB = 4096           # pixels converted to float64 at a time inside a block
 _V_BITS = 24          # histogram key: counts per feature channel < 2**24
@@ -77,12 +75,6 @@ _DENSE_LIMIT = 1 << 22  # largest dense per-block histogram (entries) before np.
 # --------------------------------------------------------------------------------------
 # small public helpers
 # --------------------------------------------------------------------------------------
-
-
-def is_lazy(data: Any) -> bool:
-    """True when ``data`` (Acquisition, Phantom or signal) holds a lazy (dask) spectrum image."""
-    signal = getattr(data, "eds", data)
-    return bool(getattr(signal, "_lazy", False))
 
 
 def quantiles_from_histogram(values: np.ndarray, counts: np.ndarray,
@@ -180,40 +172,17 @@ def _check_client(client: Any) -> None:
         )
 
 
-def _compute(*objs: Any, client: Any = None) -> tuple:
-    import dask
-
-    if client is None:
-        return dask.compute(*objs)
-    return dask.compute(*objs, scheduler=client)
-
-
-def _one_energy_chunk(arr: Any) -> Any:
-    return arr if arr.numblocks[-1] == 1 else arr.rechunk({arr.ndim - 1: -1})
-
-
 def _blockwise(arr: Any, used: np.ndarray, func: Any, *args: Any) -> list:
     """Delayed ``func(block, used_block, *args)`` for every (y, x) block of a 3-D dask array."""
     from dask import delayed
 
-    arr = _one_energy_chunk(arr)
+    arr = one_energy_chunk(arr)
     ys = np.cumsum((0,) + arr.chunks[0])
     xs = np.cumsum((0,) + arr.chunks[1])
     blocks = arr.to_delayed()
     f = delayed(func, pure=True)
     return [f(blocks[i, j, 0], used[ys[i]:ys[i + 1], xs[j]:xs[j + 1]], *args)
             for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
-
-
-def _tree(parts: list, combine: Any) -> Any:
-    """Pairwise (fixed-order, hence deterministic) reduction of delayed partial results."""
-    from dask import delayed
-
-    f = delayed(combine, pure=True)
-    while len(parts) > 1:
-        parts = [f(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    return parts[0]
 
 
 def _used_pixels(block: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -405,7 +374,7 @@ def prepare(
     if scaler not in ("robust", None):
         raise StemsegValueError(f"scaler must be 'robust' or None; got {scaler!r}.")
     channels, energy = _pre._channel_selection(signal, energy_bin, energy_range)
-    if not getattr(signal, "_lazy", False):
+    if not is_lazy(signal):
         signal = signal.as_lazy()
     ny0, nx0 = signal.data.shape[:2]
     cy, cx = (ny0 // bin) * bin, (nx0 // bin) * bin
@@ -414,7 +383,7 @@ def prepare(
         # HyperSpy's lazy rebin does not crop (crop=True is for in-memory data): crop first
         cropped = signal.inav[:cx, :cy]
     if bin == 1:   # the same (immutable) dask array in a new signal: nothing is copied
-        counts = signal._deepcopy_with_new_data(signal.data)
+        counts = signal.inav[:, :]
     elif min(ny0, nx0) < bin:
         counts = _pre.bin_signal(signal, bin)    # raises its "bin larger than the map"
     else:
@@ -423,11 +392,11 @@ def prepare(
         # to float64 (4x a uint16 chunk), the largest transient of the streamed path
         counts = cropped.rebin(scale=(bin, bin, 1), crop=True)
     original_shape = tuple(signal.data.shape[:2])
-    cube = _one_energy_chunk(counts.data)
+    cube = one_energy_chunk(counts.data)
     used = _binned_mask(mask, original_shape, tuple(cube.shape[:2]), bin)
     want_hist = scaler == "robust"
     parts = _blockwise(cube, used, _stats_block, energy_bin, channels, bool(poisson), want_hist)
-    (stats,) = _compute(_tree(parts, _stats_combine), client=client)
+    (stats,) = compute(tree(parts, _stats_combine), client=client)
     _check_stats(stats, energy_range)
     _pre.warn_if_sparse(float(stats["totals"].sum()) / max(stats["n"], 1), bin,
                         original_shape=tuple(original_shape))
@@ -533,9 +502,9 @@ def fit_pca(prep: _pre.Prepared, n_components: int | None = None, *, max_compone
     f = prep.channels.size
     if n_components is not None:
         _reduce._check_n_components(n_components, (int(prep.used.sum()), f))
-    cube = _one_energy_chunk(prep.counts.data)
+    cube = one_energy_chunk(prep.counts.data)
     parts = _blockwise(cube, prep.used, _moments_block, _light(prep))
-    ((n, s, g),) = _compute(_tree(parts, _moments_combine), client=client)
+    ((n, s, g),) = compute(tree(parts, _moments_combine), client=client)
     n_fit = min(max(int(max_components), int(n_components or 1)), n, f)
     mean = s / n
     cov = (g - n * np.outer(mean, mean)) / max(n - 1, 1)
@@ -597,191 +566,20 @@ def scores(prep: _pre.Prepared, reducer: _reduce.PCAReducer, client: Any = None)
     Equal to ``reducer.transform(features)`` (the folded projection
     :meth:`stemseg.preprocess.Prepared.project` on the binned counts, block by block).
     """
-    cube = _one_energy_chunk(prep.counts.data)
+    cube = one_energy_chunk(prep.counts.data)
     d = reducer.n_components_
     out = cube.map_blocks(_scores_block, _light(prep), reducer.components_,
                           reducer.pca_.mean_, dtype=np.float64,
                           chunks=cube.chunks[:2] + ((d,),))
-    (result,) = _compute(out, client=client)
+    (result,) = compute(out, client=client)
     return result.reshape(-1, d)[prep.used.ravel()]
 
 
-def _sums_block(block: np.ndarray, used: np.ndarray, w: np.ndarray) -> tuple:
-    pixels = np.asarray(block).reshape(-1, block.shape[-1])
-    w = w.reshape(-1, w.shape[-1])
-    num = np.zeros((w.shape[1], pixels.shape[1]))
-    num2 = np.zeros_like(num)
-    for start in range(0, pixels.shape[0], _SUB):
-        x = np.asarray(pixels[start:start + _SUB], dtype=np.float64)
-        ws = w[start:start + _SUB]
-        num += ws.T @ x
-        num2 += (ws**2).T @ x
-    return num, num2
-
-
-def _pair_sum(a: tuple, b: tuple) -> tuple:
-    return a[0] + b[0], a[1] + b[1]
-
-
-def weighted_sums(counts: Any, weights: np.ndarray, client: Any = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``(w.T @ counts, (w**2).T @ counts)`` of a lazy spectrum image, streamed.
-
-    Parameters
-    ----------
-    counts : lazy EDS signal, navigation (ny, nx)
-    weights : numpy.ndarray, shape (ny * nx, k)
-    client : dask.distributed.Client, optional
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray), each shape (k, n_channels)
-        As :func:`stemseg.workflows._weighted_sums` (which walks an in-memory array).
-    """
-    cube = _one_energy_chunk(counts.data)
-    ny, nx = cube.shape[:2]
-    ys = np.cumsum((0,) + cube.chunks[0])
-    xs = np.cumsum((0,) + cube.chunks[1])
-    w3 = np.asarray(weights, dtype=np.float64).reshape(ny, nx, -1)
-    from dask import delayed
-
-    blocks = cube.to_delayed()
-    f = delayed(_sums_block, pure=True)
-    parts = [f(blocks[i, j, 0], None, w3[ys[i]:ys[i + 1], xs[j]:xs[j + 1]])
-             for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
-    (sums,) = _compute(_tree(parts, _pair_sum), client=client)
-    return sums
-
-
-def _noise_covariances(prep: _pre.Prepared, reducer: _reduce.PCAReducer,
-                       weights: np.ndarray, sums: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(k, d, d) extra counting noise of an unbinned pixel in PCA space.
-
-    The formula of :func:`stemseg.workflows._extra_noise_covariances`, fed with streamed
-    ``sums`` instead of a walk over in-memory counts.
-    """
-    total = weights.sum(axis=0)
-    mean = sums[0] / np.where(total > 0, total, 1.0)[:, None]
-    lam = _pre._energy_bin(mean, prep.energy_bin)[:, prep.channels]
-    var = lam.copy()
-    if prep.poisson:
-        a = lam.sum(axis=1, keepdims=True)
-        var = var / np.where(a > 0, a, 1.0) / prep.channel_root[None, :] ** 2
-    if prep.scaler is not None:
-        var = var / prep.scaler.scale_[None, :] ** 2
-    comps = reducer.components_
-    cov = np.einsum("df,kf,ef->kde", comps, var, comps)
-    return (prep.bin**2 - 1) * cov
-
-
-def _predict_block(block: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
-                   mean: np.ndarray, model: Any, extra: np.ndarray) -> np.ndarray:
-    x = prep.project(np.asarray(block), prep.bin**2, comps, mean)
-    return _cluster.gmm_predict_noisy(model, x, extra).astype(np.int64)
-
-
 # --------------------------------------------------------------------------------------
-# the workflow
+# the HDBSCAN workflow's feature rows
 # --------------------------------------------------------------------------------------
 
-
-@_closes_timers
-def gmm(
-    data: Any,
-    n_clusters: int = 5,
-    n_components: int | None = None,
-    bin: int = 2,
-    random_state: int | None = 0,
-    *,
-    n_init: int = _cluster.DEFAULT_N_INIT,
-    covariance_type: str = "full",
-    max_components: int = 30,
-    knee_method: str = "kneed",
-    energy_bin: int = 1,
-    energy_range: tuple[float | None, float | None] | None = _pre.DEFAULT_ENERGY_RANGE,
-    mask: Any = None,
-    poisson: bool = False,
-    scaler: str | None = "robust",
-    labels_full: str = "predict",
-    spectra_from: str = "full",
-    progress: bool | None = None,
-    client: Any = None,
-) -> Segmentation:
-    """The GMM workflow of :func:`stemseg.workflows.gmm`, streamed over a lazy spectrum image.
-
-    Called by :func:`stemseg.workflows.gmm` for lazy input or when a ``client`` is given;
-    the parameters and the result are those of that function (see it), plus:
-
-    Parameters
-    ----------
-    client : dask.distributed.Client, optional
-        Runs every pass over the data on its workers (default: dask's default scheduler).
-
-    Returns
-    -------
-    Segmentation
-        Same type and fields as the in-memory workflow; ``counts`` is the lazy binned
-        signal, ``models["prepared"].X`` the lazy feature matrix, ``params["lazy"]`` True.
-    """
-    from . import workflows as _wf
-
-    timer = _wf._Timer(progress, "gmm (lazy)")
-    _wf._check_choice(labels_full, ("predict", "repeat"), "labels_full")
-    _wf._check_choice(spectra_from, _wf.SPECTRA_FROM, "spectra_from")
-    prep = prepare(data, bin, energy_bin=energy_bin, energy_range=energy_range, mask=mask,
-                   poisson=poisson, scaler=scaler, client=client)
-    n_used = int(prep.used.sum())
-    n_clusters = _cluster.check_n_clusters(n_clusters, n_used)
-    timer.lap("preprocess")
-    reducer = fit_pca(prep, n_components, max_components=max_components,
-                      knee_method=knee_method, min_components=max(1, n_clusters - 1),
-                      client=client)
-    z = scores(prep, reducer, client=client)
-    timer.lap("reduce")
-    model = _cluster.fit_gmm(z, n_clusters, n_init=n_init, covariance_type=covariance_type,
-                             random_state=random_state)
-    labels, weights = model.predict(z), model.predict_proba(z)
-    timer.lap("cluster")
-
-    w_all = np.zeros((prep.used.size, weights.shape[1]))
-    w_all[prep.used.ravel()] = weights
-    sums = weighted_sums(prep.counts, w_all, client=client)
-    extra = _noise_covariances(prep, reducer, weights, sums)
-    light = _light(prep)
-
-    def predict(spectra: Any) -> np.ndarray:
-        comps, mean = reducer.components_, reducer.pca_.mean_
-        if not hasattr(spectra, "map_blocks"):        # an in-memory array
-            return _predict_block(spectra, light, comps, mean, model, extra)
-        spectra = _one_energy_chunk(spectra)
-        out = spectra.map_blocks(_predict_block, light, comps, mean, model, extra,
-                                 drop_axis=1, dtype=np.int64)
-        return _compute(out, client=client)[0]
-
-    params = dict(workflow="gmm", n_clusters=n_clusters, n_components=reducer.n_components_,
-                  n_components_requested=n_components, scree_knee=reducer.knee_,
-                  n_init=n_init, covariance_type=covariance_type,
-                  max_components=max_components, knee_method=knee_method,
-                  labels_full=labels_full, spectra_from=spectra_from, **prep.params)
-    # the mean spectra take their class, energy axis and metadata from a one-pixel,
-    # in-memory template of the binned counts; the Segmentation keeps the lazy counts
-    template = prep.counts.inav[0, 0]
-    template.compute()
-    seg = _wf._assemble(data, dataclasses.replace(prep, counts=template), labels, weights,
-                        predict if labels_full == "predict" else None, mask, timer, params,
-                        random_state, "gmm", sums=sums)
-    seg.counts = prep.counts
-    seg.scree = reducer.explained_variance_ratio_
-    seg.embedding = z
-    seg.models = dict(prepared=prep, reducer=reducer, clusterer=model)
-    return seg
-
-
-# --------------------------------------------------------------------------------------
-# the HDBSCAN workflow
-# --------------------------------------------------------------------------------------
-
-#: Largest feature block (bytes, float64) that :func:`hdbscan` gathers into memory for
+#: Largest feature block (bytes, float64) that :meth:`Streamed.features` gathers into memory for
 #: UMAP's fit; beyond it the caller is told to fit UMAP on a sample (``umap_sample``).
 _GATHER_LIMIT = 2 << 30
 
@@ -818,7 +616,7 @@ def gather_features(prep: _pre.Prepared, rows: np.ndarray | None = None,
     selected = np.zeros(used.size, dtype=bool)
     selected[flat if rows is None else flat[np.asarray(rows)]] = True
     selected = selected.reshape(used.shape)
-    cube = _one_energy_chunk(prep.counts.data)
+    cube = one_energy_chunk(prep.counts.data)
     nx = used.shape[1]
     ys = np.cumsum((0,) + cube.chunks[0])
     xs = np.cumsum((0,) + cube.chunks[1])
@@ -836,17 +634,8 @@ def gather_features(prep: _pre.Prepared, rows: np.ndarray | None = None,
             parts.append(f(blocks[i, j, 0], sel, light))
     if not parts:
         return np.empty((0, prep.channels.size))
-    out = np.concatenate(_compute(*parts, client=client))
+    out = np.concatenate(compute(*parts, client=client))
     return out[np.argsort(np.concatenate(where), kind="stable")]
-
-
-def _hdbscan_predict_block(block: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
-                           mean: np.ndarray, reference: np.ndarray, reducer: Any,
-                           model: Any) -> np.ndarray:
-    from . import workflows as _wf
-
-    return np.asarray(_wf._hdbscan_predict(prep, np.asarray(block), comps, mean, reference,
-                                           reducer, model), dtype=np.int64)
 
 
 def _light_umap(reducer: _reduce.UMAPReducer) -> _reduce.UMAPReducer:
@@ -864,185 +653,98 @@ def _light_umap(reducer: _reduce.UMAPReducer) -> _reduce.UMAPReducer:
     return light
 
 
-@_closes_timers
-def hdbscan(
-    data: Any,
-    min_cluster_size: float = 200,
-    n_components: int = 4,
-    bin: int = 2,
-    random_state: int | None = 0,
-    *,
-    min_samples: int | None = None,
-    min_cluster_size_units: str = "px",
-    n_neighbors: int = 30,
-    min_dist: float = 0.0,
-    pca_components: int | str | None = None,
-    noise: str = "zero",
-    weights: str = "membership",
-    cluster_selection_method: str = "eom",
-    energy_bin: int = HDBSCAN_ENERGY_BIN,
-    energy_range: tuple[float | None, float | None] | None = _pre.DEFAULT_ENERGY_RANGE,
-    mask: Any = None,
-    poisson: bool = False,
-    scaler: str | None = "robust",
-    labels_full: str = "predict",
-    spectra_from: str = "full",
-    umap_sample: int | None = 4096,
-    progress: bool | None = None,
-    client: Any = None,
-) -> Segmentation:
-    """The HDBSCAN workflow of :func:`stemseg.workflows.hdbscan`, streamed over a lazy map.
 
-    Called by :func:`stemseg.workflows.hdbscan` for lazy input or when a ``client`` is
-    given; the parameters and the result are those of that function (see it), plus
-    ``client``. The stages are the in-memory ones, fed by passes over the data:
 
-    1. :func:`prepare` (exact RobustScaler statistics);
-    2. the UMAP sample -- the same pixels as in memory
-       (:func:`stemseg.workflows._umap_sample_indices`, same seed) -- gathered from the lazy
-       feature matrix (:func:`gather_features`; only those rows, ``m x n_features``
-       float64, are held);
-    3. the search-space PCA (or the optional ``pca_components`` PCA) fitted on the
-       sampled rows exactly as in memory, then the scores of every binned pixel block by
-       block (:func:`scores`, ``n x <= 30``);
-    4. UMAP on the sampled rows, the other binned pixels placed by their nearest sampled
-       pixels in the search space, :func:`stemseg.cluster.hdbscan_on_sample`;
-    5. :func:`weighted_sums` for the mean spectra, and ``labels_full`` of the original
-       pixels block by block over the raw lazy cube with the in-memory prediction
-       (unanimous nearest fitted pixels, else ``hdbscan.approximate_predict``).
+# --------------------------------------------------------------------------------------
+# the passes, as the workflows' fits call them
+# --------------------------------------------------------------------------------------
 
-    Without a sample (maps of at most ``umap_sample`` binned pixels, or
-    ``umap_sample=None``) UMAP needs every feature row in memory: all are gathered, which
-    is refused above 2 GiB of features.
+
+def _int_block(block: Any, func: Any, *args: Any) -> np.ndarray:
+    return np.asarray(func(np.asarray(block), *args), dtype=np.int64)
+
+
+class Streamed:
+    """The passes of a workflow over a lazy map, block by block (in bounded memory).
+
+    :class:`stemseg.workflows.GMMSegmenter` and :class:`stemseg.workflows.HDBSCANSegmenter`
+    fit through an object with these methods: this one for a lazy input (or a ``client``),
+    a one-call in-memory twin otherwise. The fit itself -- the order of the stages, the
+    parameters, the assembly of the result -- is written once, in :mod:`stemseg.workflows`.
 
     Parameters
     ----------
     client : dask.distributed.Client, optional
-        Runs every pass over the data on its workers (default: dask's default scheduler).
-
-    Returns
-    -------
-    Segmentation
-        Same type and fields as the in-memory workflow; ``counts`` is the lazy binned
-        signal, ``models["prepared"].X`` the lazy feature matrix, ``params["lazy"]`` True.
-
-    Raises
-    ------
-    StemsegValueError
-        As the in-memory workflow; a UMAP fit that would gather more than 2 GiB of
-        features (use ``umap_sample``).
+        Runs every pass on its workers (default: dask's default scheduler).
     """
-    from . import workflows as _wf
 
-    timer = _wf._Timer(progress, "hdbscan (lazy)")
-    _wf._check_choice(labels_full, ("predict", "repeat"), "labels_full")
-    _wf._check_choice(spectra_from, _wf.SPECTRA_FROM, "spectra_from")
-    _wf._check_choice(noise, ("zero", "soft"), "noise")
-    _wf._check_choice(weights, ("membership", "probability", "hard"), "weights")
-    _wf._check_umap_sample(umap_sample)
-    prep = prepare(data, bin, energy_bin=energy_bin, energy_range=energy_range, mask=mask,
-                   poisson=poisson, scaler=scaler, client=client)
-    n = int(prep.used.sum())
-    f = prep.channels.size
-    mcs = _cluster.binned_min_cluster_size(min_cluster_size, min_cluster_size_units,
-                                           prep.bin, prep.pixel_size_nm, n)
-    sample = _wf._umap_sample_indices(n, umap_sample, mcs, random_state)
-    m = n if sample is None else int(sample.size)
-    if m * f * 8 > _GATHER_LIMIT:
-        raise StemsegValueError(
-            f"UMAP would be fitted on {m} binned pixels x {f} channels "
-            f"({m * f * 8 / 2**30:.1f} GiB of features in memory), more than the lazy path "
-            f"holds ({_GATHER_LIMIT / 2**30:.0f} GiB). Pass umap_sample= (default 4096) "
-            "and a min_cluster_size that keeps the sample small, a larger bin or "
-            "energy_bin, or a narrower energy_range."
-        )
-    x_fit = gather_features(prep, sample, client=client)       # = X[fit_rows] in memory
-    timer.lap("preprocess")
+    lazy = True
 
-    def all_scores(red: _reduce.PCAReducer) -> np.ndarray:
-        """``red.transform(X)``: the fitted rows from memory, the others streamed."""
-        if sample is None:
-            return red.transform(x_fit)
-        out = scores(prep, red, client=client)
-        out[sample] = red.transform(x_fit)
+    def __init__(self, client: Any = None) -> None:
+        _check_client(client)
+        self.client = client
+
+    def prepare(self, data: Any, bin: int, **kwargs: Any) -> _pre.Prepared:
+        """Pass 1 (:func:`prepare`): binning, checks, exact scaler statistics."""
+        return prepare(data, bin, client=self.client, **kwargs)
+
+    @staticmethod
+    def n_used(prep: _pre.Prepared) -> int:
+        return int(prep.used.sum())
+
+    def features(self, prep: _pre.Prepared, rows: np.ndarray | None = None) -> np.ndarray:
+        """Feature rows gathered into memory (:func:`gather_features`), size-checked first."""
+        m = self.n_used(prep) if rows is None else int(len(rows))
+        f = prep.channels.size
+        if m * f * 8 > _GATHER_LIMIT:
+            raise StemsegValueError(
+                f"UMAP would be fitted on {m} binned pixels x {f} channels "
+                f"({m * f * 8 / 2**30:.1f} GiB of features in memory), more than the lazy "
+                f"path holds ({_GATHER_LIMIT / 2**30:.0f} GiB). Pass umap_sample= (default "
+                "4096) and a min_cluster_size that keeps the sample small, a larger bin or "
+                "energy_bin, or a narrower energy_range."
+            )
+        return gather_features(prep, rows, client=self.client)
+
+    def fit_pca(self, prep: _pre.Prepared, *, n_components: int | None = None,
+                max_components: int = 30, knee_method: str = "kneed",
+                min_components: int = 1, random_state: Any = None) -> _reduce.PCAReducer:
+        """Pass 2 (:func:`fit_pca`): PCA from streamed moments (exact; no random state)."""
+        return fit_pca(prep, n_components, max_components=max_components,
+                       knee_method=knee_method, min_components=min_components,
+                       client=self.client)
+
+    def scores(self, prep: _pre.Prepared, reducer: _reduce.PCAReducer,
+               rows: np.ndarray | None = None, x_rows: np.ndarray | None = None
+               ) -> np.ndarray:
+        """Scores of every used pixel: streamed, except rows already in memory
+        (``x_rows`` = the features of ``rows``; of every row when ``rows`` is None)."""
+        if x_rows is not None and rows is None:
+            return reducer.transform(x_rows)
+        out = scores(prep, reducer, client=self.client)
+        if rows is not None and x_rows is not None:
+            out[rows] = reducer.transform(x_rows)
         return out
 
-    pca = None
-    features_fit = x_fit
-    if pca_components is not None:
-        pca = _reduce.PCAReducer(None if pca_components == "auto" else pca_components,
-                                 random_state=random_state).fit(x_fit)
-        features_fit = pca.transform(x_fit)
-    # the search space of the pixels left out of UMAP's fit (see workflows.hdbscan),
-    # computed only when some pixel needs placing
-    search: dict[str, Any] = {}
+    def map_pixels(self, func: Any, spectra: Any, *args: Any) -> np.ndarray:
+        """``func(block, *args)`` over the blocks of lazy ``spectra`` (n, n_channels).
 
-    def search_space() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not search:
-            red = pca if pca is not None else _reduce.PCAReducer(
-                n_components=min(_wf._SEARCH_COMPONENTS, *x_fit.shape),
-                max_components=0, random_state=random_state).fit(x_fit)
-            search.update(comps=red.components_, mean=red.pca_.mean_,
-                          scores=np.asarray(all_scores(red), dtype=np.float32))
-        return search["comps"], search["mean"], search["scores"]
-
-    reducer = _reduce.UMAPReducer(n_components=n_components, n_neighbors=n_neighbors,
-                                  min_dist=min_dist, random_state=random_state)
-    embedding_fit = reducer.fit_transform(features_fit)
-    del features_fit
-    reference = None
-    if sample is not None:
-        reference = search_space()[2][sample]
-        embedding = np.empty((n, embedding_fit.shape[1]), dtype=np.float32)
-        embedding[sample] = embedding_fit
-        rest = np.setdiff1d(np.arange(n), sample)
-        embedding[rest] = reducer.transform(search_space()[2][rest], reference=reference)
-    else:
-        embedding = embedding_fit
-    timer.lap("reduce")
-    model, labels, soft, mcs_fit = _cluster.hdbscan_on_sample(
-        embedding, sample, mcs, min_samples=min_samples, noise=noise, weights=weights,
-        cluster_selection_method=cluster_selection_method)
-    timer.lap("cluster")
-
-    w_all = np.zeros((prep.used.size, soft.shape[1]))
-    w_all[prep.used.ravel()] = soft
-    # the binned weighted sums serve only the paper's binned mean spectra here
-    sums = (weighted_sums(prep.counts, w_all, client=client) if spectra_from == "binned"
-            else None)
-    del w_all
-    light = _light(prep)
-
-    def predict(spectra: Any) -> np.ndarray:
-        comps, mean, scores_ = search_space()
-        ref = scores_ if sample is None else reference
-        args = (light, comps, mean, ref, _light_umap(reducer), model)
+        The prepared stages and a UMAP reducer among ``args`` travel without their data
+        (what a dask task needs only).
+        """
+        args = tuple(_light(a) if isinstance(a, _pre.Prepared)
+                     else _light_umap(a) if isinstance(a, _reduce.UMAPReducer) else a
+                     for a in args)
         if not hasattr(spectra, "map_blocks"):        # an in-memory array
-            return _hdbscan_predict_block(spectra, *args)
-        spectra = _one_energy_chunk(spectra)
-        out = spectra.map_blocks(_hdbscan_predict_block, *args, drop_axis=1, dtype=np.int64)
-        return _compute(out, client=client)[0]
+            return _int_block(spectra, func, *args)
+        spectra = one_energy_chunk(spectra)
+        out = spectra.map_blocks(_int_block, func, *args, drop_axis=1, dtype=np.int64)
+        return compute(out, client=self.client)[0]
 
-    can_predict = labels_full == "predict" and model.labels_.max() >= 0
-    params = dict(workflow="hdbscan", min_cluster_size=min_cluster_size,
-                  min_cluster_size_units=min_cluster_size_units,
-                  min_cluster_size_binned=mcs, min_samples=min_samples,
-                  n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-                  pca_components=None if pca is None else pca.n_components_, noise=noise,
-                  weights=weights,
-                  cluster_selection_method=cluster_selection_method,
-                  umap_sample=umap_sample, umap_fit_pixels=m, min_cluster_size_fit=mcs_fit,
-                  labels_full=labels_full if can_predict or labels_full == "repeat"
-                  else "repeat (no cluster found)", spectra_from=spectra_from,
-                  **prep.params)
-    # mean spectra from a one-pixel in-memory template, as in gmm above
-    template = prep.counts.inav[0, 0]
-    template.compute()
-    seg = _wf._assemble(data, dataclasses.replace(prep, counts=template), labels, soft,
-                        predict if can_predict else None, mask, timer, params,
-                        random_state, "hdbscan", sums=sums)
-    seg.counts = prep.counts
-    seg.embedding = embedding
-    seg.models = dict(prepared=prep, reducer=reducer, clusterer=model, pca=pca,
-                      umap_sample=sample)
-    return seg
+    @staticmethod
+    def template(prep: _pre.Prepared) -> Any:
+        """A one-pixel in-memory copy of the binned counts: the class, energy axis and
+        metadata of the mean spectra (the Segmentation keeps the lazy counts)."""
+        template = prep.counts.inav[0, 0]
+        template.compute()
+        return template

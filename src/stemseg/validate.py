@@ -126,15 +126,9 @@ def _homogeneity(a: np.ndarray, b: np.ndarray) -> tuple[float, int, float]:
 def _cluster_sums(counts: np.ndarray, labels: np.ndarray, channels: np.ndarray,
                   k: int) -> np.ndarray:
     """Summed spectra (k, n_channels) of the pixels of each label 0..k-1."""
-    from scipy import sparse
+    from ._blocks import label_sums
 
-    flat = counts.reshape(-1, counts.shape[-1])
-    lab = labels.ravel()
-    rows = np.flatnonzero((lab >= 0) & (lab < k))
-    # a (k, n_pixels) 0/1 membership matrix times the counts, in float64 (exact for counts)
-    member = sparse.csr_matrix((np.ones(rows.size), (lab[rows], rows)),
-                               shape=(k, flat.shape[0]))
-    return np.asarray(member @ flat, dtype=np.float64)[:, channels]
+    return label_sums(counts, labels, k)[:, channels]
 
 
 def distinct_clusters(counts_b: Any, labels: np.ndarray, *, alpha: float = 0.01,

@@ -341,7 +341,7 @@ class GMMExplorer(_Explorer):
         return self._fits[key]
 
     def _refit(self) -> None:
-        from . import cluster, workflows
+        from . import assemble, cluster
 
         nc, k = self.n_components.value, self.n_clusters.value
         model = self._fit(nc, k)
@@ -355,7 +355,7 @@ class GMMExplorer(_Explorer):
         self.model = model
         self.labels = labels.reshape(self.prepared.nav_shape)
         self.weights = weights
-        self.mean_spectra, self.mean_variance = workflows.mean_spectra(self.prepared.counts,
+        self.mean_spectra, self.mean_variance = assemble.mean_spectra(self.prepared.counts,
                                                                        weights)
         self.ari = None
         self.key = None  # with a truth: one number, colour and name per matched phase
@@ -487,7 +487,7 @@ class HDBSCANExplorer(_Explorer):
                  random_state: int | None = 0, truth: np.ndarray | None = None,
                  names: Mapping[int, str] | None = None,
                  max_cluster_size: int | None = None) -> None:
-        from . import preprocess, reduce, workflows
+        from . import preprocess, reduce
 
         w = _widgets()
         super().__init__((11.0, 4.6))
@@ -507,7 +507,7 @@ class HDBSCANExplorer(_Explorer):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.prepared = preprocess.preprocess(
-                    data, bin, energy_bin=workflows.HDBSCAN_ENERGY_BIN)
+                    data, bin, energy_bin=preprocess.HDBSCAN_ENERGY_BIN)
                 self.reducer = reduce.UMAPReducer(n_components=n_components,
                                                   n_neighbors=n_neighbors,
                                                   random_state=random_state)
@@ -669,37 +669,19 @@ class HDBSCANExplorer(_Explorer):
         :mod:`stemseg.workflows`); weights and mean spectra as
         :func:`stemseg.workflows.hdbscan` (noise weight 0).
         """
-        from . import cluster, workflows
-        from ._types import Segmentation
+        from .assemble import build_segmentation
 
         model, fitted, soft = self._fit(weights)
-        prep = self.prepared
-        used = prep.used.ravel()
-        k = soft.shape[1]
-        labels = np.full(used.size, -1, dtype=int)
-        labels[used] = fitted
-        w_all = np.zeros((used.size, k))
-        w_all[used] = soft
-        labels, w_all, _ = cluster.order_by_size(labels, w_all)
-        labels = labels.reshape(prep.nav_shape)
-        full = workflows.upsample_labels(labels, prep.bin, prep.original_shape)
-        mean, var = workflows.mean_spectra(prep.counts, w_all)
-        px = prep.pixel_size_nm
         params = dict(self._params, workflow="hdbscan",
                       min_cluster_size=self.min_cluster_size.value,
                       min_cluster_size_units="px",
                       min_cluster_size_binned=self.min_cluster_size_binned,
                       min_samples=self.min_samples.value or None, weights=weights,
                       noise="zero", labels_full="repeat", spectra_from="binned")
-        return Segmentation(
-            labels=labels, labels_full=full, weights=w_all, mean_spectra=mean,
-            mean_variance=var, counts=prep.counts,
-            sizes=np.bincount(labels[labels >= 0].ravel(), minlength=k),
-            noise_fraction=cluster.noise_fraction(labels, prep.used), workflow="hdbscan",
-            params=params, random_state=self.random_state,
-            pixel_size_nm=None if px is None else (px[0] * prep.bin, px[1] * prep.bin),
-            embedding=self.embedding,
-            models=dict(prepared=prep, reducer=self.reducer, clusterer=model))
+        return build_segmentation(
+            self.data, self.prepared, fitted, soft, None, params=params, workflow="hdbscan",
+            random_state=self.random_state, embedding=self.embedding,
+            models=dict(prepared=self.prepared, reducer=self.reducer, clusterer=model))
 
 
 # ======================================================================================
