@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import StemsegValueError
 
-__all__ = ["Whole", "Number", "Options", "Boolean", "Anything", "check_params"]
+__all__ = ["Whole", "Number", "Options", "Boolean", "Instance", "Anything", "check_params"]
 
 
 class Whole:
@@ -112,6 +112,19 @@ class Boolean:
 
     def describe(self) -> str:
         return "True or False"
+
+
+class Instance:
+    """An instance of one of the given types (named in messages by ``what``)."""
+
+    def __init__(self, *types: type, what: str) -> None:
+        self.types, self.what = types, what
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, self.types)
+
+    def describe(self) -> str:
+        return self.what
 
 
 class Anything:

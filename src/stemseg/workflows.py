@@ -102,7 +102,7 @@ from . import cluster as _cluster
 from . import preprocess as _pre
 from . import reduce as _reduce
 from ._blocks import is_lazy
-from ._params import Anything, Boolean, Number, Options, Whole, check_params
+from ._params import Anything, Boolean, Instance, Number, Options, Whole, check_params
 from ._progress import Timer, closes_timers
 from ._types import Segmentation
 from .assemble import (SPECTRA_FROM, build_segmentation, check_distinct_spectra,
@@ -119,7 +119,8 @@ __all__ = ["GMMSegmenter", "HDBSCANSegmenter", "gmm", "hdbscan", "mean_spectra",
 _SEARCH_COMPONENTS = 30
 
 # ------------------------------------------------------------------ shared constraints
-_RANDOM_STATE = [Whole(0), None, Anything("a numpy RandomState")]
+_RANDOM_STATE = [Whole(0), None, Instance(np.random.RandomState, np.random.Generator,
+                                            what="a numpy RandomState or Generator")]
 _PREPROCESS_CONSTRAINTS: dict[str, list[Any]] = {
     "bin": [Whole(1, accept_float=True)],
     "random_state": _RANDOM_STATE,
