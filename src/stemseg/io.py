@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ._hs import is_lazy
 from ._types import Acquisition
 from .errors import (
     StemsegFileFormatError,
@@ -273,7 +274,7 @@ def _assemble(signals: list, path: Path, haadf: str | None) -> Acquisition:
     _energy_to_keV(eds)
     for image in images.values():
         _image_to_nm(image)
-    if not eds._lazy and not eds.data.any():
+    if not is_lazy(eds) and not eds.data.any():
         warnings.warn(
             f"'{path.name}': the EDS spectrum image holds no counts at all. The file may "
             "be incomplete (copy it again), or the map was recorded with the beam blanked.",
