@@ -18,7 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ._types import Acquisition
+from ._hs import is_lazy
+from ._types import Acquisition, Segmentation
 from .errors import (
     StemsegFileFormatError,
     StemsegFileNotFoundError,
@@ -26,7 +27,8 @@ from .errors import (
     StemsegValueError,
 )
 
-__all__ = ["load", "load_source", "supported_extensions", "HAADF_TITLES", "PHANTOM_SOURCE"]
+__all__ = ["load", "load_source", "load_segmentation", "supported_extensions", "HAADF_TITLES",
+           "PHANTOM_SOURCE"]
 
 #: The value of a notebook's ``DATA`` parameter that selects its phantom (see :func:`load_source`).
 PHANTOM_SOURCE = "phantom"
@@ -273,7 +275,7 @@ def _assemble(signals: list, path: Path, haadf: str | None) -> Acquisition:
     _energy_to_keV(eds)
     for image in images.values():
         _image_to_nm(image)
-    if not eds._lazy and not eds.data.any():
+    if not is_lazy(eds) and not eds.data.any():
         warnings.warn(
             f"'{path.name}': the EDS spectrum image holds no counts at all. The file may "
             "be incomplete (copy it again), or the map was recorded with the beam blanked.",
@@ -394,7 +396,53 @@ def load(
         from .simulate import load as load_phantom
 
         return load_phantom(path, lazy=lazy)
+    if len(signals) == 1 and signals[0].metadata.has_item("Segmentation.format"):
+        raise StemsegFileFormatError(
+            f"'{path.name}' holds a segmentation (cluster mean spectra and label maps), not "
+            "a spectrum image; read it with stemseg.io.load_segmentation(path)."
+        )
     return _assemble(signals, path, haadf)
+
+
+def load_segmentation(path: str | Path) -> Segmentation:
+    """Read a segmentation written by :meth:`stemseg._types.Segmentation.save`.
+
+    The same as :meth:`Segmentation.load <stemseg._types.Segmentation.load>`: the file's
+    signal is the cluster mean spectra, ``metadata.Segmentation`` holds the label maps,
+    probabilities, parameters and timings (the layout is described under
+    :meth:`~stemseg._types.Segmentation.save`). The fitted models and the pixels behind
+    the spectra are not in the file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.hspy`` file written by ``Segmentation.save``.
+
+    Returns
+    -------
+    Segmentation
+        Labels, weights, mean spectra and variance, sizes, noise fraction, workflow,
+        parameters, timings, seed and pixel size equal to the saved ones; ``models``
+        empty and ``counts`` None.
+
+    Raises
+    ------
+    StemsegFileNotFoundError
+        ``path`` does not exist or is a folder.
+    StemsegFileFormatError
+        Not a ``.hspy`` file, unreadable, or not a saved segmentation (e.g. a spectrum
+        image: read those with :func:`load`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from stemseg import io, simulate, workflows
+    >>> seg = workflows.gmm(simulate.phantom("sulfide-6cation", shape=(32, 32)), 3)
+    >>> path = seg.save(pathlib.Path(tempfile.mkdtemp()) / "seg.hspy")
+    >>> io.load_segmentation(path).label_signal().axes_manager[0].scale
+    80.0
+    """
+    return Segmentation.load(path)
 
 
 def load_source(source: str | Path, *, phantom: str, random_state: Any = 0,

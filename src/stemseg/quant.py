@@ -33,6 +33,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar, nnls
 from scipy.special import ndtr
 
+from ._hs import with_data
 from .errors import StemsegValueError
 
 __all__ = [
@@ -514,7 +515,7 @@ def _microscope(spectrum: Any) -> str:
 def _build_families(spectrum: Any, all_lines: Sequence[str]) -> list[_Family]:
     nav = _nav_shape(spectrum)
     single = spectrum.inav[(0,) * len(nav)] if nav else spectrum
-    single = single._deepcopy_with_new_data(np.asarray(single.data, dtype=float))
+    single = with_data(single, np.asarray(single.data, dtype=float))
     with _quiet_hyperspy(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = single.create_model(auto_background=False, auto_add_lines=False)
@@ -795,7 +796,7 @@ def _window_variances(spectrum: Any, var2d: np.ndarray, iw: np.ndarray,
     with var(B_left + B_right) = 4 var(B) when both windows are the same (clamped) window.
     """
     ax = spectrum.axes_manager.signal_axes[0]
-    var_signal = spectrum._deepcopy_with_new_data(var2d.reshape(np.shape(spectrum.data)))
+    var_signal = with_data(spectrum, var2d.reshape(np.shape(spectrum.data)))
     out = np.zeros((var2d.shape[0], len(iw)))
     for i, (win, bg) in enumerate(zip(iw, bw)):
         v_win = _window_sum(var_signal, win[0], win[1], ax)
@@ -815,7 +816,7 @@ def _window_intensities(spectrum: Any, lines: list[str], variance: np.ndarray | 
     x, scale = _energy_axis(spectrum)
     beam = _beam_energy(spectrum) or np.inf
     e_low, e_high = max(MIN_ENERGY_KEV, x[0]), min(x[-1], beam)
-    work = spectrum._deepcopy_with_new_data(np.asarray(spectrum.data, dtype=float))
+    work = with_data(spectrum, np.asarray(spectrum.data, dtype=float))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         iw = np.array(work.estimate_integration_windows(integration_width, xray_lines=lines))

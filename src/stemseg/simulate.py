@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ._hs import with_data
 from ._types import Phantom, Phase
 from .errors import (
     StemsegDependencyError,
@@ -1359,7 +1360,7 @@ def save(phantom: Phantom, path: str | Path, overwrite: bool = False) -> Path:
         )
     path = Path(path)
     _check_format(path)
-    signal = phantom.eds._deepcopy_with_new_data(phantom.eds.data)
+    signal = with_data(phantom.eds, phantom.eds.data)  # shares the cube, not copied
     arrays, rest = _split_truth(phantom.truth)
     md = {
         "format": "stemseg-phantom-1",
