@@ -14,7 +14,8 @@ PACKAGE = Path(stemseg.__file__).parent
 #: Layers from the bottom up (DESIGN.md, "Dependency rules"). A module imports modules of
 #: its own layer or of layers below it.
 LAYERS: list[set[str]] = [
-    {"errors", "_cache", "_params", "_progress", "_blocks", "outputs", "release", "data"},
+    {"errors", "_cache", "_params", "_progress", "_blocks", "_hs", "outputs", "release",
+     "data"},
     {"xray"},                                                   # physics
     {"_types", "simulate", "io", "_isolated_read"},             # result types, data in
     {"preprocess", "reduce", "cluster", "metrics", "measure"},  # stages: arrays in, out

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from stemseg import io, workflows
-from stemseg._hs import is_lazy, with_data
+from stemseg._blocks import is_lazy
+from stemseg._hs import with_data
 from stemseg._types import Segmentation
 from stemseg.errors import (
     StemsegFileExistsError,

@@ -1,7 +1,7 @@
 """Small helpers that do with HyperSpy's public API what its private attributes would.
 
-HyperSpy's ``signal._lazy`` and ``signal._deepcopy_with_new_data`` are private and may
-change without notice; the package uses these instead. Only NumPy and (lazily) HyperSpy
+HyperSpy's ``signal._deepcopy_with_new_data`` is private and may change without notice;
+the package uses these instead (and :func:`stemseg._blocks.is_lazy` for ``signal._lazy``). Only NumPy and (lazily) HyperSpy
 are imported, so every layer may use this module (see DESIGN.md, "Dependency rules").
 """
 
@@ -9,38 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["is_lazy", "with_data", "length_factor_nm"]
+__all__ = ["with_data", "length_factor_nm"]
 
 #: nm per unit of the length units found in instrument files (lower case)
 _NM_PER_UNIT = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "mm": 1e6, "m": 1e9,
                 "å": 0.1, "a": 0.1, "angstrom": 0.1, "pm": 1e-3}
-
-
-def is_lazy(signal: Any) -> bool:
-    """True when ``signal`` is a lazy HyperSpy signal (data in a dask array, on disk).
-
-    Parameters
-    ----------
-    signal : hyperspy.signal.BaseSignal or anything else
-        Anything that is not a HyperSpy signal gives False.
-
-    Returns
-    -------
-    bool
-        ``isinstance(signal, hyperspy.signals.LazySignal)``: the public class every lazy
-        signal (exspy's included) derives from.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import hyperspy.api as hs
-    >>> s = hs.signals.Signal1D(np.zeros((2, 8)))
-    >>> is_lazy(s), is_lazy(s.as_lazy()), is_lazy(np.zeros(3))
-    (False, True, False)
-    """
-    from hyperspy.signals import LazySignal
-
-    return isinstance(signal, LazySignal)
 
 
 def with_data(signal: Any, data: Any) -> Any:

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ._hs import is_lazy
+from ._blocks import is_lazy
 from ._types import Acquisition, Segmentation
 from .errors import (
     StemsegFileFormatError,
