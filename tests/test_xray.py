@@ -70,7 +70,7 @@ VELOX_SERIES = {
     "L, W-Pb vs Au": (["W_La", "Pt_La", "Pb_La"], "Au_La", 0.15),
     "M, Pt-Pb vs Au": (["Pt_Ma", "Pb_Ma"], "Au_Ma", 0.15),
     # Light-element K lines: the model's k_X/k_Fe (whole K family, not converted) is 15-26 %
-    # below Velox's (10-17 % after the main-line conversion, see the across-series test).
+    # below Velox's (9-16 % after the main-line conversion, see the across-series test).
     # Velox's low-energy detection efficiency and light-element fluorescence yields evidently
     # differ from the windowless Super-X model and xraylib's yields; stated, not hidden.
     "K, Mg-S vs Fe (known gap)": (["Mg_Ka", "Al_Ka", "Si_Ka", "S_Ka"], "Fe_Ka", 0.35),
@@ -303,22 +303,37 @@ def test_kfactors_vs_velox(series, beam):
 
 def _velox_main_line(line: str) -> float:
     """Velox's whole-family k converted to the main line: k_main = k_family / f_main, with
-    f_main the main line's share of its family's exspy weights (I_main = f_main I_family)."""
-    from exspy.material import elements as db
+    f_main the main line's share of all photons of its family from xraylib's atomic data
+    at 200 kV (xray.main_line_fraction).
 
-    el, name = line.split("_")
-    family = db[el].Atomic_properties.Xray_lines.as_dictionary()
-    total = sum(v["weight"] for n, v in family.items() if n[0] == name[0])
-    f_main = family[name]["weight"] / total
-    assert xray.main_line_fraction(line) == pytest.approx(f_main)
-    return VELOX_200[line] / f_main
+    Why the whole family and these weights: Velox gives Ka1, Ka2 and Kb1 (and La1, La2 and
+    Lb2) one k, so its k has no line fraction in it (a = 1: every photon of the family);
+    its Lb1 and Lb3 values are its La1 value times the ratio of Bethe cross-sections at the
+    L2 or L1 edge instead of L3 (W: x1.18 and x1.26 in the file, x1.20 and x1.28 from
+    Bethe's form), i.e. one family model evaluated at another edge, not per-sub-shell
+    intensities (those would differ by x2-3). exspy's family weights are not a physical
+    share for every element: W's give La 0.539 against 0.507 from the physics, while Ta's,
+    Pt's and Au's sit 4-7 % below theirs; converted with them, W La looked 10 % out of line
+    with its neighbours (issue 16), with these it lies on their trend."""
+    return VELOX_200[line] / xray.main_line_fraction(line)
 
 
-# Across series, ratios to Fe Ka: the lines outside 15 % of Velox, with what was measured
-# (Bote-Salvat cross-sections, Super-X): light K lines read low (Velox's low-energy efficiency
-# or yields differ), W La high (exspy's W L-family weights give it a smaller main-line share
-# than its neighbours'). Every other K and L line of VELOX_200 is within 15 %.
-VELOX_ACROSS_EXCEPTIONS = {"Mg_Ka": 0.20, "Al_Ka": 0.20, "W_La": 0.30}
+# Across series, ratios to Fe Ka, at 200 kV (Bote-Salvat cross-sections, Super-X), measured:
+# * Mg Ka 0.84: the light K lines fall smoothly below Velox from Ca (0.96) to C (0.72), with
+#   no step at the Al or Si K edges and still 4 % at Ca Ka (3.7 keV) where no window or dead
+#   layer absorbs, so not the detector; it is the spread of light-element K fluorescence
+#   yields (Krause 1979, as in Elam's tables, is 11-15 % below xraylib's Hubbell et al. 1994
+#   values for Mg-Ca relative to Fe; with Krause's yields Mg reads 0.93). PTB's measured
+#   omega_K(O) = 0.00688 (Hoenicke et al., Spectrochim. Acta B 124, 94, 2016) matches
+#   xraylib's 0.0069 and is 20 % above Krause's, so the yields are not changed.
+# * L lines: Cd-Sn and W-Au are 15-22 % above Velox, smoothly from Pd (1.11) to In (1.18)
+#   and from Pb (1.12) to W (1.23) and Hf (1.26),
+#   while Esprit's Pt La / Fe Ka agrees within 3 %: the two vendors differ by 22 % on that
+#   very ratio. Our W and Ta L-shell data agree with PTB's measured Ta yields and
+#   Coster-Kronig factors (Wauschkuhn et al., JAAS 38, 197, 2023: w_L3 0.247(12) against
+#   xraylib's 0.243). Vacancies handed down from the K shell add only 1-1.5 % to L3.
+VELOX_ACROSS_EXCEPTIONS = {"Mg_Ka": 0.20, "Cd_La": 0.20, "In_La": 0.20, "Sn_La": 0.20,
+                           "W_La": 0.25, "Pt_La": 0.25, "Au_La": 0.20}
 
 
 def _across_series_vs_velox() -> dict:
@@ -342,6 +357,46 @@ def test_kfactors_across_series_vs_velox_and_esprit():
     k = xray.kfactors(["Fe_Ka", "Pt_La"], 200)
     esprit = (k["Pt_La"] / k["Fe_Ka"]) / (ESPRIT_200["Pt_La"] / ESPRIT_200["Fe_Ka"])
     assert esprit == pytest.approx(1.0, abs=0.05)
+
+
+def test_w_la_outlier_was_the_exspy_conversion():
+    """Issue 16: W La stood 13-16 % above Pt and Au La against Velox. The cause is exspy's W
+    L-family weights (La share 0.539, 6 % above the physics, while the neighbours' are 4-7 %
+    below it), not our W generation: with the physical shares the L ratios run smoothly
+    with Z in both L groups (Pd-In rising, W-Pb falling) and W lies within 3 % of Pt."""
+    phys = _across_series_vs_velox()
+    exspy_f = {ln: xray.main_line_fraction(ln, weights="exspy") for ln in VELOX_200
+               if ln.split("_")[1][0] in "KL"}
+    via_exspy = {ln: r * exspy_f[ln] / xray.main_line_fraction(ln)
+                 / (exspy_f["Fe_Ka"] / xray.main_line_fraction("Fe_Ka"))
+                 for ln, r in phys.items()}
+    assert via_exspy["W_La"] / via_exspy["Pt_La"] > 1.13  # the outlier as it was reported
+    assert phys["W_La"] / phys["Pt_La"] == pytest.approx(1.0, abs=0.03)
+    assert phys["W_La"] > phys["Pt_La"] > phys["Au_La"] > phys["Pb_La"]
+    assert phys["Pd_La"] < phys["Ag_La"] < phys["Cd_La"] < phys["In_La"]
+    for ln, share in (("W_La", 0.507), ("Pt_La", 0.539), ("Au_La", 0.542), ("Pb_La", 0.541)):
+        assert xray.main_line_fraction(ln) == pytest.approx(share, abs=0.002)
+    assert exspy_f["W_La"] / xray.main_line_fraction("W_La") > 1.05
+    for ln in ("Pt_La", "Au_La", "Pb_La"):
+        assert exspy_f[ln] / xray.main_line_fraction(ln) < 0.98
+
+
+def test_main_line_fraction_sources_and_bad_input():
+    # K: the K-L2,3 share of xraylib's K radiative rates, whatever the beam energy
+    assert xray.main_line_fraction("Fe_Ka") == pytest.approx(0.882, abs=0.001)
+    assert xray.main_line_fraction("Fe_Ka", beam_energy_kV=80) == pytest.approx(
+        xray.main_line_fraction("Fe_Ka"), rel=1e-12)
+    # L: sub-shell populations move it by about 1 % between 80 and 300 kV
+    w80, w300 = (xray.main_line_fraction("W_La", beam_energy_kV=e) for e in (80, 300))
+    assert w80 > w300 and w80 / w300 < 1.015
+    assert 0 < xray.main_line_fraction("Pb_Ma") < 1
+    assert xray.main_line_fraction("Fe_Ka", weights="exspy") == pytest.approx(0.887, abs=0.001)
+    with pytest.raises(StemsegValueError, match="weights"):
+        xray.main_line_fraction("Fe_Ka", weights="velox")
+    with pytest.raises(StemsegValueError, match="Ka, La or Ma"):
+        xray.main_line_fraction("Fe_Kb")
+    with pytest.raises(StemsegValueError, match="beam_energy_kV"):
+        xray.main_line_fraction("W_La", beam_energy_kV=None)
 
 
 def test_bote_salvat_fixes_the_cross_series_excess():
@@ -643,7 +698,7 @@ def test_read_kfactors_formats_and_conventions(tmp_path):
     ours = xray.kfactors(lines, 200)
     for ln in ("S_Ka", "Ag_La", "Pt_La"):
         assert (ours[ln] / ours["Fe_Ka"]) / (velox[ln] / velox["Fe_Ka"]) == pytest.approx(
-            1.0, abs=0.15)
+            1.0, abs=VELOX_ACROSS_EXCEPTIONS.get(ln, 0.15))
 
 
 @pytest.mark.parametrize("content, suffix, match", [

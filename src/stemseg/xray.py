@@ -28,10 +28,12 @@ Powell's constants [Bethe1930]_ [Powell1976]_, used in the first versions of thi
 available (``ionization_cross_section(..., model="bethe")``) for comparison: it is up to ~20 %
 off Bote et al., which had made k-factors of Si/S K about 15 % low and of Mo K, W-Pb L about
 15-25 % high against a vendor's table (``tests/test_xray.py``).
-With Bote et al.'s cross-sections, K-line k-factors (Mg-Rh) agree with Thermo Fisher Velox's
-200 kV table within 3-16 % across the K series (light K lines -9 to -16 %), and L lines within
-8-30 % (Pd-Sn +9-14 %, W-Pb +8-29 %): the remaining L-line spread sits in the fluorescence
-yields and the L-family conventions, and is carried into the budget by
+With Bote et al.'s cross-sections, K-line k-factors (Mg-Ru) agree with Thermo Fisher Velox's
+200 kV table within 0-16 % across the K series (light K lines -9 to -16 %), and L lines within
+2-23 % (Pd-Sn +11-18 %, W-Pb +12-23 %; Velox's family values converted to the main line with
+the physical main-line share, :func:`main_line_fraction`), while Bruker Esprit's Pt La / Fe Ka
+is matched within 3 %: the two vendors differ by about 20 % on it, and the spread is carried
+into the budget by
 :data:`KFACTOR_RELATIVE_SIGMA`. Theoretical k-factors are good to about 10-20 %
 [WilliamsCarter2009]_: measure k-factors on standards when accuracy matters, and pass them as
 user k-factors.
@@ -94,6 +96,7 @@ __all__ = [
     "check_kfactors",
     "read_kfactors",
     "main_line_fraction",
+    "MAIN_LINE_WEIGHTS",
     "KFACTOR_CONVENTIONS",
     "kfactor_relative_sigma",
     "KFACTOR_RELATIVE_SIGMA",
@@ -1042,11 +1045,13 @@ def kfactors(
 #: ((series, lowest keV, highest keV), relative s.d.). Set from the spread between these
 #: k-factors (Bote-Salvat cross-sections) and two references across series, ratios to Fe Ka
 #: (``tests/test_xray.py``): Thermo Fisher Velox's 200 kV table (whole-family k converted to
-#: the main line with exspy's family weights) and Bruker Esprit's Fe Ka / Pt La pair. K lines
-#: 2.5-12 keV (Ca-Ge) agree with Velox within 4 %; K lines above 12 keV (Sr-Ru) read 5-10 %
-#: high; light K lines (Mg-S) 10-17 % low; L lines below 5 keV (Pd-Sn, Mo) within 14 %, and
-#: above (W-Pb) 8-29 % high against Velox but within 3 % of Esprit (Pt La); M lines differ
-#: from Velox by a factor 1.7-1.8 (a family convention this comparison cannot settle).
+#: the main line with the physical main-line share, :func:`main_line_fraction`) and Bruker
+#: Esprit's Fe Ka / Pt La pair. K lines 2.5-12 keV (Ca-Ge) agree with Velox within 5 %; K
+#: lines above 12 keV (Sr-Ru) read 3-6 % high; light K lines (Mg-S) 9-16 % low (the spread
+#: of light-element K fluorescence yields); L lines below 5 keV (Pd-Sn, Mo) -2 to +18 %, and
+#: above (W-Pb) 12-23 % high against Velox but within 3 % of Esprit (Pt La), the two vendors
+#: differing by 22 % on Pt La / Fe Ka; M lines differ from Velox by a factor 1.6-1.8 (a
+#: family convention this comparison cannot settle).
 KFACTOR_RELATIVE_SIGMA: tuple[tuple[tuple[str, float, float], float], ...] = (
     (("K", 0.0, 2.5), 0.10),
     (("K", 2.5, 12.0), 0.05),
@@ -1161,44 +1166,99 @@ def _parse_kfactor_file(path: Any) -> tuple[dict[str, float], str | None]:
     return out, convention
 
 
-def main_line_fraction(line: str) -> float:
-    """Share of a line family's intensity in its main line, by exspy's family weights.
+#: Sources of the main line's share of its family in :func:`main_line_fraction`.
+MAIN_LINE_WEIGHTS = ("xraylib", "exspy")
 
-    f = w_main / sum of the weights of every line of the family (exspy's database, the
-    weights its EDS model ties together). This is the conversion under which Velox's
-    whole-family k-factors were checked against stemseg's across series
-    (``tests/test_xray.py``: K and L lines within 15 %); xraylib's rates give L-line shares
-    up to ~10 % larger (Pb La 0.58 against 0.53), part of the stated k-factor uncertainty.
+_SUBSHELLS_OF = {"K": ("K",), "L": ("L1", "L2", "L3"), "M": ("M1", "M2", "M3", "M4", "M5")}
+
+
+def _physical_main_fraction(element: str, name: str, e0: float) -> float:
+    """Main line / all photons of its family from the atomic physics (see main_line_fraction)."""
+    z = _element_record(element)[0]
+    shell, transitions = _PHYSICS_LINES[name]
+    main = _vacancies(z, shell, e0) * _fluor_yield(z, shell) * _rad_fraction(z, transitions)
+    total = 0.0
+    for sub in _SUBSHELLS_OF[name[0]]:
+        try:
+            total += _vacancies(z, sub, e0) * _fluor_yield(z, sub)
+        except _MissingData:  # no radiative decay of this sub-shell in xraylib
+            continue
+    if main <= 0 or total <= 0:
+        raise _MissingData(f"no {name[0]}-family emission")
+    return main / total
+
+
+def main_line_fraction(
+    line: str, *, weights: str = "xraylib", beam_energy_kV: float = 200.0
+) -> float:
+    """Share of a line family's emitted photons in its main line (Ka, La or Ma).
+
+    ``weights="xraylib"`` (default), from the atomic physics of :func:`generation_rate`:
+
+        f = n_s w_s R_main / sum_i n_i w_i,
+
+    n_i the vacancies of each sub-shell i of the family (K; L1-L3; M1-M5) per electron at
+    ``beam_energy_kV`` (Bote-Salvat cross-sections plus Coster-Kronig transfers), w_i its
+    fluorescence yield, s the main line's sub-shell (K, L3, M5) and R_main the main line's
+    share of the radiative decays of s (Ka = K-L2,3; La = L3-M4,5; Ma = M5-N6,7), all from
+    xraylib [Schoonjans2011]_. The sum counts every photon of the family, the whole-family
+    intensity a family k-factor (Thermo Fisher Velox) is defined for. It changes by about
+    1 % between 80 and 300 kV (sub-shell populations).
+
+    ``weights="exspy"``: w_main / sum of the weights of every line of the family in exspy's
+    database. These are the weights exspy's model ties together, but not always a physical
+    share: for W La they give 0.539 where the physics gives 0.507, while the neighbours'
+    exspy shares are 4-7 % *below* the physics (Ta 0.476 / 0.511, Pt 0.514 / 0.539); that
+    made a Velox W La k-factor converted with them look 10 % out of line (issue 16).
 
     Parameters
     ----------
     line : str
         Main line, ``"Fe_Ka"``, ``"Pb_La"`` or ``"Pb_Ma"``.
+    weights : {"xraylib", "exspy"}
+        Source of the share, see above.
+    beam_energy_kV : float
+        Accelerating voltage for the sub-shell populations (``weights="xraylib"`` only).
 
     Returns
     -------
     float
-        In (0, 1], e.g. 0.89 for Fe Ka, 0.53 for Pb La.
+        In (0, 1], e.g. 0.882 for Fe Ka, 0.541 for Pb La at 200 kV.
 
     Raises
     ------
     StemsegValueError
-        Unknown line, or not a Ka, La or Ma line.
+        Unknown line, not a Ka, La or Ma line, unknown ``weights``, a bad beam energy, or no
+        atomic data for the family in xraylib.
 
     Examples
     --------
-    >>> round(main_line_fraction("Fe_Ka"), 3)
-    0.887
+    >>> round(main_line_fraction("Fe_Ka"), 3), round(main_line_fraction("W_La"), 3)
+    (0.882, 0.507)
     """
     element, name = _split_line(line)
     if name not in _PRINCIPAL:
         raise StemsegValueError(
             f"{line}: family k-factors convert to a main line, Ka, La or Ma; got {name}.")
-    family = {n: w for n, (_, w) in _lines_of(element).items() if n[0] == name[0]}
-    return family[name] / sum(family.values())
+    if weights not in MAIN_LINE_WEIGHTS:
+        raise StemsegValueError(
+            f"weights={weights!r} is not one of {MAIN_LINE_WEIGHTS}.")
+    if weights == "exspy":
+        family = {n: w for n, (_, w) in _lines_of(element).items() if n[0] == name[0]}
+        return family[name] / sum(family.values())
+    e0 = _check_beam(beam_energy_kV, "main-line fractions")
+    try:
+        return _physical_main_fraction(element, name, e0)
+    except _MissingData as exc:
+        raise StemsegValueError(
+            f"Cannot compute the main-line share of {line}: xraylib has {exc}. Use "
+            "weights='exspy'."
+        ) from None
 
 
-def read_kfactors(path: Any, *, convention: str | None = None) -> dict[str, float]:
+def read_kfactors(
+    path: Any, *, convention: str | None = None, beam_energy_kV: float = 200.0
+) -> dict[str, float]:
     """Load a k-factor table (yours, or a vendor's export) in stemseg's main-line convention.
 
     Formats: JSON ``{"Fe_Ka": 1.0, ...}`` or ``{"convention": "family", "kfactors": {...}}``;
@@ -1208,8 +1268,10 @@ def read_kfactors(path: Any, *, convention: str | None = None) -> dict[str, floa
 
     A *family* k applies to the summed counts of the whole family, stemseg's to the main
     line's (Ka, La, Ma), so family values are converted, k_main = k_family / f with f the
-    main line's share of the family (:func:`main_line_fraction`). Only ratios of k-factors
-    matter to Cliff-Lorimer; any reference (Velox's B Ka = 1) is fine.
+    main line's share of the family's photons (:func:`main_line_fraction`, from xraylib's
+    atomic data at ``beam_energy_kV``; not exspy's line weights, which are off for some
+    elements, e.g. W L). Only ratios of k-factors matter to Cliff-Lorimer; any reference
+    (Velox's B Ka = 1) is fine.
 
     Parameters
     ----------
@@ -1218,6 +1280,9 @@ def read_kfactors(path: Any, *, convention: str | None = None) -> dict[str, floa
     convention : {"line", "family"}, optional
         Overrides the file's own declaration; default: the file's, else ``"line"`` (Velox
         exports: ``"family"``).
+    beam_energy_kV : float
+        Accelerating voltage the family values were made for (sets the L and M sub-shell
+        populations of the conversion; 80 or 300 kV instead of 200 kV changes it by ~1 %).
 
     Returns
     -------
@@ -1237,7 +1302,8 @@ def read_kfactors(path: Any, *, convention: str | None = None) -> dict[str, floa
     _check_lines(list(table))
     if conv == "line":
         return table
-    return {ln: k / main_line_fraction(ln) for ln, k in table.items()}
+    return {ln: k / main_line_fraction(ln, beam_energy_kV=beam_energy_kV)
+            for ln, k in table.items()}
 
 
 def _as_detector(obj: Any) -> Detector:
