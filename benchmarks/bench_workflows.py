@@ -10,7 +10,10 @@ on a sample of 4096 binned pixels, numba's disk cache warm -- the script runs it
 first to fill the cache), ``hdbscan-cold`` (the same with ``STEMSEG_NUMBA_CACHE=0``: numba
 compiles umap-learn's kernels as on a first run), ``hdbscan-all`` (UMAP on every binned
 pixel, ``umap_sample=None``: the ARI the sample costs; sizes up to 256 only, it is
-minutes at 512).
+minutes at 512), ``hyperspy-full`` (the baseline on the unbinned cube: higher ARI at low
+dose, issue 18) and ``bad-params`` (seconds until three bad parameters are refused: the
+estimators check them before touching the map; its ARI column is 1 when all three were
+refused with a StemsegValueError).
 
 Baseline (issue 6/9): HyperSpy ``decomposition(normalize_poissonian_noise=True,
 output_dimension=20, svd_solver="randomized")`` + ``cluster_analysis("decomposition",
@@ -57,6 +60,30 @@ elif which in ("hdbscan", "hdbscan-cold"):
     labels = workflows.hdbscan(ph, random_state=seed).labels_full
 elif which == "hdbscan-all":
     labels = workflows.hdbscan(ph, random_state=seed, umap_sample=None).labels_full
+elif which == "bad-params":
+    # seconds until a bad parameter is refused (issue 18: before any heavy step); the ARI
+    # column is meaningless here (1.0 = the refusal came as a StemsegValueError)
+    from stemseg.errors import StemsegValueError
+    labels = ph.labels
+    for kwargs in (dict(covariance_type="bogus"), dict(n_init=0)):
+        try:
+            workflows.gmm(ph, n_clusters=k, **kwargs)
+            labels = np.zeros_like(ph.labels)
+        except StemsegValueError:
+            pass
+    try:
+        workflows.hdbscan(ph, umap_sample=10)
+        labels = np.zeros_like(ph.labels)
+    except StemsegValueError:
+        pass
+elif which == "hyperspy-full":
+    s = ph.eds.deepcopy()
+    s.change_dtype("float32")
+    s.decomposition(normalize_poissonian_noise=True, output_dimension=20,
+                    svd_solver="randomized", print_info=False, random_state=seed)
+    s.cluster_analysis("decomposition", number_of_components=k, n_clusters=k,
+                       preprocessing="norm", algorithm="kmeans", random_state=seed)
+    labels = s.learning_results.cluster_labels.argmax(axis=0).reshape(size, size)
 else:
     s = ph.eds.rebin(scale=(2, 2, 1))
     s.change_dtype("float32")
@@ -74,7 +101,8 @@ print(json.dumps(dict(method=which, size=size, seconds=elapsed, peak_mb=peak - b
 """
 
 
-METHODS = ("hyperspy", "gmm", "gmm-poisson", "hdbscan", "hdbscan-cold", "hdbscan-all")
+METHODS = ("hyperspy", "gmm", "gmm-poisson", "hdbscan", "hdbscan-cold", "hdbscan-all",
+           "hyperspy-full", "bad-params")
 
 
 def measure(which: str, size: int, seed: int) -> dict:

@@ -72,7 +72,8 @@ def test_run_writes_every_output(gmm_run):
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "labels.hspy", "labels.npy", "labels.png", "labels.tif", "labels_full.npy",
-        "mean_spectra.hspy", "quantification.csv", "report.pdf", "result.json", "spectra.png",
+        "mean_spectra.hspy", "quantification.csv", "report.pdf", "result.json",
+        "segmentation.hspy", "spectra.png",
     ]
     full = np.load(out / "labels_full.npy")
     assert full.shape == (64, 64)
@@ -88,6 +89,9 @@ def test_run_writes_every_output(gmm_run):
     for a, b in zip(labels.axes_manager.signal_axes, source_axes):
         assert a.scale == pytest.approx(b.scale) and str(a.units) == str(b.units)
     assert np.array_equal(np.asarray(Image.open(out / "labels.tif")), full + 1)
+    # the whole result in one file, read back by the package
+    seg = io.load_segmentation(out / "segmentation.hspy")
+    assert np.array_equal(seg.labels_full, full) and seg.workflow == "gmm"
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert np.load(out / "labels.npy").shape == (32, 32)
     table = pd.read_csv(out / "quantification.csv")

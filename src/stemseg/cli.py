@@ -299,17 +299,6 @@ def _quantify(seg, acq, args):
     return table, entropies, None
 
 
-def _labels_signal(acq, seg):
-    """``labels_full`` as a HyperSpy Signal2D with the map's navigation axes (calibrated)."""
-    import hyperspy.api as hs
-
-    labels = hs.signals.Signal2D(seg.labels_full.astype("int16"))
-    for src, dst in zip(acq.eds.axes_manager.navigation_axes, labels.axes_manager.signal_axes):
-        dst.name, dst.scale, dst.offset, dst.units = src.name, src.scale, src.offset, src.units
-    labels.metadata.General.title = f"stemseg {seg.workflow} clusters (-1 = noise)"
-    return labels
-
-
 def _sha256(path) -> str | None:
     """SHA-256 of the input file; of a directory store (.zspy), over every file's path
     relative to the store and its bytes, in sorted order; None when there is no input."""
@@ -429,7 +418,8 @@ def _write_result(out, acq, seg, table, entropies, note, args, warnings=()) -> N
 
     np.save(out / "labels.npy", seg.labels)
     np.save(out / "labels_full.npy", seg.labels_full)
-    _labels_signal(acq, seg).save(out / "labels.hspy", overwrite=True)
+    seg.label_signal(full=True).save(out / "labels.hspy", overwrite=True)
+    seg.save(out / "segmentation.hspy", overwrite=True)   # stemseg.io.load_segmentation
     # 16-bit TIFF for image software: cluster + 1, 0 = noise
     Image.fromarray((seg.labels_full + 1).astype(np.uint16)).save(out / "labels.tif")
     ax = seg.plot(full=True)
