@@ -79,7 +79,8 @@ sulfide phases by thickness, so it is not the default. Wider sums were measured 
 channels kept PbS at all ten seeds (recall 0.98-0.99) but made leaf selection lose a sulfide
 phase at seed 1 (with 500 and with 200 UMAP epochs), 6 split the majority wurtzite at
 another; 4 is the widest sum under which every sulfide claim held (PbS recall 0.95-0.97 at
-nine seeds, 0.895 at the tenth, with 200 epochs).
+nine seeds, 0.895 at the tenth, with 200 epochs; 0.963-0.983 at all ten since a pixel
+predicted as noise takes its block's label, see above).
 ``energy_bin=1`` gives the paper's exact recipe.
 
 Mean spectra (``spectra_from``)
