@@ -44,7 +44,10 @@ clusters, noise. With the block's label the PbS recall is 0.963 (292 pixels took
 blocks of 61 of the 72 were PbS). Over seeds 0-9 at ~50 counts per pixel 7-44 pixels (292 at
 seed 8) took their block's label, 77-100 % of them joining the cluster of their true phase
 (the majority label of their nearest fitted pixels instead: 14-98 %), and 0-2 noise pixels
-were left. The GMM workflow never predicts noise, so is unaffected.
+were left. On the 128 x 128 sulfide phantom (min_cluster_size 200 px, seeds 0-9) 0-380
+pixels took their block's label, 70 % of them on a phase boundary; ARI against truth
+moved by -0.002 to +0.011 and jalpaite kept recall and precision >= 0.99. The GMM workflow
+never predicts noise, so is unaffected.
 
 ``labels_full="repeat"`` (or when prediction is impossible: HDBSCAN found no cluster) copies
 the binned labels onto their blocks and extends the edge labels over cropped rows/columns.
