@@ -596,8 +596,8 @@ if has_truth:
 # eight small PbS particles (5 % of the map) at ~50 counts per pixel. With every channel as
 # a feature (the paper's recipe, `energy_bin=1`) HDBSCAN put the PbS into the MoS2 cluster at
 # every seed we tried; summing 4 channels per feature (40 eV, a third of a peak width; the
-# default of `workflows.hdbscan`) keeps it at 9 of 10 seeds with over 95 % of its pixels, and
-# 89.5 % at the tenth. The sulfide map above gives the same answers either way. Below: the
+# default of `workflows.hdbscan`) keeps over 96 % of its pixels in a PbS cluster at each of
+# ten seeds (0-9). The sulfide map above gives the same answers either way. Below: the
 # share of each phase in the clusters it dominates, for both settings. This section always
 # simulates its own map, whatever `DATA` is (its code cells carry the tag `own-phantom`).
 
@@ -618,7 +618,7 @@ display(low_dose.round(3))
 pbs_default = low_dose["PbS covered"].iloc[0]
 assert pbs_default > 0.8, (
     f"expected the default workflow 2 to keep the PbS particles at ~50 counts per pixel "
-    f"(over 80 % of them in a PbS cluster; measured 0.89-0.97 over seeds 0-9); got "
+    f"(over 80 % of them in a PbS cluster; measured 0.96-0.98 over seeds 0-9); got "
     f"{pbs_default:.2f}")
 print(f"PbS kept: {pbs_default:.2f} of its pixels with the default, "
       f"{low_dose['PbS covered'].iloc[1]:.2f} with the paper's recipe.")

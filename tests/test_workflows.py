@@ -315,6 +315,29 @@ def test_labels_full_fall_back_to_the_binned_blocks_when_pixels_are_too_sparse()
         assert reason.startswith("repeat (only") and "too few counts" in reason
 
 
+
+def test_predicted_noise_takes_its_binned_blocks_cluster():
+    """An original pixel predicted as noise takes its block's label when the block is in a
+    cluster; noise blocks, masked pixels and predicted labels stay as they are."""
+    from types import SimpleNamespace
+
+    labels = np.array([[0, 1], [-1, 1]])                       # binned x2 of a 4 x 4 map
+    prep = SimpleNamespace(bin=2, original_shape=(4, 4))
+    full = workflows.upsample_labels(labels, 2, (4, 4))
+    full[0, 0] = full[1, 3] = full[3, 3] = -1                    # predicted noise
+    full[2, 2] = 0                                               # predicted another cluster
+    mask = np.ones((4, 4), bool)
+    mask[3, 3] = False
+    out, n = assemble._noise_from_block(np.where(mask, full, -1), labels, prep, mask)
+    assert n == 2 and out[0, 0] == 0 and out[1, 3] == 1
+    assert out[3, 3] == -1 and out[2, 2] == 0 and (out[2:, :2] == -1).all()
+
+
+def test_hdbscan_labels_full_is_noise_only_in_noise_blocks(seg_hdb):
+    blocks = workflows.upsample_labels(seg_hdb.labels, 2, seg_hdb.labels_full.shape)
+    assert not ((seg_hdb.labels_full < 0) & (blocks >= 0)).any()
+    assert isinstance(seg_hdb.params["labels_full_from_block"], int)
+
 def test_plot_title_describes_the_image_shown(seg_hdb):
     import matplotlib
 

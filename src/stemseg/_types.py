@@ -110,7 +110,11 @@ class Segmentation:
         Cluster of every pixel of the binned map the clustering ran on; -1 = noise
         (HDBSCAN) or masked. Clusters are numbered by decreasing size (0 = largest).
     labels_full : numpy.ndarray of int, shape (rows, columns)
-        The same at the original map's resolution (see the workflow for how).
+        The same at the original map's resolution (see the workflow for how). By default
+        each original pixel is predicted from its own counts; one that HDBSCAN's prediction
+        calls noise takes its binned block's label when that block is in a cluster, so -1
+        only where the block in ``labels`` is noise or masked (``params`` counts these
+        pixels as ``labels_full_from_block``).
     weights : numpy.ndarray of float, shape (ny * nx, n_clusters)
         Soft membership of every binned pixel (GMM posterior probabilities; HDBSCAN
         membership vectors, 0 for noise and masked pixels by default).

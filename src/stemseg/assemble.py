@@ -302,6 +302,9 @@ def build_segmentation(data: Any, prep: _pre.Prepared, labels_used: np.ndarray,
     full, fallback = _sparse_fallback(full, labels, prep, mask)
     if fallback:
         params = {**params, "labels_full": fallback}
+    elif predict is not None:
+        full, n_block = _noise_from_block(full, labels, prep, mask)
+        params = {**params, "labels_full_from_block": n_block}
     timer.lap("labels_full")
     if params.get("spectra_from", "full") == "full":
         original = _pre.as_signal(data)
@@ -428,6 +431,27 @@ def _sparse_fallback(full: np.ndarray, labels: np.ndarray, prep: _pre.Prepared,
     return repeated, (f"repeat (only {100 * agreement:.0f} % of the predicted original pixels "
                       "kept their binned block's label: too few counts per original pixel to "
                       "place them)")
+
+
+def _noise_from_block(full: np.ndarray, labels: np.ndarray, prep: _pre.Prepared,
+                      mask: Any) -> tuple[np.ndarray, int]:
+    """Predicted noise (-1) in ``labels_full`` replaced by the label of the pixel's binned
+    block where that block is in a cluster; returns the labels and how many pixels changed.
+
+    HDBSCAN's prediction judges an original pixel by its own counts, a quarter of its
+    block's at x2; the clustering judged the block by all of them. When the prediction
+    calls a pixel noise but the clustering put its block in a cluster, the block's label is
+    the better-founded call (the notes of :mod:`stemseg.workflows` say what was measured).
+    A pixel whose block is noise stays noise, so ``labels_full`` is noise only where
+    ``labels`` is.
+    """
+    inside = _full_mask(mask, prep)
+    block = upsample_labels(labels, prep.bin, prep.original_shape)
+    take = (full < 0) & (block >= 0) & inside
+    n = int(take.sum())
+    if not n:
+        return full, 0
+    return np.where(take, block, full), n
 
 
 def _full_mask(mask: Any, prep: _pre.Prepared) -> np.ndarray:

@@ -37,8 +37,9 @@ more than 10 000 pixels, so their embeddings had 200; a map just under the thres
 no better clusters. Measured with workflow 2 on the sulfide phantom, seeds 0-9 (2 cores):
 ARI against the truth equal to within 0.01 at nine seeds (0.96 instead of 0.61 at seed 5);
 at 50 counts/px the PbS recall of the steel/MoS2/PbS phantom 0.895-0.97 instead of
-0.86-0.97; the minority-wurtzite rims got a cluster of their own in 7 of 15 runs (phantom
-seeds 0-4, three UMAP seeds each) against 6 of 15; one fit 6-8 s instead of 12-15 s.
+0.86-0.97 (``labels_full`` of the time, predicted noise not yet given its block's label);
+the minority-wurtzite rims got a cluster of their own in 7 of 15 runs (phantom seeds 0-4,
+three UMAP seeds each) against 6 of 15; one fit 6-8 s instead of 12-15 s.
 ``n_epochs=None`` restores umap-learn's rule.
 
 Compiled code cached on disk
