@@ -1,7 +1,8 @@
 """Small helpers that do with HyperSpy's public API what its private attributes would.
 
 HyperSpy's ``signal._deepcopy_with_new_data`` is private and may change without notice;
-the package uses these instead (and :func:`stemseg._blocks.is_lazy` for ``signal._lazy``). Only NumPy and (lazily) HyperSpy
+the package uses these instead (and :func:`stemseg._blocks.is_lazy` for ``signal._lazy``).
+Only NumPy and (lazily) HyperSpy
 are imported, so every layer may use this module (see DESIGN.md, "Dependency rules").
 """
 
