@@ -63,6 +63,7 @@ autodoc_default_options = {
     # scikit-learn's estimator API on the reducers (documented by scikit-learn)
     "exclude-members": "set_output, set_params, get_params, get_metadata_routing, "
                        "set_fit_request, set_transform_request, set_score_request, "
+                       "set_predict_request, "
                        "fit_transform",
 }
 autodoc_member_order = "bysource"
