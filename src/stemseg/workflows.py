@@ -158,9 +158,9 @@ _PREPROCESS_CONSTRAINTS: dict[str, list[Any]] = {
 }
 _HINTS = {
     "n_clusters": "Use bic_curve to compare candidates.",
-    "bin": ("(1 = no binning.) Use e.g. bin=2; non-integer binning would mix counts of "
-            "neighbouring pixels."),
-    "umap_sample": "(binned pixels; None fits UMAP on every pixel)",
+    "bin": ("1 = no binning; use e.g. bin=2 (non-integer binning would mix counts of "
+            "neighbouring pixels)."),
+    "umap_sample": "It counts binned pixels; None fits UMAP on every pixel.",
     "min_samples": "Smaller = less noise; None uses the binned min_cluster_size.",
 }
 
@@ -170,7 +170,6 @@ class _Segmenter(BaseEstimator):
     fitted attributes, ``predict`` and ``segmentation``."""
 
     _parameter_constraints: dict[str, list[Any]] = {}
-    _workflow = ""
 
     def _check_params(self) -> None:
         """Every declared constraint, then the cheap checks of other stages (energy range,
