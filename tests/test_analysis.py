@@ -335,3 +335,112 @@ def test_check_length_nm_accepts_units_and_flags_angstrom():
     assert "not yet" in analysis.check_length_nm("four", 0.404)
     assert "not yet" in analysis.check_length_nm("4 furlongs", 0.404)
     assert "not attempted" in analysis.check_length_nm(None, 0.404)
+
+
+# ---------------------------------------------------------------- notebook helpers (issue 18)
+
+def test_notebook_setup_quiets_libraries_and_prints_the_version(capsys):
+    import logging
+
+    from hyperspy.exceptions import VisibleDeprecationWarning
+
+    import stemseg
+
+    levels = {n: logging.getLogger(n).level for n in analysis.NOTEBOOK_QUIET_LOGGERS}
+    try:
+        with warnings.catch_warnings(), pd.option_context("display.precision", 6):
+            warnings.resetwarnings()
+            analysis.notebook_setup(precision=2)
+            assert pd.get_option("display.precision") == 2
+            with warnings.catch_warnings(record=True) as caught:
+                for category in (VisibleDeprecationWarning, DeprecationWarning, FutureWarning):
+                    warnings.warn("hidden", category)
+                warnings.warn("shown", UserWarning)
+            assert [str(w.message) for w in caught] == ["shown"]
+            analysis.notebook_setup(hide_user_warnings=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.warn("hidden too", UserWarning)
+            assert caught == []
+        for name in analysis.NOTEBOOK_QUIET_LOGGERS:
+            assert logging.getLogger(name).level == logging.ERROR
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert capsys.readouterr().out == f"stemseg {stemseg.__version__}\n" * 2
+
+
+_WURTZITE_PHASES = ["resin", "chalcopyrite", "jalpaite", "majority wurtzite",
+                    "minority wurtzite"]
+
+
+def test_wurtzite_check_counts_the_two_wurtzites():
+    truth = np.repeat(np.arange(5), 20).reshape(10, 10)   # 20 px per phase, label = phase
+    labels = truth.copy()
+    labels[truth == 4] = 3                                   # minority merged into majority...
+    labels[(truth == 4) & (np.arange(100).reshape(10, 10) % 20 < 4)] = 1  # ...4 px to chalcop.
+    got = analysis.wurtzite_check(labels, truth, _WURTZITE_PHASES)
+    assert got["minority wurtzite recall"] == 0.0            # no cluster of its own
+    assert got["wurtzite share of its cluster"] == 1.0       # cluster 3: only wurtzite
+    assert got["minority wurtzite elsewhere"] == pytest.approx(4 / 20)
+    exact = analysis.wurtzite_check(truth, truth, _WURTZITE_PHASES)
+    assert exact == {"minority wurtzite recall": 1.0, "wurtzite share of its cluster": 1.0,
+                     "minority wurtzite elsewhere": 0.0}
+
+
+class _Slider:
+    def __init__(self, value):
+        self.value = value
+
+
+class _FakeGMMExplorer:
+    """The attributes of widgets.GMMExplorer that gmm_sweep reads."""
+
+    def __init__(self, truth):
+        self.n_components, self.n_clusters = _Slider(3), _Slider(6)
+        self.truth = truth
+        self.timings = {"refit": 0.25}
+
+    @property
+    def labels(self):  # k clusters: the truth, with phases >= k merged into the last
+        return np.minimum(self.truth, self.n_clusters.value - 1)
+
+    @property
+    def ari(self):
+        return float(self.n_components.value * 10 + self.n_clusters.value)
+
+
+def test_gmm_sweep_visits_every_setting_and_puts_the_sliders_back():
+    truth = np.repeat(np.arange(5), 20).reshape(10, 10)
+    explorer = _FakeGMMExplorer(truth)
+    table = analysis.gmm_sweep(explorer, (4, 5), (4, 5))
+    assert list(table.index) == [(4, 4), (4, 5), (5, 4), (5, 5)]
+    assert list(table["ARI (binned)"]) == [44.0, 45.0, 54.0, 55.0]
+    assert (table["refit (s)"] == 0.25).all()
+    assert (explorer.n_components.value, explorer.n_clusters.value) == (3, 6)
+    with_phases = analysis.gmm_sweep(explorer, (4,), (4, 5), phases=_WURTZITE_PHASES)
+    assert list(with_phases["minority wurtzite recall"]) == [0.0, 1.0]
+
+
+def test_hdbscan_relabel_refits_on_the_cached_embedding(synth_32):
+    cube, _ = synth_32
+    seg = workflows.hdbscan(cube, 40, bin=1, random_state=0)
+    eom = analysis.hdbscan_relabel(seg, 40, 1, cluster_selection_method="eom")
+    leaf = analysis.hdbscan_relabel(seg, 40, 1)
+    assert eom.shape == leaf.shape == seg.labels.shape
+    assert eom.min() >= -1 and leaf.min() >= -1
+    assert (eom >= 0).any() and (leaf >= 0).any()
+    # leaves are never coarser than the excess-of-mass selection on the same tree
+    assert leaf.max() >= eom.max()
+
+
+def test_ensemble_gain_is_the_ensemble_minus_the_better_modality():
+    index = pd.MultiIndex.from_product([["film A", "film B"], ["haadf", "eds", "ensemble"]],
+                                       names=["film", "modality"])
+    table = pd.DataFrame({"kmeans": [0.2, 0.5, 0.7, 0.9, 0.1, 0.8],
+                          "fewshot": [0.4, 0.3, 0.3, 0.0, 0.0, 0.5]}, index=index)
+    gain = analysis.ensemble_gain(table)
+    assert list(gain.index) == ["film A", "film B"]
+    assert gain.loc["film A", "kmeans"] == pytest.approx(0.2)
+    assert gain.loc["film B", "kmeans"] == pytest.approx(-0.1)
+    assert gain.loc["film A", "fewshot"] == pytest.approx(-0.1)
+    assert gain.loc["film B", "fewshot"] == pytest.approx(0.5)

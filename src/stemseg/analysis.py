@@ -2,7 +2,8 @@
 
 Each function takes arrays, HyperSpy signals, tables or a :class:`stemseg.Segmentation`
 and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
-:mod:`stemseg.plots`) and none of them fits a model.
+:mod:`stemseg.plots`) and none of them fits a model
+(except :func:`hdbscan_relabel` and :func:`gmm_sweep`, which refit on cached results).
 
 * Element maps: :func:`element_maps` (HyperSpy/exspy ``get_lines_intensity``, titles
   shortened to the line), :func:`counts_per_pixel`, :func:`display_limits`,
@@ -15,6 +16,10 @@ and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
   :func:`compare_with_paper`, :func:`composition_difference`.
 * Support/background pixels in clusters (E9): :func:`support_absorption`.
 * Labels: :func:`bin_labels` (mode of every ``bin x bin`` block), :func:`phase_names`.
+* Notebook helpers (one call each where a notebook would otherwise carry code):
+  :func:`notebook_setup` (warnings, loggers, pandas precision), :func:`wurtzite_check`,
+  :func:`gmm_sweep` (moves a GMM explorer's sliders), :func:`hdbscan_relabel` (refits
+  HDBSCAN only, on a result's cached embedding), :func:`ensemble_gain`.
 
 Units: counts, counts per pixel, nm, at. %, R (gas constant) for entropies.
 """
@@ -66,6 +71,12 @@ __all__ = [
     "rank_separation",
     "budget_at_dose",
     "BUDGET_TERM_ALIASES",
+    "NOTEBOOK_QUIET_LOGGERS",
+    "notebook_setup",
+    "wurtzite_check",
+    "gmm_sweep",
+    "hdbscan_relabel",
+    "ensemble_gain",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -1253,3 +1264,181 @@ def rank_separation(labels: np.ndarray, values: np.ndarray, a: Any, b: Any) -> f
     ranks = rankdata(np.r_[va, vb])
     u = ranks[:va.size].sum() - va.size * (va.size + 1) / 2.0
     return float(u / (va.size * vb.size))
+
+
+# --------------------------------------------------------------------------------------
+# notebook helpers: one call for what every notebook would otherwise repeat
+# --------------------------------------------------------------------------------------
+
+#: Loggers quietened by :func:`notebook_setup` (their INFO/WARNING lines fill a notebook).
+NOTEBOOK_QUIET_LOGGERS: tuple[str, ...] = ("hyperspy", "exspy", "rsciio")
+
+
+def notebook_setup(*, hide_user_warnings: bool = False, precision: int = 3) -> None:
+    """Set up a teaching notebook: quiet library chatter, pandas precision, print the version.
+
+    Filters HyperSpy's ``VisibleDeprecationWarning``, ``DeprecationWarning`` and
+    ``FutureWarning`` (and, with ``hide_user_warnings``, ``UserWarning`` and its subclasses,
+    stemseg's own data warnings included), sets the loggers of
+    :data:`NOTEBOOK_QUIET_LOGGERS` to ``ERROR``, sets pandas' ``display.precision`` and
+    prints ``stemseg <version>``. The filters are process-wide, as in a notebook cell.
+
+    Parameters
+    ----------
+    hide_user_warnings : bool
+        Also hide ``UserWarning`` (notebook 5: scikit-learn and UMAP on small chips).
+    precision : int
+        Digits pandas shows after the decimal point.
+
+    Examples
+    --------
+    >>> from stemseg import analysis
+    >>> analysis.notebook_setup()  # doctest: +ELLIPSIS
+    stemseg ...
+    """
+    import logging
+
+    from hyperspy.exceptions import VisibleDeprecationWarning
+
+    from . import __version__
+
+    for category in (VisibleDeprecationWarning, DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    if hide_user_warnings:
+        warnings.filterwarnings("ignore", category=UserWarning)
+    for name in NOTEBOOK_QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    pd.set_option("display.precision", int(precision))
+    print("stemseg", __version__)
+
+
+def wurtzite_check(labels: np.ndarray, truth: np.ndarray, phases: Sequence[Any]
+                   ) -> dict[str, float]:
+    """How the sulfide phantom's two wurtzites are clustered (notebook 2, claim E3).
+
+    Parameters
+    ----------
+    labels, truth : numpy.ndarray of int, same shape (ny, nx)
+        Clusters (-1 = noise) and truth phases on the same (e.g. binned) grid.
+    phases : sequence of Phase or str
+        The phantom's phases by truth label; must name ``"majority wurtzite"``,
+        ``"minority wurtzite"``, ``"resin"``, ``"chalcopyrite"`` and ``"jalpaite"``.
+
+    Returns
+    -------
+    dict
+        ``"minority wurtzite recall"`` (share of its pixels in its matched cluster),
+        ``"wurtzite share of its cluster"`` (share of wurtzite of either kind in the cluster
+        matched to the majority wurtzite) and ``"minority wurtzite elsewhere"`` (share of the
+        minority wurtzite in the clusters matched to resin, chalcopyrite or jalpaite); all
+        fractions in [0, 1].
+    """
+    from . import metrics
+
+    rec = phase_recovery(labels, truth, phases).set_index("name")
+    table = metrics.confusion_matrix(labels, truth)
+    phase = {str(getattr(p, "name", p)): i for i, p in enumerate(phases)}
+    wurtzites = [phase["majority wurtzite"], phase["minority wurtzite"]]
+    c_major = rec.loc["majority wurtzite", "cluster"]
+    others = [rec.loc[n, "cluster"] for n in ("resin", "chalcopyrite", "jalpaite")]
+    minority = phase["minority wurtzite"]
+    return {"minority wurtzite recall": float(rec.loc["minority wurtzite", "recall"]),
+            "wurtzite share of its cluster": float(table.loc[c_major, wurtzites].sum()
+                                                   / table.loc[c_major].sum()),
+            "minority wurtzite elsewhere": float(table.loc[others, minority].sum()
+                                                 / table[minority].sum())}
+
+
+def gmm_sweep(explorer: Any, n_components: Sequence[int], n_clusters: Sequence[int], *,
+              phases: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Move a :class:`stemseg.widgets.GMMExplorer`'s sliders through a grid and tabulate.
+
+    Each setting is one refit on the explorer's cached PCA scores; the sliders are put
+    back where they were afterwards.
+
+    Parameters
+    ----------
+    explorer : stemseg.widgets.GMMExplorer
+    n_components, n_clusters : sequence of int
+        The PCA components and mixture sizes to visit (every pair).
+    phases : sequence of Phase, optional
+        The sulfide phantom's phases: adds the columns of :func:`wurtzite_check` (needs the
+        explorer's truth).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``"PCA comps"``, ``"clusters"``); columns ``"ARI (binned)"`` (NaN without a
+        truth), ``"refit (s)"`` and, with ``phases``, the three wurtzite columns.
+    """
+    start = (explorer.n_components.value, explorer.n_clusters.value)
+    rows = []
+    try:
+        for nc in n_components:
+            explorer.n_components.value = nc
+            for k in n_clusters:
+                explorer.n_clusters.value = k
+                row = {"PCA comps": nc, "clusters": k, "ARI (binned)": explorer.ari,
+                       "refit (s)": explorer.timings["refit"]}
+                if phases is not None:
+                    row.update(wurtzite_check(explorer.labels, explorer.truth, phases))
+                rows.append(row)
+    finally:
+        explorer.n_components.value, explorer.n_clusters.value = start
+    return pd.DataFrame(rows).set_index(["PCA comps", "clusters"])
+
+
+def hdbscan_relabel(segmentation: Any, min_cluster_size_px: float, bin: int, *,
+                    cluster_selection_method: str = "leaf") -> np.ndarray:
+    """HDBSCAN refitted on a workflow-2 result's cached embedding (notebook 3).
+
+    Uses the embedding and the UMAP fitting sample kept in ``segmentation.models``; only
+    HDBSCAN is refitted (hard labels), so a new selection method or size takes seconds.
+
+    Parameters
+    ----------
+    segmentation : stemseg.Segmentation
+        From :func:`stemseg.workflows.hdbscan_umap` (``embedding``,
+        ``models["umap_sample"]`` and ``models["prepared"].used``).
+    min_cluster_size_px : float
+        Smallest cluster, in original (unbinned) pixels.
+    bin : int
+        The binning of the result (pixels per side of a binned pixel).
+    cluster_selection_method : {"leaf", "eom"}
+        HDBSCAN's selection: ``"leaf"`` keeps the smallest clumps, ``"eom"`` (excess of
+        mass) the most persistent ones.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape of ``segmentation.labels`` (binned grid)
+        -1 for noise and for pixels the workflow left out.
+    """
+    from . import cluster
+
+    _, fitted, _, _ = cluster.hdbscan_on_sample(
+        segmentation.embedding, segmentation.models["umap_sample"],
+        cluster.binned_min_cluster_size(min_cluster_size_px, "px", bin), weights="hard",
+        cluster_selection_method=cluster_selection_method)
+    labels = np.full(segmentation.labels.shape, -1)
+    labels[segmentation.models["prepared"].used] = fitted
+    return labels
+
+
+def ensemble_gain(table: pd.DataFrame) -> pd.DataFrame:
+    """Score of the ensemble minus the better single modality (notebook 5, claim T4).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Index (film, modality) with modalities ``"haadf"``, ``"eds"`` and ``"ensemble"``;
+        one column per method; values a score such as the IoU (dimensionless).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index film, columns the methods: ensemble - max(haadf, eds); positive when the
+        ensemble does better than either modality alone.
+    """
+    level = "modality"
+    return table.xs("ensemble", level=level) - np.maximum(
+        table.xs("haadf", level=level), table.xs("eds", level=level))
