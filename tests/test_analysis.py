@@ -444,3 +444,76 @@ def test_ensemble_gain_is_the_ensemble_minus_the_better_modality():
     assert gain.loc["film B", "kmeans"] == pytest.approx(-0.1)
     assert gain.loc["film A", "fewshot"] == pytest.approx(-0.1)
     assert gain.loc["film B", "fewshot"] == pytest.approx(0.5)
+
+
+class _FakeHDBSCANExplorer:
+    """The attributes of widgets.HDBSCANExplorer that hdbscan_sweep reads."""
+
+    def __init__(self):
+        self.min_cluster_size, self.min_samples = _Slider(200), _Slider(0)
+        self.pixel_area_nm2 = 4.0
+        self.timings = {"refit": 0.5}
+        self.ari = float("nan")
+
+    @property
+    def labels(self):  # fewer clusters as min_cluster_size grows
+        return np.arange(100).reshape(10, 10) // max(1, self.min_cluster_size.value)
+
+    @property
+    def n_found(self):
+        return int(self.labels.max()) + 1
+
+    @property
+    def noise_fraction(self):
+        return self.min_samples.value / 100
+
+
+def test_hdbscan_sweep_tabulates_one_slider_and_puts_it_back():
+    explorer = _FakeHDBSCANExplorer()
+    sizes = analysis.hdbscan_sweep(explorer, "min_cluster_size", [10, 50])
+    assert list(sizes.index) == [10, 50] and sizes.index.name == "min_cluster_size (px)"
+    assert list(sizes["clusters"]) == [10, 2]
+    assert list(sizes["area (µm²)"]) == pytest.approx([40e-6, 200e-6])
+    assert list(sizes["major clusters"]) == [10, 2]
+    assert explorer.min_cluster_size.value == 200
+    samples = analysis.hdbscan_sweep(explorer, "min_samples", [5, 0])
+    assert list(samples.index) == [5, "default"]
+    assert list(samples["noise %"]) == pytest.approx([5.0, 0.0])
+    assert explorer.min_samples.value == 0
+    with pytest.raises(StemsegValueError, match="min_cluster_size"):
+        analysis.hdbscan_sweep(explorer, "bin", [2])
+
+
+def test_leaf_sweep_has_a_row_per_size(synth_32):
+    cube, _ = synth_32
+    seg = workflows.hdbscan(cube, 40, bin=1, random_state=0)
+    table = analysis.leaf_sweep(seg, [20, 40], 1)
+    assert list(table.index) == [20, 40]
+    assert (table["major clusters (leaf)"] >= 1).all()
+    assert ((table["noise % (leaf)"] >= 0) & (table["noise % (leaf)"] <= 100)).all()
+
+
+def test_phase_homes_names_the_merged_phases():
+    truth = np.repeat(np.arange(3), 10).reshape(5, 6)
+    labels = np.where(truth == 2, 1, truth)       # phases 1 and 2 in cluster 1
+    labels[0, 0] = -1                             # noise is never a home
+    homes = analysis.phase_homes(labels, truth, {0: "resin", 1: "a", 2: "b"})
+    assert list(homes["main cluster"]) == [0, 1, 1]
+    assert list(homes["share there"]) == pytest.approx([0.9, 1.0, 1.0])
+    assert homes.attrs["merged"] == [["a", "b"]]
+    assert analysis.phase_homes(truth, truth, {0: "r", 1: "a", 2: "b"}).attrs["merged"] == []
+
+
+def test_region_iou_has_a_row_per_film_and_modality():
+    truth = np.repeat(np.arange(2), 8).reshape(4, 4)      # region 1: the lower half
+    perfect, blank = truth.copy(), np.zeros_like(truth)
+    results = {"community": {"haadf": perfect, "eds": blank, "ensemble": perfect},
+               "fewshot": {"haadf": blank, "eds": blank, "ensemble": perfect}}
+    films = {"A": {"truth": truth, "regions": {"amorphous LFO": 1}, "results": results},
+             "B": {"truth": truth, "regions": {"amorphous LFO": 1}, "results": results}}
+    table = analysis.region_iou(films, "amorphous LFO", ["B"])
+    assert list(table.index) == [("B", "haadf"), ("B", "eds"), ("B", "ensemble")]
+    assert list(table.columns) == ["community", "fewshot"]     # multimodal.METHODS order
+    assert table.loc[("B", "ensemble")].tolist() == [1.0, 1.0]
+    assert table.loc[("B", "eds")].tolist() == [0.0, 0.0]
+    assert len(analysis.region_iou(films, "amorphous LFO")) == 6

@@ -3,7 +3,8 @@
 Each function takes arrays, HyperSpy signals, tables or a :class:`stemseg.Segmentation`
 and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
 :mod:`stemseg.plots`) and none of them fits a model
-(except :func:`hdbscan_relabel` and :func:`gmm_sweep`, which refit on cached results).
+(except :func:`hdbscan_relabel`, :func:`leaf_sweep` and the sweeps of the explorers,
+which refit on cached results).
 
 * Element maps: :func:`element_maps` (HyperSpy/exspy ``get_lines_intensity``, titles
   shortened to the line), :func:`counts_per_pixel`, :func:`display_limits`,
@@ -19,7 +20,8 @@ and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
 * Notebook helpers (one call each where a notebook would otherwise carry code):
   :func:`notebook_setup` (warnings, loggers, pandas precision), :func:`wurtzite_check`,
   :func:`gmm_sweep` (moves a GMM explorer's sliders), :func:`hdbscan_relabel` (refits
-  HDBSCAN only, on a result's cached embedding), :func:`ensemble_gain`.
+  HDBSCAN only, on a result's cached embedding), :func:`hdbscan_sweep`,
+  :func:`leaf_sweep`, :func:`phase_homes`, :func:`region_iou`, :func:`ensemble_gain`.
 
 Units: counts, counts per pixel, nm, at. %, R (gas constant) for entropies.
 """
@@ -77,6 +79,10 @@ __all__ = [
     "gmm_sweep",
     "hdbscan_relabel",
     "ensemble_gain",
+    "hdbscan_sweep",
+    "leaf_sweep",
+    "phase_homes",
+    "region_iou",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -1442,3 +1448,151 @@ def ensemble_gain(table: pd.DataFrame) -> pd.DataFrame:
     level = "modality"
     return table.xs("ensemble", level=level) - np.maximum(
         table.xs("haadf", level=level), table.xs("eds", level=level))
+
+
+def hdbscan_sweep(explorer: Any, parameter: str, values: Sequence[int]) -> pd.DataFrame:
+    """Move one slider of a :class:`stemseg.widgets.HDBSCANExplorer` and tabulate (notebook 3).
+
+    Each value is one HDBSCAN refit on the explorer's cached embedding; the slider is put
+    back where it was afterwards.
+
+    Parameters
+    ----------
+    explorer : stemseg.widgets.HDBSCANExplorer
+    parameter : {"min_cluster_size", "min_samples"}
+        The slider: ``min_cluster_size`` in original pixels, ``min_samples`` (0 = HDBSCAN's
+        default, shown as ``"default"``).
+    values : sequence of int
+        The values to visit, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``"min_cluster_size (px)"`` or ``"min_samples"``; columns ``"clusters"``,
+        ``"noise %"`` (percent of the used binned pixels), ``"ARI (binned)"`` (NaN without a
+        truth) and, for ``min_cluster_size``, ``"area (µm²)"`` (None without a pixel size),
+        ``"major clusters"`` (at least 2 % of the labelled pixels) and ``"refit (s)"``.
+    """
+    from . import cluster
+
+    if parameter not in ("min_cluster_size", "min_samples"):
+        raise StemsegValueError(
+            f"parameter must be 'min_cluster_size' or 'min_samples', not {parameter!r}.")
+    slider = getattr(explorer, parameter)
+    start, rows = slider.value, []
+    try:
+        for value in values:
+            slider.value = value
+            if parameter == "min_samples":
+                rows.append({"min_samples": value or "default", "clusters": explorer.n_found,
+                             "noise %": 100 * explorer.noise_fraction,
+                             "ARI (binned)": explorer.ari})
+                continue
+            area = explorer.pixel_area_nm2
+            rows.append({"min_cluster_size (px)": value,
+                         "area (µm²)": None if area is None else value * area / 1e6,
+                         "clusters": explorer.n_found,
+                         "major clusters": cluster.n_major_clusters(explorer.labels, 0.02),
+                         "noise %": 100 * explorer.noise_fraction,
+                         "ARI (binned)": explorer.ari, "refit (s)": explorer.timings["refit"]})
+    finally:
+        slider.value = start
+    index = "min_samples" if parameter == "min_samples" else "min_cluster_size (px)"
+    return pd.DataFrame(rows).set_index(index)
+
+
+def leaf_sweep(segmentation: Any, sizes_px: Sequence[float], bin: int) -> pd.DataFrame:
+    """HDBSCAN with leaf selection over cluster sizes, on a cached embedding (notebook 3).
+
+    Parameters
+    ----------
+    segmentation : stemseg.Segmentation
+        From :func:`stemseg.workflows.hdbscan` (see :func:`hdbscan_relabel`).
+    sizes_px : sequence of float
+        ``min_cluster_size`` values in original pixels.
+    bin : int
+        The result's binning.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``"min_cluster_size (px)"``; columns ``"major clusters (leaf)"`` (clusters with
+        at least 2 % of the labelled pixels) and ``"noise % (leaf)"`` (percent of the used
+        binned pixels).
+    """
+    from . import cluster
+
+    used = segmentation.models["prepared"].used
+    rows = []
+    for size in sizes_px:
+        leaf = hdbscan_relabel(segmentation, size, bin)
+        rows.append({"min_cluster_size (px)": size,
+                     "major clusters (leaf)": cluster.n_major_clusters(leaf, 0.02),
+                     "noise % (leaf)": 100 * cluster.noise_fraction(leaf, used)})
+    return pd.DataFrame(rows).set_index("min_cluster_size (px)")
+
+
+def phase_homes(labels: np.ndarray, truth: np.ndarray, names: Mapping[int, str]
+                ) -> pd.DataFrame:
+    """Each truth phase's main cluster and the share of the phase there (notebook 3, E3).
+
+    Parameters
+    ----------
+    labels, truth : numpy.ndarray of int, same shape
+        Clusters (-1 = noise, never a home) and truth phases.
+    names : dict
+        Phase name by truth label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per phase: ``"phase"`` (name), ``"main cluster"`` (the cluster holding most
+        of its pixels) and ``"share there"`` (fraction of all its pixels, noise included);
+        ``attrs["merged"]`` lists the groups of phases that share a main cluster.
+    """
+    from . import metrics
+
+    counts = metrics.confusion_matrix(labels, truth)          # clusters x phases
+    in_clusters = counts.loc[counts.index >= 0]
+    homes = pd.DataFrame({"phase": [names[p] for p in counts.columns],
+                          "main cluster": in_clusters.idxmax().to_numpy(),
+                          "share there": (in_clusters.max() / counts.sum()).to_numpy()})
+    merged = homes[homes.duplicated("main cluster", keep=False)]
+    homes.attrs["merged"] = [list(g.phase) for _, g in merged.groupby("main cluster")]
+    return homes
+
+
+def region_iou(films: Mapping[str, Mapping[str, Any]], region: str,
+               names: Sequence[str] | None = None) -> pd.DataFrame:
+    """IoU of one truth region for every method and modality of the films (notebook 5).
+
+    Parameters
+    ----------
+    films : dict
+        Film name -> dict with ``"truth"`` (chip labels, shape (rows, cols)), ``"regions"``
+        (region name -> truth label) and ``"results"`` (method -> modality -> result of
+        :func:`stemseg.multimodal.segment_all`).
+    region : str
+        The region to locate, e.g. ``"amorphous LFO"``.
+    names : sequence of str, optional
+        The films to include, in this order (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``film``, ``modality``), one column per method (in the order of
+        :data:`stemseg.multimodal.METHODS`): the intersection over union
+        of the region and the best-matching class (:func:`stemseg.multimodal.region_recovery`),
+        in [0, 1].
+    """
+    from . import multimodal
+
+    tables = {}
+    for film in (names if names is not None else list(films)):
+        f = films[film]
+        label = f["regions"][region]
+        tables[film] = pd.DataFrame({
+            method: {mod: multimodal.region_recovery(r, f["truth"], label)["iou"]
+                     for mod, r in f["results"][method].items()}
+            for method in multimodal.METHODS if method in f["results"]})
+    return pd.concat(tables, names=["film", "modality"])
