@@ -45,26 +45,17 @@
 # ## Imports
 
 # %%
-import logging
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
 from stemseg import (analysis, io, metrics, plots, preprocess, quant, validate, widgets,
                      workflows)
 
-warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
-for name in ("hyperspy", "exspy", "rsciio"):
-    logging.getLogger(name).setLevel(logging.ERROR)
-pd.set_option("display.precision", 3)
-print("stemseg", stemseg.__version__)
+# HyperSpy's deprecation warnings and log messages off, pandas precision 3, the version
+analysis.notebook_setup()
 
 # %% [markdown]
 # ## Data (change one line here)
@@ -135,6 +126,8 @@ display(pd.DataFrame({
     "counts per pixel": [raw_cpp, binned_cpp],
     "in the feature channels": [feature_cpp / BIN**2, feature_cpp],
 }, index=["as recorded", f"binned x{BIN}"]))
+
+# %%
 print(f"features: {prep.X.shape[0]} binned pixels x {prep.X.shape[1]} channels "
       f"({prep.energy[0]:.2f}-{prep.energy[-1]:.2f} keV)")
 sparse = feature_cpp < preprocess.SPARSE_COUNTS_PER_PIXEL
@@ -210,36 +203,8 @@ plt.show()
 # wurtzite (of either kind) in the cluster matched to the majority wurtzite.
 
 # %%
-def wurtzite_check(labels, truth_labels):
-    """Recall of the minority wurtzite, wurtzite share of the majority-wurtzite cluster, and
-    share of the minority wurtzite put into the resin, chalcopyrite or jalpaite clusters."""
-    rec = analysis.phase_recovery(labels, truth_labels, data.phases).set_index("name")
-    table = metrics.confusion_matrix(labels, truth_labels)
-    phase = {p.name: i for i, p in enumerate(data.phases)}
-    wurtzites = [phase["majority wurtzite"], phase["minority wurtzite"]]
-    c_major = rec.loc["majority wurtzite", "cluster"]
-    others = [rec.loc[n, "cluster"] for n in ("resin", "chalcopyrite", "jalpaite")]
-    minority = phase["minority wurtzite"]
-    return {"minority wurtzite recall": float(rec.loc["minority wurtzite", "recall"]),
-            "wurtzite share of its cluster": float(table.loc[c_major, wurtzites].sum()
-                                                   / table.loc[c_major].sum()),
-            "minority wurtzite elsewhere": float(table.loc[others, minority].sum()
-                                                 / table[minority].sum())}
-
-
-sweep = []
-for nc in (4, 5):
-    explorer.n_components.value = nc
-    for k in (5, 6):
-        explorer.n_clusters.value = k
-        row = {"PCA comps": nc, "clusters": k, "ARI (binned)": explorer.ari,
-               "refit (s)": explorer.timings["refit"]}
-        if has_truth:
-            row.update(wurtzite_check(explorer.labels, explorer.truth))
-        sweep.append(row)
-explorer.n_components.value = seg.params["n_components"]
-explorer.n_clusters.value = N_CLUSTERS
-sweep = pd.DataFrame(sweep).set_index(["PCA comps", "clusters"])
+sweep = analysis.gmm_sweep(explorer, n_components=(4, 5), n_clusters=(5, 6),
+                           phases=data.phases if has_truth else None)
 display(sweep)
 bic_best = explorer.bic_table().attrs["best"]
 print("BIC minimum at", bic_best, "clusters")
@@ -283,6 +248,10 @@ if has_truth:
     assert evr[knee] / evr[knee + 1] < 1.2, (
         "expected a flat noise floor after the knee (neighbouring components within 20 %); "
         f"got a ratio {evr[knee] / evr[knee + 1]:.2f}")
+    print("scree ratios:", np.round(evr[:6] / evr[1:7], 1))
+
+# %%
+if has_truth:
     share = sweep["wurtzite share of its cluster"]
     assert (share > 0.9).all(), (
         "expected the majority-wurtzite cluster to hold more than 90 % wurtzite (either kind) "
@@ -294,7 +263,6 @@ if has_truth:
     assert bic_best > 6, (
         "expected the BIC minimum beyond 6 clusters (BIC keeps falling past the 5 phases + 1 "
         f"for boundary pixels); got {bic_best}")
-    print("scree ratios:", np.round(evr[:6] / evr[1:7], 1))
     print("minority wurtzite on its own (binned recall > 0.5):",
           (sweep["minority wurtzite recall"] > 0.5).to_dict())
 
@@ -347,7 +315,9 @@ if has_truth:
                     ylabel="cluster (named by its matched phase)",
                     title="pixels: cluster vs phase")
     plt.show()
-else:
+
+# %%
+if not has_truth:
     key = None   # no truth: clusters keep their own numbers and colours
     plots.label_map(seg.labels_full, pixel_size=pixel_nm, title="workflow 1")
     plt.show()
@@ -402,8 +372,7 @@ if has_truth:
     assert ari > 0.9, (
         f"expected the ARI against the truth above 0.9 with {seg.n_clusters} clusters; "
         f"got {ari:.3f}")
-    for k, rec, labels in ((seg.n_clusters, recovery, seg.labels_full),
-                           (5, rec5, seg5.labels_full)):
+    for k, rec in ((seg.n_clusters, recovery), (5, rec5)):
         found = rec.set_index("name")
         majors = found.loc[["resin", "chalcopyrite", "jalpaite", "majority wurtzite"]]
         assert (majors.coverage > 0.95).all(), (
@@ -414,14 +383,23 @@ if has_truth:
         assert (pure > 0.95).all(), (
             f"expected the resin, chalcopyrite and jalpaite clusters to be over 95 % pure "
             f"with {k} clusters; got {pure.round(3).to_dict()}")
-        wurtz = wurtzite_check(labels, data.labels)
+
+# %%
+# E3: the wurtzites kept apart from the other phases, with 6 and with 5 clusters
+if has_truth:
+    for k, labels in ((seg.n_clusters, seg.labels_full), (5, seg5.labels_full)):
+        wurtz = analysis.wurtzite_check(labels, data.labels, data.phases)
         assert wurtz["wurtzite share of its cluster"] > 0.95, (
             f"expected the majority-wurtzite cluster to hold over 95 % wurtzite with {k} "
             f"clusters; got {wurtz['wurtzite share of its cluster']:.3f}")
         assert wurtz["minority wurtzite elsewhere"] < 0.02, (
             f"expected under 2 % of the minority wurtzite in the resin, chalcopyrite or "
             f"jalpaite clusters with {k} clusters; got {wurtz['minority wurtzite elsewhere']:.3f}")
-        minority = found.loc["minority wurtzite", "recall"]
+
+# %%
+if has_truth:
+    for k, rec in ((seg.n_clusters, recovery), (5, rec5)):
+        minority = rec.set_index("name").loc["minority wurtzite", "recall"]
         print(f"{k} clusters: the minority wurtzite is "
               + ("found on its own" if minority > 0.8 else
                  "partly split between a rim cluster and a boundary cluster"
@@ -478,6 +456,8 @@ for line in lines:
     except stemseg.StemsegError as err:
         print(f"{line}: no SNR -- {err}")
 snr = pd.DataFrame.from_dict(rows, orient="index")
+
+# %%
 if len(snr):
     snr["gain / sqrt(N_eff)"] = snr["gain"] / snr["sqrt_n_effective"]
     display(snr[["cluster", "n_pixels", "n_effective", "snr_pixel", "snr_mean", "gain",
@@ -523,6 +503,8 @@ try:
 except stemseg.StemsegError as err:
     table = None
     print(f"No quantification: {err}")
+
+# %%
 if table is not None and has_truth:
     paper = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
     match = metrics.match_clusters(seg.labels_full, data.labels)
@@ -534,7 +516,9 @@ if table is not None and has_truth:
     plots.composition_bars(compare, names={k: f"({k}) {n}" for n, k in key_of.items()},
                            title="phantom, workflow 1 vs the paper's Table 1 (workflow 1)")
     plt.show()
-elif table is not None:
+
+# %%
+if table is not None and not has_truth:
     display(table.pivot(index="element", columns="cluster", values="at_pct").round(2))
     if sparse:
         print("Few counts per pixel (section 1): these are compositions of groups of pixels "
@@ -547,6 +531,9 @@ if has_truth:
     assert (worst[["i", "ii"]] < 1.5).all(), (
         "expected chalcopyrite (i) and jalpaite (ii) within 1.5 at. % of the truth in every "
         f"element; got {worst[['i', 'ii']].round(2).to_dict()}")
+
+# %%
+if has_truth:
     rims = recovery.set_index("name").loc["minority wurtzite", "recall"]
     if rims > 0.8:  # the rims have a cluster of their own
         assert worst["iii"] < 1.5 and worst["iv"] < 2.0, (

@@ -44,25 +44,16 @@
 # ## Imports
 
 # %%
-import logging
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
 from stemseg import analysis, cluster, io, metrics, plots, preprocess, quant, widgets, workflows
 
-warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
-for name in ("hyperspy", "exspy", "rsciio"):
-    logging.getLogger(name).setLevel(logging.ERROR)
-pd.set_option("display.precision", 3)
-print("stemseg", stemseg.__version__)
+# HyperSpy's deprecation warnings and log messages off, pandas precision 3, the version
+analysis.notebook_setup()
 
 # %% [markdown]
 # ## Data (change one line here)
@@ -147,22 +138,23 @@ print("seconds per stage:", {k: round(v, 2) for k, v in seg.timings.items()})
 
 # %%
 used = seg.models["prepared"].used.ravel()
-fig, axes = plt.subplots(1, 2 if has_truth else 1, figsize=(10 if has_truth else 5, 4.2),
-                         layout="constrained", squeeze=False)
 if has_truth:  # clusters renumbered to their matched phase: one colour = one phase
     binned_truth = analysis.bin_labels(data.labels, BIN, seg.labels.shape)
     shown, _ = analysis.align_labels(seg.labels, binned_truth)
-    plots.embedding(seg.embedding, shown.ravel()[used], ax=axes[0, 0],
+    n_colours = int(max(shown.max(), binned_truth.max())) + 1
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    plots.embedding(seg.embedding, shown.ravel()[used], ax=axes[0],
                     names={i: f"cluster ~ {n}" for i, n in names.items()},
-                    n_colours=int(max(shown.max(), binned_truth.max())) + 1,
+                    n_colours=n_colours, title="UMAP embedding coloured by HDBSCAN cluster")
+    plots.embedding(seg.embedding, binned_truth.ravel()[used], ax=axes[1], names=names,
+                    n_colours=n_colours, title="the same points coloured by true phase")
+    plt.show()
+
+# %%
+if not has_truth:
+    plots.embedding(seg.embedding, seg.labels.ravel()[used],
                     title="UMAP embedding coloured by HDBSCAN cluster")
-    plots.embedding(seg.embedding, binned_truth.ravel()[used], ax=axes[0, 1], names=names,
-                    n_colours=int(max(shown.max(), binned_truth.max())) + 1,
-                    title="the same points coloured by true phase")
-else:
-    plots.embedding(seg.embedding, seg.labels.ravel()[used], ax=axes[0, 0],
-                    title="UMAP embedding coloured by HDBSCAN cluster")
-plt.show()
+    plt.show()
 
 # %% [markdown]
 # ## 3 · The two HDBSCAN parameters (sliders)
@@ -192,18 +184,7 @@ explorer
 sweep_sizes = sorted({max(2 * BIN**2, round(size * scale))
                       for size in (8, 20, 100, 200, 400, 800, 1600, 2000, 3000)}
                      | {min_cluster_size_px})
-rows = []
-for size in sweep_sizes:
-    explorer.min_cluster_size.value = size
-    rows.append({"min_cluster_size (px)": size,
-                 "area (µm²)": None if explorer.pixel_area_nm2 is None
-                 else size * explorer.pixel_area_nm2 / 1e6,
-                 "clusters": explorer.n_found,
-                 "major clusters": cluster.n_major_clusters(explorer.labels, 0.02),
-                 "noise %": 100 * explorer.noise_fraction,
-                 "ARI (binned)": explorer.ari, "refit (s)": explorer.timings["refit"]})
-explorer.min_cluster_size.value = min_cluster_size_px
-size_sweep = pd.DataFrame(rows).set_index("min_cluster_size (px)")
+size_sweep = analysis.hdbscan_sweep(explorer, "min_cluster_size", sweep_sizes)
 display(size_sweep)
 marks = {"size used": min_cluster_size_px}
 if has_truth:
@@ -212,12 +193,8 @@ plots.parameter_sweep(size_sweep, ["major clusters", "noise %"], logx=True, mark
                       title="HDBSCAN against min_cluster_size (original pixels)")
 plt.show()
 
-rows = []
-for ms in (1, 5, 10, 25, 0):
-    explorer.min_samples.value = ms
-    rows.append({"min_samples": ms or "default", "clusters": explorer.n_found,
-                 "noise %": 100 * explorer.noise_fraction, "ARI (binned)": explorer.ari})
-samples_sweep = pd.DataFrame(rows).set_index("min_samples")
+# %%
+samples_sweep = analysis.hdbscan_sweep(explorer, "min_samples", (1, 5, 10, 25, 0))
 display(samples_sweep)
 
 # %% [markdown]
@@ -260,6 +237,8 @@ if pixel_nm is not None:
                              f"to give the same binned size; got {in_px} and {in_nm2}")
 else:
     print("The file gives no pixel size: min_cluster_size can be set in pixels only.")
+
+# %%
 if has_truth:
     n_phases = len(data.phases)                                   # resin + four sulfides
     rims_px = int((data.labels == 4).sum())                       # smallest phase's area
@@ -270,6 +249,10 @@ if has_truth:
                               f"at every size of the sweep; got {most}")
     assert largest > rims_px, (f"expected the largest size of the sweep ({largest} px) to "
                                f"exceed the area of the rims ({rims_px} px)")
+
+# %%
+if has_truth:
+    largest, n_phases = size_sweep.index.max(), len(data.phases)
     lost = size_sweep.loc[largest, "major clusters"]
     kept = size_sweep.loc[min_cluster_size_px, "major clusters"]
     assert lost < min(kept, n_phases), (
@@ -299,17 +282,16 @@ if has_truth:
     recovery = analysis.phase_recovery(seg.labels_full, data.labels, data.phases)
     print(f"ARI against truth: {ari:.3f} (noise counted as a label)")
     display(recovery)
-    # every phase's main cluster, on the binned grid HDBSCAN works on
-    counts = metrics.confusion_matrix(seg.labels, binned_truth)     # clusters x phases
-    in_clusters = counts.loc[counts.index >= 0]
-    homes = pd.DataFrame({"phase": [names[p] for p in counts.columns],
-                          "main cluster": in_clusters.idxmax().to_numpy(),
-                          "share there": (in_clusters.max() / counts.sum()).to_numpy()})
+
+# %%
+if has_truth:  # every phase's main cluster, on the binned grid HDBSCAN works on
+    homes = analysis.phase_homes(seg.labels, binned_truth, names)
     display(homes)
-    merged = homes[homes.duplicated("main cluster", keep=False)]
-    print("merged phases:", "none" if merged.empty else
-          "; ".join(" + ".join(g.phase) for _, g in merged.groupby("main cluster")))
-else:
+    merged = homes.attrs["merged"]
+    print("merged phases:", "; ".join(" + ".join(g) for g in merged) or "none")
+
+# %%
+if not has_truth:
     plots.label_map(seg.labels_full, pixel_size=pixel_nm, title="workflow 2")
     plt.show()
 
@@ -337,7 +319,7 @@ if has_truth:
                                        f"pixels labelled noise; got "
                                        f"{100 * seg.noise_fraction:.2f} %")
     print(f"workflow 2 (excess of mass): {seg.n_clusters} clusters for {len(data.phases)} "
-          f"phases; {'no phase merged' if merged.empty else 'phases merged'}, none split; "
+          f"phases; {'phases merged' if merged else 'no phase merged'}, none split; "
           f"jalpaite has its own cluster.")
 
 # %% [markdown]
@@ -351,30 +333,15 @@ if has_truth:
 # embedding, over the sizes of section 3:
 
 # %%
-def leaf_labels(segmentation, size_px):
-    """HDBSCAN with leaf selection on a workflow-2 result's cached embedding (binned grid)."""
-    _, fitted, _, _ = cluster.hdbscan_on_sample(
-        segmentation.embedding, segmentation.models["umap_sample"],
-        cluster.binned_min_cluster_size(size_px, "px", BIN), weights="hard",
-        cluster_selection_method="leaf")
-    labels = np.full(segmentation.labels.shape, -1)
-    labels[segmentation.models["prepared"].used] = fitted
-    return labels
-
-
-rows = []
-for size in sweep_sizes:
-    leaf = leaf_labels(seg, size)
-    rows.append({"min_cluster_size (px)": size,
-                 "major clusters (leaf)": cluster.n_major_clusters(leaf, 0.02),
-                 "noise % (leaf)": 100 * cluster.noise_fraction(leaf, explorer.prepared.used)})
-leaf_sweep = pd.DataFrame(rows).set_index("min_cluster_size (px)")
+leaf_sweep = analysis.leaf_sweep(seg, sweep_sizes, BIN)
 display(size_sweep[["major clusters", "noise %"]].join(leaf_sweep))
 
 # ~5 % of the map (800 px on the phantom): well below the rims' area, well above the
 # tiny clumps that leaves break the resin into at small sizes
 leaf_size_px = max(2 * BIN**2, round(800 * scale))
-leaf = leaf_labels(seg, leaf_size_px)
+leaf = analysis.hdbscan_relabel(seg, leaf_size_px, BIN)
+
+# %%
 if has_truth:
     shown_leaf, _ = analysis.align_labels(leaf, binned_truth)
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), layout="constrained")
@@ -388,7 +355,9 @@ if has_truth:
     leaf_ari = metrics.ari(leaf, binned_truth)
     print(f"leaf selection at {leaf_size_px} px: ARI against the binned truth {leaf_ari:.3f}")
     display(leaf_recovery)
-else:
+
+# %%
+if not has_truth:
     print(f"leaf selection at {leaf_size_px} px: {cluster.n_major_clusters(leaf, 0.02)} major "
           f"clusters, {100 * cluster.noise_fraction(leaf, explorer.prepared.used):.1f} % noise")
 
@@ -423,10 +392,12 @@ leaf_by_seed = {SEED: leaf}
 for s in seeds[1:]:
     run = workflows.hdbscan(data, min_cluster_size=min_cluster_size_px, bin=BIN,
                             random_state=s, labels_full="repeat")
-    hdb_labels[s], leaf_by_seed[s] = run.labels, leaf_labels(run, leaf_size_px)
+    hdb_labels[s], leaf_by_seed[s] = run.labels, analysis.hdbscan_relabel(run, leaf_size_px, BIN)
     del run
 gmm_labels = {s: workflows.gmm(data, n_clusters=N_CLUSTERS_GMM, bin=BIN, random_state=s,
                                labels_full="repeat").labels for s in seeds}
+
+# %%
 stab = pd.DataFrame({
     "workflow 2 (eom, as the paper)": metrics.pairwise_ari(hdb_labels.values()),
     "workflow 2 (leaf)": metrics.pairwise_ari(leaf_by_seed.values()),
@@ -454,6 +425,9 @@ if has_truth:
         worst = analysis.phase_recovery(lab, binned_truth, data.phases).precision.min()
         assert worst > 0.7, (f"expected leaf selection to give every phase a cluster of its "
                              f"own for seed {s} as well (precision > 0.7); got {worst:.2f}")
+
+# %%
+if has_truth:
     for s, lab in hdb_labels.items():
         counts_s = metrics.confusion_matrix(lab, binned_truth)
         share = (counts_s.loc[counts_s.index >= 0].max() / counts_s.sum()).min()
@@ -461,7 +435,9 @@ if has_truth:
                              f"for seed {s} as well (merged, never split); got {share:.2f}")
     print("With leaf selection every seed gives every phase a cluster of its own; with "
           "excess of mass every seed merges phases at most, never splits them.")
-else:
+
+# %%
+if not has_truth:
     print("On real data: a pairwise ARI well below 1 means the result depends on the seed; "
           "bin more, or change the cluster size, before interpreting it. An ARI of 1 between "
           "runs that found no cluster at all (everything noise) is no agreement.")
@@ -547,6 +523,8 @@ else:
         table = quant.quantify(seg)
     except stemseg.StemsegError as err:   # e.g. an SEM map, or no elements in the file
         print(f"No Cliff-Lorimer quantification for this map: {err}")
+
+# %%
 if table is not None and has_truth:
     phase_of = analysis.phase_names(metrics.match_clusters(seg.labels_full, data.labels),
                                     data.phases)
@@ -560,7 +538,9 @@ if table is not None and has_truth:
     plots.composition_bars(compare, names={k: f"({k}) {n}" for n, k in key_of.items()},
                            labels=("workflow 2 on the phantom", "paper, workflow 2"))
     plt.show()
-elif table is not None:
+
+# %%
+if table is not None and not has_truth:
     display(table.pivot(index="element", columns="cluster", values="at_pct").round(2))
 
 # %%

@@ -44,25 +44,18 @@
 
 # %%
 import gc
-import logging
 import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
 from stemseg import analysis, io, metrics, plots, quant, simulate, widgets, workflows, xray
 
-warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
-for name in ("hyperspy", "exspy", "rsciio"):
-    logging.getLogger(name).setLevel(logging.ERROR)
-pd.set_option("display.precision", 3)
-print("stemseg", stemseg.__version__)
+# HyperSpy's deprecation warnings and log messages off, pandas precision 3, the version
+analysis.notebook_setup()
 
 # %% [markdown]
 # ## Data (change one line here)

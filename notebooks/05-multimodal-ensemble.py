@@ -49,27 +49,18 @@
 
 # %%
 import gc
-import logging
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hyperspy.exceptions import VisibleDeprecationWarning
 from IPython.display import display
 
 import stemseg
 from stemseg import analysis, io, measure, metrics, plots, simulate, widgets
 from stemseg import multimodal as mm
 
-warnings.filterwarnings("ignore", category=VisibleDeprecationWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", category=UserWarning)
-for name in ("hyperspy", "exspy", "rsciio"):
-    logging.getLogger(name).setLevel(logging.ERROR)
-pd.set_option("display.precision", 3)
-print("stemseg", stemseg.__version__)
+# HyperSpy's deprecation warnings and log messages off, pandas precision 3, the version
+analysis.notebook_setup(hide_user_warnings=True)
 
 # %% [markdown]
 # ## Data (change one line here)
@@ -173,6 +164,8 @@ for (defective, irradiated), v in simulate.LFO_STO_VARIANTS.items():
 phantom_grid = pd.DataFrame(phantom_grid).T.rename_axis(["sample", "dpa"])
 table2 = table2.join(phantom_grid)
 display(table2)
+
+# %%
 assert (table2["chips"] == table2["phantom chips"]).all(), (
     "expected every phantom film to give the paper's number of chips (Table II); got "
     f"{table2['phantom chips'].tolist()} for the paper's {table2['chips'].tolist()}")
@@ -230,17 +223,20 @@ if explorer is not None:
         "expected the overlay slider to redraw only, computing nothing; the counts of "
         f"computations went from {heavy} to {explorer.n_computed}")
     print(f"overlay redraw: {explorer.timings['plot']:.2f} s")
-    if has_truth:
-        explorer.method.value = "fewshot"
-        explorer.eds_weight.value = 0.55
-        print(f"few-shot ensemble, 55 % EDS: {explorer.result.n_classes} classes, AMI vs "
-              f"truth {explorer.ami:.3f} ({explorer.timings['segment']:.2f} s)")
-        assert explorer.n_computed["features"] == heavy["features"], (
-            "expected a new method and weight to reuse the cached descriptors; they were "
-            f"computed {explorer.n_computed['features']} times instead of "
-            f"{heavy['features']}")
-        explorer.eds_weight.value = 0.5
-        explorer.method.value = "community"
+
+# %%
+# the paper's 55 / 45 weighting with few-shot: a new method and weight reuse the descriptors
+if explorer is not None and has_truth:
+    explorer.method.value = "fewshot"
+    explorer.eds_weight.value = 0.55
+    print(f"few-shot ensemble, 55 % EDS: {explorer.result.n_classes} classes, AMI vs "
+          f"truth {explorer.ami:.3f} ({explorer.timings['segment']:.2f} s)")
+    assert explorer.n_computed["features"] == heavy["features"], (
+        "expected a new method and weight to reuse the cached descriptors; they were "
+        f"computed {explorer.n_computed['features']} times instead of "
+        f"{heavy['features']}")
+    explorer.eds_weight.value = 0.5
+    explorer.method.value = "community"
 
 # %% [markdown]
 # Try: the **threshold** statistic changes community detection a lot (the mode keeps only
@@ -332,6 +328,8 @@ assert (t1[["agglomerative", "fewshot"]] >= 0.75).all().all(), (
 assert (community_classes > n_regions).all(), (
     f"expected community detection to over-segment (more communities than the {n_regions} "
     f"regions); got {community_classes.to_dict()}")
+
+# %%
 print(f"T1 holds for agglomerative and few-shot (AMI {t1[['agglomerative', 'fewshot']].min().min():.2f}"
       f"-{t1[['agglomerative', 'fewshot']].max().max():.2f}); community detection reaches "
       f"{t1['community'].min():.2f}-{t1['community'].max():.2f} with "
@@ -353,6 +351,8 @@ for mod in mm.MODALITIES:
                  "AMI with the thickness step": metrics.ami(lab[sto], f["sto_thick"][sto])})
 t2 = pd.DataFrame(rows).set_index("modality")
 display(t2.round(3))
+
+# %%
 sto_halves = mm.region_summary(f["chips"], np.where(sto, f["sto_thick"], 2), regions=[0, 1],
                                elements=("Sr", "Ti", "O"), names={0: "thin", 1: "thick"},
                                d_spacing=False)
@@ -374,14 +374,7 @@ print(f"STO halves agree within {max(z.values()):.1f} sigma. T2 (a split along t
 # >= 0.5 (`mm.region_recovery`).
 
 # %%
-iou = {}
-for film in ("Pristine 0.1 dpa", "Defective 0.1 dpa"):
-    f = films[film]
-    amorph = f["regions"]["amorphous LFO"]
-    iou[film] = pd.DataFrame({m: {mod: mm.region_recovery(r, f["truth"], amorph)["iou"]
-                                  for mod, r in f["results"][m].items()}
-                              for m in mm.METHODS})
-iou = pd.concat(iou, names=["film", "modality"])
+iou = analysis.region_iou(films, "amorphous LFO", ["Pristine 0.1 dpa", "Defective 0.1 dpa"])
 display(iou.round(2))
 eds_iou = iou.xs("eds", level="modality")
 assert (eds_iou < 0.5).all().all(), (
@@ -412,24 +405,14 @@ print(f"T3, first half holds: EDS alone finds the amorphous region with no metho
 # not that each single gain exceeds a fixed margin.
 
 # %%
-dom = {}
-for film in ("Defective 0 dpa", "Defective 0.1 dpa"):
-    f = films[film]
-    d_lab = f["regions"]["disordered LFO"]
-    dom[film] = pd.DataFrame({m: {mod: mm.region_recovery(r, f["truth"], d_lab)["iou"]
-                                  for mod, r in f["results"][m].items()}
-                              for m in mm.METHODS})
-dom = pd.concat(dom, names=["film", "modality"])
+dom = analysis.region_iou(films, "disordered LFO", ["Defective 0 dpa", "Defective 0.1 dpa"])
 display(dom.round(2))
-
-def ensemble_gain(t):
-    """IoU of the ensemble minus the better single modality, per film and method."""
-    return t.xs("ensemble", level="modality") - np.maximum(
-        t.xs("haadf", level="modality"), t.xs("eds", level="modality"))
-
-gain_amorphous, gain_domains = ensemble_gain(iou), ensemble_gain(dom)
+# IoU of the ensemble minus the better single modality, per film and method
+gain_amorphous, gain_domains = analysis.ensemble_gain(iou), analysis.ensemble_gain(dom)
 print("ensemble gain, amorphous region:\n", gain_amorphous.round(2))
 print("ensemble gain, defect domains:\n", gain_domains.round(2))
+
+# %%
 ensemble_iou = iou.xs("ensemble", level="modality")
 assert (ensemble_iou >= 0.5).all().all(), (
     "expected every ensemble to find the amorphous region (IoU at least 0.5); got "
@@ -441,6 +424,8 @@ mean_gain = float(gain_amorphous.to_numpy().mean())
 assert mean_gain > 0.15, (
     "expected the ensembles to improve the amorphous region's IoU over the better single "
     f"modality by more than 0.15 on average (methods and films); got {mean_gain:.2f}")
+
+# %%
 t4_domains = bool((gain_domains > 0.05).all().all())
 print(f"T4 holds for the amorphous region (gain {gain_amorphous.min().min():.2f}-"
       f"{gain_amorphous.max().max():.2f}, mean {mean_gain:.2f}); for the defect domains it "
@@ -459,6 +444,8 @@ contrib = pd.DataFrame({
     for who, t in (("this analysis", films[film]["ami"]),
                    ("paper", mm.paper_ami_table(films[film]["sample"])))}).T
 display(contrib.round(2))
+
+# %%
 COMPARABLE = 0.1  # |AMI(HAADF, ensemble) - AMI(EDS, ensemble)| up to this = comparable
 after = contrib.loc[("this analysis", "Pristine 0.1 dpa")]
 before = contrib.loc[("this analysis", "Pristine 0 dpa")]
@@ -469,6 +456,8 @@ print(f"paper's own Table I after irradiation, comparable (|HAADF - EDS| <= {COM
       (paper_after.abs() <= COMPARABLE).to_dict())
 print("this analysis after irradiation, comparable:", comparable_after.to_dict())
 print("this analysis before irradiation, HAADF clearly more:", haadf_more_before.to_dict())
+
+# %%
 assert abs(after["agglomerative"]) <= COMPARABLE, (
     "expected HAADF and EDS to contribute comparably to the agglomerative ensemble after "
     f"irradiation (AMI difference within {COMPARABLE}); got {after['agglomerative']:+.3f}")
@@ -569,6 +558,8 @@ for film, f in films.items():
                 rows.append({"film": film, "region": dis, "labels": who, **pdiff.to_dict()})
 t6 = pd.DataFrame(rows).set_index(["film", "region", "labels"])
 display(t6.round(1))
+
+# %%
 amorph = t6.xs(("Pristine 0.1 dpa", "amorphous LFO"), level=("film", "region"))
 measured = amorph.drop(index="phantom built")
 signs_ok = (measured["O"] > 0) & (measured["La"] < 0) & (measured["Fe"] < 0)
@@ -576,6 +567,8 @@ assert signs_ok.all(), (
     "expected the amorphous LFO of the irradiated pristine film to come out O-richer and "
     "La- and Fe-poorer than ordered LFO with the truth regions and every method; got "
     f"{measured.loc[~signs_ok].round(1).to_dict('index')} (percent differences)")
+
+# %%
 by_methods = t6[t6.index.get_level_values("labels").isin(mm.METHODS)]
 signs = (by_methods["O"] > 0) & (by_methods["La"] < 0) & (by_methods["Fe"] < 0)
 print(f"T6 holds on the irradiated pristine film for the truth regions and all three "
@@ -622,6 +615,8 @@ lattice = {"ordered LFO": simulate.A_LFO_NM,
 d = regions_table["d_spacing_nm"].unstack("region")
 d.columns = [f"d {c} (nm)" for c in d.columns]
 display(d.round(4))
+
+# %%
 truth_d = d.xs("truth", level="labels")
 assert np.allclose(truth_d["d ordered LFO (nm)"], lattice["ordered LFO"], rtol=0.01), (
     f"expected the ordered LFO spacing within 1 % of the built {lattice['ordered LFO']} nm in "
@@ -629,6 +624,8 @@ assert np.allclose(truth_d["d ordered LFO (nm)"], lattice["ordered LFO"], rtol=0
 assert truth_d["d amorphous LFO (nm)"].dropna().empty, (
     "expected no lattice spacing in amorphous LFO (no lattice); got "
     f"{truth_d['d amorphous LFO (nm)'].dropna().round(4).to_dict()}")
+
+# %%
 ratio = truth_d["d disordered LFO (nm)"] / truth_d["d ordered LFO (nm)"]
 assert np.allclose(ratio.dropna(), simulate.DEFECT_EXPANSION, rtol=0.01), (
     "expected the defect domains' spacing over the ordered one to match the built expansion "

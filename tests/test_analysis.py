@@ -335,3 +335,185 @@ def test_check_length_nm_accepts_units_and_flags_angstrom():
     assert "not yet" in analysis.check_length_nm("four", 0.404)
     assert "not yet" in analysis.check_length_nm("4 furlongs", 0.404)
     assert "not attempted" in analysis.check_length_nm(None, 0.404)
+
+
+# ---------------------------------------------------------------- notebook helpers (issue 18)
+
+def test_notebook_setup_quiets_libraries_and_prints_the_version(capsys):
+    import logging
+
+    from hyperspy.exceptions import VisibleDeprecationWarning
+
+    import stemseg
+
+    levels = {n: logging.getLogger(n).level for n in analysis.NOTEBOOK_QUIET_LOGGERS}
+    try:
+        with warnings.catch_warnings(), pd.option_context("display.precision", 6):
+            warnings.resetwarnings()
+            analysis.notebook_setup(precision=2)
+            assert pd.get_option("display.precision") == 2
+            with warnings.catch_warnings(record=True) as caught:
+                for category in (VisibleDeprecationWarning, DeprecationWarning, FutureWarning):
+                    warnings.warn("hidden", category)
+                warnings.warn("shown", UserWarning)
+            assert [str(w.message) for w in caught] == ["shown"]
+            analysis.notebook_setup(hide_user_warnings=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.warn("hidden too", UserWarning)
+            assert caught == []
+        for name in analysis.NOTEBOOK_QUIET_LOGGERS:
+            assert logging.getLogger(name).level == logging.ERROR
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert capsys.readouterr().out == f"stemseg {stemseg.__version__}\n" * 2
+
+
+_WURTZITE_PHASES = ["resin", "chalcopyrite", "jalpaite", "majority wurtzite",
+                    "minority wurtzite"]
+
+
+def test_wurtzite_check_counts_the_two_wurtzites():
+    truth = np.repeat(np.arange(5), 20).reshape(10, 10)   # 20 px per phase, label = phase
+    labels = truth.copy()
+    labels[truth == 4] = 3                                   # minority merged into majority...
+    labels[(truth == 4) & (np.arange(100).reshape(10, 10) % 20 < 4)] = 1  # ...4 px to chalcop.
+    got = analysis.wurtzite_check(labels, truth, _WURTZITE_PHASES)
+    assert got["minority wurtzite recall"] == 0.0            # no cluster of its own
+    assert got["wurtzite share of its cluster"] == 1.0       # cluster 3: only wurtzite
+    assert got["minority wurtzite elsewhere"] == pytest.approx(4 / 20)
+    exact = analysis.wurtzite_check(truth, truth, _WURTZITE_PHASES)
+    assert exact == {"minority wurtzite recall": 1.0, "wurtzite share of its cluster": 1.0,
+                     "minority wurtzite elsewhere": 0.0}
+
+
+class _Slider:
+    def __init__(self, value):
+        self.value = value
+
+
+class _FakeGMMExplorer:
+    """The attributes of widgets.GMMExplorer that gmm_sweep reads."""
+
+    def __init__(self, truth):
+        self.n_components, self.n_clusters = _Slider(3), _Slider(6)
+        self.truth = truth
+        self.timings = {"refit": 0.25}
+
+    @property
+    def labels(self):  # k clusters: the truth, with phases >= k merged into the last
+        return np.minimum(self.truth, self.n_clusters.value - 1)
+
+    @property
+    def ari(self):
+        return float(self.n_components.value * 10 + self.n_clusters.value)
+
+
+def test_gmm_sweep_visits_every_setting_and_puts_the_sliders_back():
+    truth = np.repeat(np.arange(5), 20).reshape(10, 10)
+    explorer = _FakeGMMExplorer(truth)
+    table = analysis.gmm_sweep(explorer, (4, 5), (4, 5))
+    assert list(table.index) == [(4, 4), (4, 5), (5, 4), (5, 5)]
+    assert list(table["ARI (binned)"]) == [44.0, 45.0, 54.0, 55.0]
+    assert (table["refit (s)"] == 0.25).all()
+    assert (explorer.n_components.value, explorer.n_clusters.value) == (3, 6)
+    with_phases = analysis.gmm_sweep(explorer, (4,), (4, 5), phases=_WURTZITE_PHASES)
+    assert list(with_phases["minority wurtzite recall"]) == [0.0, 1.0]
+
+
+def test_hdbscan_relabel_refits_on_the_cached_embedding(synth_32):
+    cube, _ = synth_32
+    seg = workflows.hdbscan(cube, 40, bin=1, random_state=0)
+    eom = analysis.hdbscan_relabel(seg, 40, 1, cluster_selection_method="eom")
+    leaf = analysis.hdbscan_relabel(seg, 40, 1)
+    assert eom.shape == leaf.shape == seg.labels.shape
+    assert eom.min() >= -1 and leaf.min() >= -1
+    assert (eom >= 0).any() and (leaf >= 0).any()
+    # leaves are never coarser than the excess-of-mass selection on the same tree
+    assert leaf.max() >= eom.max()
+
+
+def test_ensemble_gain_is_the_ensemble_minus_the_better_modality():
+    index = pd.MultiIndex.from_product([["film A", "film B"], ["haadf", "eds", "ensemble"]],
+                                       names=["film", "modality"])
+    table = pd.DataFrame({"kmeans": [0.2, 0.5, 0.7, 0.9, 0.1, 0.8],
+                          "fewshot": [0.4, 0.3, 0.3, 0.0, 0.0, 0.5]}, index=index)
+    gain = analysis.ensemble_gain(table)
+    assert list(gain.index) == ["film A", "film B"]
+    assert gain.loc["film A", "kmeans"] == pytest.approx(0.2)
+    assert gain.loc["film B", "kmeans"] == pytest.approx(-0.1)
+    assert gain.loc["film A", "fewshot"] == pytest.approx(-0.1)
+    assert gain.loc["film B", "fewshot"] == pytest.approx(0.5)
+
+
+class _FakeHDBSCANExplorer:
+    """The attributes of widgets.HDBSCANExplorer that hdbscan_sweep reads."""
+
+    def __init__(self):
+        self.min_cluster_size, self.min_samples = _Slider(200), _Slider(0)
+        self.pixel_area_nm2 = 4.0
+        self.timings = {"refit": 0.5}
+        self.ari = float("nan")
+
+    @property
+    def labels(self):  # fewer clusters as min_cluster_size grows
+        return np.arange(100).reshape(10, 10) // max(1, self.min_cluster_size.value)
+
+    @property
+    def n_found(self):
+        return int(self.labels.max()) + 1
+
+    @property
+    def noise_fraction(self):
+        return self.min_samples.value / 100
+
+
+def test_hdbscan_sweep_tabulates_one_slider_and_puts_it_back():
+    explorer = _FakeHDBSCANExplorer()
+    sizes = analysis.hdbscan_sweep(explorer, "min_cluster_size", [10, 50])
+    assert list(sizes.index) == [10, 50] and sizes.index.name == "min_cluster_size (px)"
+    assert list(sizes["clusters"]) == [10, 2]
+    assert list(sizes["area (µm²)"]) == pytest.approx([40e-6, 200e-6])
+    assert list(sizes["major clusters"]) == [10, 2]
+    assert explorer.min_cluster_size.value == 200
+    samples = analysis.hdbscan_sweep(explorer, "min_samples", [5, 0])
+    assert list(samples.index) == [5, "default"]
+    assert list(samples["noise %"]) == pytest.approx([5.0, 0.0])
+    assert explorer.min_samples.value == 0
+    with pytest.raises(StemsegValueError, match="min_cluster_size"):
+        analysis.hdbscan_sweep(explorer, "bin", [2])
+
+
+def test_leaf_sweep_has_a_row_per_size(synth_32):
+    cube, _ = synth_32
+    seg = workflows.hdbscan(cube, 40, bin=1, random_state=0)
+    table = analysis.leaf_sweep(seg, [20, 40], 1)
+    assert list(table.index) == [20, 40]
+    assert (table["major clusters (leaf)"] >= 1).all()
+    assert ((table["noise % (leaf)"] >= 0) & (table["noise % (leaf)"] <= 100)).all()
+
+
+def test_phase_homes_names_the_merged_phases():
+    truth = np.repeat(np.arange(3), 10).reshape(5, 6)
+    labels = np.where(truth == 2, 1, truth)       # phases 1 and 2 in cluster 1
+    labels[0, 0] = -1                             # noise is never a home
+    homes = analysis.phase_homes(labels, truth, {0: "resin", 1: "a", 2: "b"})
+    assert list(homes["main cluster"]) == [0, 1, 1]
+    assert list(homes["share there"]) == pytest.approx([0.9, 1.0, 1.0])
+    assert homes.attrs["merged"] == [["a", "b"]]
+    assert analysis.phase_homes(truth, truth, {0: "r", 1: "a", 2: "b"}).attrs["merged"] == []
+
+
+def test_region_iou_has_a_row_per_film_and_modality():
+    truth = np.repeat(np.arange(2), 8).reshape(4, 4)      # region 1: the lower half
+    perfect, blank = truth.copy(), np.zeros_like(truth)
+    results = {"community": {"haadf": perfect, "eds": blank, "ensemble": perfect},
+               "fewshot": {"haadf": blank, "eds": blank, "ensemble": perfect}}
+    films = {"A": {"truth": truth, "regions": {"amorphous LFO": 1}, "results": results},
+             "B": {"truth": truth, "regions": {"amorphous LFO": 1}, "results": results}}
+    table = analysis.region_iou(films, "amorphous LFO", ["B"])
+    assert list(table.index) == [("B", "haadf"), ("B", "eds"), ("B", "ensemble")]
+    assert list(table.columns) == ["community", "fewshot"]     # multimodal.METHODS order
+    assert table.loc[("B", "ensemble")].tolist() == [1.0, 1.0]
+    assert table.loc[("B", "eds")].tolist() == [0.0, 0.0]
+    assert len(analysis.region_iou(films, "amorphous LFO")) == 6

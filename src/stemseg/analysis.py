@@ -2,7 +2,9 @@
 
 Each function takes arrays, HyperSpy signals, tables or a :class:`stemseg.Segmentation`
 and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
-:mod:`stemseg.plots`) and none of them fits a model.
+:mod:`stemseg.plots`) and none of them fits a model
+(except :func:`hdbscan_relabel`, :func:`leaf_sweep` and the sweeps of the explorers,
+which refit on cached results).
 
 * Element maps: :func:`element_maps` (HyperSpy/exspy ``get_lines_intensity``, titles
   shortened to the line), :func:`counts_per_pixel`, :func:`display_limits`,
@@ -15,6 +17,11 @@ and returns numbers or tidy :mod:`pandas` tables; none of them draws (see
   :func:`compare_with_paper`, :func:`composition_difference`.
 * Support/background pixels in clusters (E9): :func:`support_absorption`.
 * Labels: :func:`bin_labels` (mode of every ``bin x bin`` block), :func:`phase_names`.
+* Notebook helpers (one call each where a notebook would otherwise carry code):
+  :func:`notebook_setup` (warnings, loggers, pandas precision), :func:`wurtzite_check`,
+  :func:`gmm_sweep` (moves a GMM explorer's sliders), :func:`hdbscan_relabel` (refits
+  HDBSCAN only, on a result's cached embedding), :func:`hdbscan_sweep`,
+  :func:`leaf_sweep`, :func:`phase_homes`, :func:`region_iou`, :func:`ensemble_gain`.
 
 Units: counts, counts per pixel, nm, at. %, R (gas constant) for entropies.
 """
@@ -66,6 +73,16 @@ __all__ = [
     "rank_separation",
     "budget_at_dose",
     "BUDGET_TERM_ALIASES",
+    "NOTEBOOK_QUIET_LOGGERS",
+    "notebook_setup",
+    "wurtzite_check",
+    "gmm_sweep",
+    "hdbscan_relabel",
+    "ensemble_gain",
+    "hdbscan_sweep",
+    "leaf_sweep",
+    "phase_homes",
+    "region_iou",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -1253,3 +1270,329 @@ def rank_separation(labels: np.ndarray, values: np.ndarray, a: Any, b: Any) -> f
     ranks = rankdata(np.r_[va, vb])
     u = ranks[:va.size].sum() - va.size * (va.size + 1) / 2.0
     return float(u / (va.size * vb.size))
+
+
+# --------------------------------------------------------------------------------------
+# notebook helpers: one call for what every notebook would otherwise repeat
+# --------------------------------------------------------------------------------------
+
+#: Loggers quietened by :func:`notebook_setup` (their INFO/WARNING lines fill a notebook).
+NOTEBOOK_QUIET_LOGGERS: tuple[str, ...] = ("hyperspy", "exspy", "rsciio")
+
+
+def notebook_setup(*, hide_user_warnings: bool = False, precision: int = 3) -> None:
+    """Set up a teaching notebook: quiet library chatter, pandas precision, print the version.
+
+    Filters HyperSpy's ``VisibleDeprecationWarning``, ``DeprecationWarning`` and
+    ``FutureWarning`` (and, with ``hide_user_warnings``, ``UserWarning`` and its subclasses,
+    stemseg's own data warnings included), sets the loggers of
+    :data:`NOTEBOOK_QUIET_LOGGERS` to ``ERROR``, sets pandas' ``display.precision`` and
+    prints ``stemseg <version>``. The filters are process-wide, as in a notebook cell.
+
+    Parameters
+    ----------
+    hide_user_warnings : bool
+        Also hide ``UserWarning`` (notebook 5: scikit-learn and UMAP on small chips).
+    precision : int
+        Digits pandas shows after the decimal point.
+
+    Examples
+    --------
+    >>> from stemseg import analysis
+    >>> analysis.notebook_setup()  # doctest: +ELLIPSIS
+    stemseg ...
+    """
+    import logging
+
+    from hyperspy.exceptions import VisibleDeprecationWarning
+
+    from . import __version__
+
+    for category in (VisibleDeprecationWarning, DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    if hide_user_warnings:
+        warnings.filterwarnings("ignore", category=UserWarning)
+    for name in NOTEBOOK_QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    pd.set_option("display.precision", int(precision))
+    print("stemseg", __version__)
+
+
+def wurtzite_check(labels: np.ndarray, truth: np.ndarray, phases: Sequence[Any]
+                   ) -> dict[str, float]:
+    """How the sulfide phantom's two wurtzites are clustered (notebook 2, claim E3).
+
+    Parameters
+    ----------
+    labels, truth : numpy.ndarray of int, same shape (ny, nx)
+        Clusters (-1 = noise) and truth phases on the same (e.g. binned) grid.
+    phases : sequence of Phase or str
+        The phantom's phases by truth label; must name ``"majority wurtzite"``,
+        ``"minority wurtzite"``, ``"resin"``, ``"chalcopyrite"`` and ``"jalpaite"``.
+
+    Returns
+    -------
+    dict
+        ``"minority wurtzite recall"`` (share of its pixels in its matched cluster),
+        ``"wurtzite share of its cluster"`` (share of wurtzite of either kind in the cluster
+        matched to the majority wurtzite) and ``"minority wurtzite elsewhere"`` (share of the
+        minority wurtzite in the clusters matched to resin, chalcopyrite or jalpaite); all
+        fractions in [0, 1].
+    """
+    from . import metrics
+
+    rec = phase_recovery(labels, truth, phases).set_index("name")
+    table = metrics.confusion_matrix(labels, truth)
+    phase = {str(getattr(p, "name", p)): i for i, p in enumerate(phases)}
+    wurtzites = [phase["majority wurtzite"], phase["minority wurtzite"]]
+    c_major = rec.loc["majority wurtzite", "cluster"]
+    others = [rec.loc[n, "cluster"] for n in ("resin", "chalcopyrite", "jalpaite")]
+    minority = phase["minority wurtzite"]
+    return {"minority wurtzite recall": float(rec.loc["minority wurtzite", "recall"]),
+            "wurtzite share of its cluster": float(table.loc[c_major, wurtzites].sum()
+                                                   / table.loc[c_major].sum()),
+            "minority wurtzite elsewhere": float(table.loc[others, minority].sum()
+                                                 / table[minority].sum())}
+
+
+def gmm_sweep(explorer: Any, n_components: Sequence[int], n_clusters: Sequence[int], *,
+              phases: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Move a :class:`stemseg.widgets.GMMExplorer`'s sliders through a grid and tabulate.
+
+    Each setting is one refit on the explorer's cached PCA scores; the sliders are put
+    back where they were afterwards.
+
+    Parameters
+    ----------
+    explorer : stemseg.widgets.GMMExplorer
+    n_components, n_clusters : sequence of int
+        The PCA components and mixture sizes to visit (every pair).
+    phases : sequence of Phase, optional
+        The sulfide phantom's phases: adds the columns of :func:`wurtzite_check` (needs the
+        explorer's truth).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``"PCA comps"``, ``"clusters"``); columns ``"ARI (binned)"`` (NaN without a
+        truth), ``"refit (s)"`` and, with ``phases``, the three wurtzite columns.
+    """
+    start = (explorer.n_components.value, explorer.n_clusters.value)
+    rows = []
+    try:
+        for nc in n_components:
+            explorer.n_components.value = nc
+            for k in n_clusters:
+                explorer.n_clusters.value = k
+                row = {"PCA comps": nc, "clusters": k, "ARI (binned)": explorer.ari,
+                       "refit (s)": explorer.timings["refit"]}
+                if phases is not None:
+                    row.update(wurtzite_check(explorer.labels, explorer.truth, phases))
+                rows.append(row)
+    finally:
+        explorer.n_components.value, explorer.n_clusters.value = start
+    return pd.DataFrame(rows).set_index(["PCA comps", "clusters"])
+
+
+def hdbscan_relabel(segmentation: Any, min_cluster_size_px: float, bin: int, *,
+                    cluster_selection_method: str = "leaf") -> np.ndarray:
+    """HDBSCAN refitted on a workflow-2 result's cached embedding (notebook 3).
+
+    Uses the embedding and the UMAP fitting sample kept in ``segmentation.models``; only
+    HDBSCAN is refitted (hard labels), so a new selection method or size takes seconds.
+
+    Parameters
+    ----------
+    segmentation : stemseg.Segmentation
+        From :func:`stemseg.workflows.hdbscan_umap` (``embedding``,
+        ``models["umap_sample"]`` and ``models["prepared"].used``).
+    min_cluster_size_px : float
+        Smallest cluster, in original (unbinned) pixels.
+    bin : int
+        The binning of the result (pixels per side of a binned pixel).
+    cluster_selection_method : {"leaf", "eom"}
+        HDBSCAN's selection: ``"leaf"`` keeps the smallest clumps, ``"eom"`` (excess of
+        mass) the most persistent ones.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape of ``segmentation.labels`` (binned grid)
+        -1 for noise and for pixels the workflow left out.
+    """
+    from . import cluster
+
+    _, fitted, _, _ = cluster.hdbscan_on_sample(
+        segmentation.embedding, segmentation.models["umap_sample"],
+        cluster.binned_min_cluster_size(min_cluster_size_px, "px", bin), weights="hard",
+        cluster_selection_method=cluster_selection_method)
+    labels = np.full(segmentation.labels.shape, -1)
+    labels[segmentation.models["prepared"].used] = fitted
+    return labels
+
+
+def ensemble_gain(table: pd.DataFrame) -> pd.DataFrame:
+    """Score of the ensemble minus the better single modality (notebook 5, claim T4).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Index (film, modality) with modalities ``"haadf"``, ``"eds"`` and ``"ensemble"``;
+        one column per method; values a score such as the IoU (dimensionless).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index film, columns the methods: ensemble - max(haadf, eds); positive when the
+        ensemble does better than either modality alone.
+    """
+    level = "modality"
+    return table.xs("ensemble", level=level) - np.maximum(
+        table.xs("haadf", level=level), table.xs("eds", level=level))
+
+
+def hdbscan_sweep(explorer: Any, parameter: str, values: Sequence[int]) -> pd.DataFrame:
+    """Move one slider of a :class:`stemseg.widgets.HDBSCANExplorer` and tabulate (notebook 3).
+
+    Each value is one HDBSCAN refit on the explorer's cached embedding; the slider is put
+    back where it was afterwards.
+
+    Parameters
+    ----------
+    explorer : stemseg.widgets.HDBSCANExplorer
+    parameter : {"min_cluster_size", "min_samples"}
+        The slider: ``min_cluster_size`` in original pixels, ``min_samples`` (0 = HDBSCAN's
+        default, shown as ``"default"``).
+    values : sequence of int
+        The values to visit, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``"min_cluster_size (px)"`` or ``"min_samples"``; columns ``"clusters"``,
+        ``"noise %"`` (percent of the used binned pixels), ``"ARI (binned)"`` (NaN without a
+        truth) and, for ``min_cluster_size``, ``"area (µm²)"`` (None without a pixel size),
+        ``"major clusters"`` (at least 2 % of the labelled pixels) and ``"refit (s)"``.
+    """
+    from . import cluster
+
+    if parameter not in ("min_cluster_size", "min_samples"):
+        raise StemsegValueError(
+            f"parameter must be 'min_cluster_size' or 'min_samples', not {parameter!r}.")
+    slider = getattr(explorer, parameter)
+    start, rows = slider.value, []
+    try:
+        for value in values:
+            slider.value = value
+            if parameter == "min_samples":
+                rows.append({"min_samples": value or "default", "clusters": explorer.n_found,
+                             "noise %": 100 * explorer.noise_fraction,
+                             "ARI (binned)": explorer.ari})
+                continue
+            area = explorer.pixel_area_nm2
+            rows.append({"min_cluster_size (px)": value,
+                         "area (µm²)": None if area is None else value * area / 1e6,
+                         "clusters": explorer.n_found,
+                         "major clusters": cluster.n_major_clusters(explorer.labels, 0.02),
+                         "noise %": 100 * explorer.noise_fraction,
+                         "ARI (binned)": explorer.ari, "refit (s)": explorer.timings["refit"]})
+    finally:
+        slider.value = start
+    index = "min_samples" if parameter == "min_samples" else "min_cluster_size (px)"
+    return pd.DataFrame(rows).set_index(index)
+
+
+def leaf_sweep(segmentation: Any, sizes_px: Sequence[float], bin: int) -> pd.DataFrame:
+    """HDBSCAN with leaf selection over cluster sizes, on a cached embedding (notebook 3).
+
+    Parameters
+    ----------
+    segmentation : stemseg.Segmentation
+        From :func:`stemseg.workflows.hdbscan` (see :func:`hdbscan_relabel`).
+    sizes_px : sequence of float
+        ``min_cluster_size`` values in original pixels.
+    bin : int
+        The result's binning.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``"min_cluster_size (px)"``; columns ``"major clusters (leaf)"`` (clusters with
+        at least 2 % of the labelled pixels) and ``"noise % (leaf)"`` (percent of the used
+        binned pixels).
+    """
+    from . import cluster
+
+    used = segmentation.models["prepared"].used
+    rows = []
+    for size in sizes_px:
+        leaf = hdbscan_relabel(segmentation, size, bin)
+        rows.append({"min_cluster_size (px)": size,
+                     "major clusters (leaf)": cluster.n_major_clusters(leaf, 0.02),
+                     "noise % (leaf)": 100 * cluster.noise_fraction(leaf, used)})
+    return pd.DataFrame(rows).set_index("min_cluster_size (px)")
+
+
+def phase_homes(labels: np.ndarray, truth: np.ndarray, names: Mapping[int, str]
+                ) -> pd.DataFrame:
+    """Each truth phase's main cluster and the share of the phase there (notebook 3, E3).
+
+    Parameters
+    ----------
+    labels, truth : numpy.ndarray of int, same shape
+        Clusters (-1 = noise, never a home) and truth phases.
+    names : dict
+        Phase name by truth label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per phase: ``"phase"`` (name), ``"main cluster"`` (the cluster holding most
+        of its pixels) and ``"share there"`` (fraction of all its pixels, noise included);
+        ``attrs["merged"]`` lists the groups of phases that share a main cluster.
+    """
+    from . import metrics
+
+    counts = metrics.confusion_matrix(labels, truth)          # clusters x phases
+    in_clusters = counts.loc[counts.index >= 0]
+    homes = pd.DataFrame({"phase": [names[p] for p in counts.columns],
+                          "main cluster": in_clusters.idxmax().to_numpy(),
+                          "share there": (in_clusters.max() / counts.sum()).to_numpy()})
+    merged = homes[homes.duplicated("main cluster", keep=False)]
+    homes.attrs["merged"] = [list(g.phase) for _, g in merged.groupby("main cluster")]
+    return homes
+
+
+def region_iou(films: Mapping[str, Mapping[str, Any]], region: str,
+               names: Sequence[str] | None = None) -> pd.DataFrame:
+    """IoU of one truth region for every method and modality of the films (notebook 5).
+
+    Parameters
+    ----------
+    films : dict
+        Film name -> dict with ``"truth"`` (chip labels, shape (rows, cols)), ``"regions"``
+        (region name -> truth label) and ``"results"`` (method -> modality -> result of
+        :func:`stemseg.multimodal.segment_all`).
+    region : str
+        The region to locate, e.g. ``"amorphous LFO"``.
+    names : sequence of str, optional
+        The films to include, in this order (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``film``, ``modality``), one column per method (in the order of
+        :data:`stemseg.multimodal.METHODS`): the intersection over union
+        of the region and the best-matching class (:func:`stemseg.multimodal.region_recovery`),
+        in [0, 1].
+    """
+    from . import multimodal
+
+    tables = {}
+    for film in (names if names is not None else list(films)):
+        f = films[film]
+        label = f["regions"][region]
+        tables[film] = pd.DataFrame({
+            method: {mod: multimodal.region_recovery(r, f["truth"], label)["iou"]
+                     for mod, r in f["results"][method].items()}
+            for method in multimodal.METHODS if method in f["results"]})
+    return pd.concat(tables, names=["film", "modality"])
