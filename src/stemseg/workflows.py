@@ -241,7 +241,11 @@ class _Segmenter(BaseEstimator):
         Returns
         -------
         numpy.ndarray of int, shape ``spectra.shape[:-1]``
-            In the segmentation's numbering (by size); -1 = noise (HDBSCAN).
+            In the segmentation's numbering (by size); -1 = noise (HDBSCAN). For the fitted
+            map's own pixels this is ``labels_full`` unless the segmentation fell back to
+            the binned labels (too few counts per original pixel, see
+            ``segmentation().params["labels_full"]``) or took a block's label for a pixel
+            predicted as noise (``params["labels_full_from_block"]``).
 
         Raises
         ------
