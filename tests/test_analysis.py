@@ -621,3 +621,43 @@ def test_core_shell_check_on_a_small_uniform_phantom():
     # uniform particles: the truth regions agree, and HDBSCAN finds one particle cluster
     assert (r["region_diff"]["z"].abs() < 3).all()
     assert r["hdbscan_particle_clusters"] == 1 and r["hdbscan_clusters"] >= 2
+
+
+# ---------------------------------------------------------------- notebook 5 helpers
+
+def test_film_segmentation_chips_and_segments_a_small_film():
+    from stemseg import multimodal as mm
+
+    ph = simulate.phantom("lfo-sto", shape=(120, 120), random_state=0)
+    f = analysis.film_segmentation(ph, random_state=0)
+    assert f["chips"].grid == (120 // ph.truth["chip_px"],) * 2
+    assert f["truth"].shape == f["chips"].grid == f["sto_thick"].shape
+    assert set(np.unique(f["sto_thick"])) <= {0, 1}
+    assert f["names"] == {k: p.name for k, p in enumerate(ph.phases)}
+    assert f["regions"] == ph.truth["regions"] and f["phases"] is ph.phases
+    assert set(f["results"]) == set(mm.METHODS)
+    assert set(f["results"]["fewshot"]) == set(mm.MODALITIES)
+    assert list(f["ami"].columns) == list(mm.METHODS)
+
+
+def test_percent_difference_table_has_the_built_truth_and_method_rows():
+    from types import SimpleNamespace
+
+    from stemseg import multimodal as mm
+
+    phases = [SimpleNamespace(name="ordered LFO", composition={"La": 20.0, "O": 60.0}),
+              SimpleNamespace(name="amorphous LFO", composition={"La": 18.0, "O": 63.0})]
+    films = {"A": {"phases": phases, "regions": {"ordered LFO": 0, "amorphous LFO": 1}},
+             "B": {"phases": phases[:1], "regions": {"ordered LFO": 0}}}
+    region = pd.DataFrame({"La": [20.0, 16.0], "O": [60.0, 66.0]},
+                          index=["ordered LFO", "amorphous LFO"])
+    summaries = {("A", who): region for who in ("truth", *mm.METHODS)}
+    summaries[("A", mm.METHODS[0])] = region.iloc[:1]     # a method that missed the region
+    table = analysis.percent_difference_table(films, summaries, regions=("amorphous LFO",),
+                                              elements=("La", "O"))
+    assert list(table.index.get_level_values("labels")) == [
+        "phantom built", "truth", *mm.METHODS[1:]]
+    assert set(table.index.get_level_values("film")) == {"A"}    # B has no amorphous LFO
+    assert table.loc[("A", "amorphous LFO", "phantom built")].tolist() == pytest.approx(
+        [-10.0, 5.0])
+    assert table.loc[("A", "amorphous LFO", "truth")].tolist() == pytest.approx([-20.0, 10.0])

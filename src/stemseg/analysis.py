@@ -23,7 +23,8 @@ which refit on cached results).
   HDBSCAN only, on a result's cached embedding), :func:`hdbscan_sweep`,
   :func:`leaf_sweep`, :func:`phase_homes`, :func:`region_iou`, :func:`ensemble_gain`;
   for notebook 4 :func:`phantom_clusters`, :func:`phase_composition`, :func:`dose_verdicts`,
-  :func:`compare_methods`, :func:`other_elements` and :func:`core_shell_check`.
+  :func:`compare_methods`, :func:`other_elements` and :func:`core_shell_check`; for
+  notebook 5 :func:`film_segmentation` and :func:`percent_difference_table`.
 
 Units: counts, counts per pixel, nm, at. %, R (gas constant) for entropies.
 """
@@ -91,6 +92,8 @@ __all__ = [
     "compare_methods",
     "other_elements",
     "core_shell_check",
+    "film_segmentation",
+    "percent_difference_table",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -1827,3 +1830,93 @@ def core_shell_check(phantom: Any, gmm: Any, hdbscan: Any) -> dict[str, Any]:
                 hdbscan_particle_clusters=len(particle_clusters), hdbscan_clusters=h.n_clusters,
                 labels=g.labels_full, names=names, thickness=ph.thickness)
 
+
+# --------------------------------------------------------------------------------------
+# notebook 5: the four films
+# --------------------------------------------------------------------------------------
+
+def film_segmentation(phantom: Any, *, random_state: int = 0) -> dict[str, Any]:
+    """Chip an LFO/STO phantom and segment it by every method and modality (notebook 5).
+
+    The chips are the phantom's own (``truth["chip_px"]``); every method of
+    :func:`stemseg.multimodal.segment_all` gets as many clusters as the chips have truth
+    regions, and the few-shot method its support from the truth.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        ``stemseg.simulate.phantom("lfo-sto", ...)``.
+    random_state : int
+
+    Returns
+    -------
+    dict
+        ``chips``, ``truth`` (chip labels), ``names`` (label -> phase name), ``regions``
+        (region name -> label), ``results`` (method -> modality -> result), ``ami``
+        (:func:`stemseg.multimodal.ami_table`), ``sample`` (the paper's sample),
+        ``phases`` and ``sto_thick`` (chip labels of the thick STO, 0 or 1).
+    """
+    from . import multimodal as mm
+
+    ph = phantom
+    c = mm.chip(ph, size=ph.truth["chip_px"])
+    truth = mm.truth_labels(ph, c)
+    results = mm.segment_all(c, n_clusters=int(np.unique(truth).size),
+                             support=mm.support_from_truth(truth, random_state=random_state),
+                             random_state=random_state)
+    return dict(chips=c, truth=truth, names={k: p.name for k, p in enumerate(ph.phases)},
+                regions=ph.truth["regions"], results=results,
+                ami=mm.ami_table(results, truth=truth), sample=mm.paper_sample(ph),
+                phases=ph.phases,
+                sto_thick=mm.truth_labels(ph.truth["sto_thick_mask"].astype(int), c))
+
+
+def percent_difference_table(films: Mapping[str, Mapping[str, Any]],
+                             summaries: Mapping[tuple[str, str], pd.DataFrame], *,
+                             regions: Sequence[str] = ("disordered LFO", "amorphous LFO"),
+                             reference: str = "ordered LFO",
+                             elements: Sequence[str] = ("La", "Fe", "O")) -> pd.DataFrame:
+    """Percent differences of regions against a reference region, per film (notebook 5, T6).
+
+    Parameters
+    ----------
+    films : dict
+        Film name -> dict with ``"phases"`` (the phantom's phases: what it was built with)
+        and ``"regions"`` (the region names present), as :func:`film_segmentation` returns.
+    summaries : dict
+        (film, labelling) -> region summary indexed by region name, with a column per
+        element; the labellings are ``"truth"`` and the methods of
+        :data:`stemseg.multimodal.METHODS`.
+    regions : sequence of str
+        The regions compared with ``reference`` (where a film has them).
+    reference : str
+    elements : sequence of str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``film``, ``region``, ``labels``), one column per element:
+        ``100 (region - reference) / reference``
+        (:func:`stemseg.multimodal.percent_difference`). ``labels`` is ``"phantom built"``
+        (the phases' compositions), ``"truth"`` or a method; a labelling whose summary lacks
+        either region is left out.
+    """
+    from . import multimodal as mm
+
+    els = list(elements)
+    rows = []
+    for film, f in films.items():
+        phases = {p.name: p.composition for p in f["phases"]}
+        for region in regions:
+            if region not in f["regions"]:
+                continue
+            built = {el: mm.percent_difference(phases[reference][el], phases[region][el])
+                     for el in els}
+            rows.append({"film": film, "region": region, "labels": "phantom built", **built})
+            for who in ("truth", *mm.METHODS):
+                s = summaries[(film, who)]
+                if reference in s.index and region in s.index:
+                    pdiff = mm.percent_difference(s.loc[reference, els], s.loc[region, els])
+                    rows.append({"film": film, "region": region, "labels": who,
+                                 **pdiff.to_dict()})
+    return pd.DataFrame(rows).set_index(["film", "region", "labels"])
