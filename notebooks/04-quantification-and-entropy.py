@@ -52,7 +52,7 @@ import pandas as pd
 from IPython.display import display
 
 import stemseg
-from stemseg import analysis, io, metrics, plots, quant, simulate, widgets, workflows, xray
+from stemseg import analysis, io, plots, quant, simulate, widgets, workflows, xray
 
 # HyperSpy's deprecation warnings and log messages off, pandas precision 3, the version
 analysis.notebook_setup()
@@ -127,25 +127,13 @@ print(data.eds, f"| {microscope}, {beam_text} | {n_pixels} px, "
 # %%
 seg1 = workflows.gmm(data, n_clusters=N_CLUSTERS, random_state=SEED)
 seg2 = workflows.hdbscan(data, min_cluster_size=min_cluster_size_px, random_state=SEED)
+# cluster -> matched phase, -> the paper's i, ii, iii, iv, -> purity (the share of its
+# pixels in the phase it matches); on real data the clusters keep their numbers
+names1, sample1, purity1 = analysis.phantom_clusters(seg1, data)
+names2, sample2, _ = analysis.phantom_clusters(seg2, data)
+pure1 = {c for c in sample1 if purity1.get(c, 0.0) >= 0.9}   # compared with the truth below
 if has_truth:
-    key_of = data.truth["paper_cluster"]          # phase name -> the paper's i, ii, iii, iv
-    names1 = analysis.phase_names(metrics.match_clusters(seg1.labels_full, data.labels),
-                                  data.phases)
-    names2 = analysis.phase_names(metrics.match_clusters(seg2.labels_full, data.labels),
-                                  data.phases)
-    sample1 = {c: key_of[n] for c, n in names1.items() if n in key_of}  # cluster -> paper key
-    sample2 = {c: key_of[n] for c, n in names2.items() if n in key_of}
-    # purity: the share of a cluster's pixels in the phase it matches
-    confusion1 = metrics.confusion_matrix(seg1.labels_full, data.labels)
-    purity1 = {c: float(confusion1.loc[c, p] / confusion1.loc[c].sum())
-               for c, p in metrics.match_clusters(seg1.labels_full, data.labels).items()}
-    pure1 = {c for c in sample1 if purity1[c] >= 0.9}   # compared with the truth below
     print("workflow-1 purity:", {f"{c} {names1[c]}": round(purity1[c], 3) for c in names1})
-else:
-    names1 = names2 = {}
-    sample1 = {c: str(c) for c in seg1.cluster_ids}
-    sample2 = {c: str(c) for c in seg2.cluster_ids}
-    pure1 = set()
 print(f"workflow 1: {seg1.n_clusters} clusters {names1}\n"
       f"workflow 2: {seg2.n_clusters} clusters {names2}")
 
@@ -224,7 +212,7 @@ else:
 # threshold: a difference is called significant when it exceeds 3 combined s.d. (z > 3).
 
 # %%
-clusters_shown = sorted(sample1, key=lambda c: sample1[c])
+clusters_shown = sorted(sample1, key=sample1.get)   # in the order of the paper's keys
 if quantified:
     quant_explorer = widgets.QuantExplorer(seg1, clusters=clusters_shown,
                                            names={c: f"{names1.get(c, c)}"
@@ -236,7 +224,6 @@ else:
 # %%
 # The dose slider from code: a hundredth of the counts -> error bars 10x longer, z 10x smaller
 if quantified and len(quant_explorer.separation):
-    pair = quant_explorer.separation.iloc[0]
     quant_explorer.dose.value = 0.01
     sigma_low = quant_explorer.sigma_at_dose
     print(quant_explorer.status.value.replace("<b>", "").replace("</b>", ""))
@@ -245,25 +232,34 @@ if quantified and len(quant_explorer.separation):
     assert np.allclose(sigma_low, 10 * sigma_full), \
         ("expected every error bar 10x longer at 1/100 of the dose; got ratios from "
          f"{(sigma_low / sigma_full).min():.3g} to {(sigma_low / sigma_full).max():.3g}")
+else:
+    print("dose check skipped: nothing was quantified, or fewer than two clusters.")
+
+# %% [markdown]
+# The z-score of a difference grows as sqrt(dose), so the two most similar clusters reach
+# z = 3 at the dose (3 / z)^2. The cell below computes it and reads the verdict on both
+# sides of it.
+
+# %%
+if quantified and len(quant_explorer.separation):
+    pair = quant_explorer.separation.iloc[0]   # the two most similar clusters
     crossing = (3 / pair["z"]) ** 2   # z grows as sqrt(dose): z = 3 at this dose
     print(f"dose needed to tell the two most similar clusters apart at 3 s.d.: "
           f"x {crossing:.2g} of this map")
     low, high = widgets.QuantExplorer.DOSE_RANGE
     if low <= crossing / 2 and 2 * crossing <= high:   # on the slider: look at both sides
-        for factor in (0.5, 2.0):
-            quant_explorer.dose.value = factor * crossing
-            print(f"  at x {factor * crossing:.2g}:", quant_explorer.status.value.split("; ")[-1]
-                  .replace("<b>", "").replace("</b>", ""))
-        quant_explorer.dose.value = 1.0
+        for dose, status in analysis.dose_verdicts(quant_explorer, [0.5 * crossing,
+                                                                    2.0 * crossing]).items():
+            print(f"  at x {dose:.2g}:", status.split("; ")[-1])
     else:
         print(f"  (outside the slider's x {low:g} - x {high:g}: these clusters are "
               f"{'never' if crossing > high else 'always'} told apart on it)")
-    if has_truth:
-        assert low <= crossing / 2, \
-            (f"expected the 3 s.d. crossing (x {crossing:.2g}) well inside the slider, whose "
-             f"lowest dose is x {low:g}")
-else:
-    print("dose check skipped: nothing was quantified, or fewer than two clusters.")
+
+# %%
+if has_truth and quantified and len(quant_explorer.separation):
+    assert low <= crossing / 2, \
+        (f"expected the 3 s.d. crossing (x {crossing:.2g}) well inside the slider, whose "
+         f"lowest dose is x {low:g}")
 
 # %%
 # A k-factor override from code: one k-factor +10 %, then back to the theoretical values
@@ -274,6 +270,15 @@ if quantified:
     quant_explorer.kfactor_inputs[demo_line].value = 1.1 * quant_explorer.theoretical[demo_line]
     after = quant_explorer.table.set_index(["cluster", "element"])["at_pct"]
     quant_explorer.reset.click()
+else:
+    print("k-factor override skipped: nothing was quantified.")
+
+# %% [markdown]
+# How much the override moved that element in every cluster, and how long the
+# requantification took:
+
+# %%
+if quantified:
     shift = (after - before).xs(demo_element, level="element")
     print(f"{demo_element} at. % change per cluster with k({demo_line}) +10 %:",
           shift.round(2).to_dict())
@@ -282,8 +287,6 @@ if quantified:
     assert (shift[present] > 0).all(), \
         (f"expected a larger k({demo_line}) to raise {demo_element} in every cluster that "
          f"contains it; got changes {shift[present].round(4).to_dict()} at. %")
-else:
-    print("k-factor override skipped: nothing was quantified.")
 
 # %% [markdown]
 # ## 2 · Model fitting vs window integration: the Ag/Cd overlap
@@ -333,15 +336,19 @@ if quantified and ag_cd:
                           energy_range=(2.7, 3.7), ax=ax,
                           title=f"cluster {c_jal}: fitted Ag L and Cd L families, and the windows")
     plt.show()
+else:
+    print("model components skipped: " + ("nothing was quantified." if not quantified else
+                                          "these data have no Ag La and Cd La lines."))
+
+# %%
+# the counts of the two families inside the Cd La window
+if quantified and ag_cd:
     lo, hi = window["Cd_La"]
     in_cd = components.loc[lo:hi, ["Ag_La", "Cd_La", "background"]].sum()
     ag_share = in_cd["Ag_La"] / (in_cd["Ag_La"] + in_cd["Cd_La"])
     print(f"counts in the Cd La window ({lo:.3f}-{hi:.3f} keV), per pixel: Ag family "
           f"{in_cd['Ag_La']:.1f}, Cd family {in_cd['Cd_La']:.1f}, background "
           f"{in_cd['background']:.1f} -> {ag_share:.0%} of its line counts are Ag")
-else:
-    print("model components skipped: " + ("nothing was quantified." if not quantified else
-                                          "these data have no Ag La and Cd La lines."))
 
 # %%
 if has_truth and jal:
@@ -359,39 +366,31 @@ if quantified:
     by_method = {"model": table1, "windows": quant.quantify(seg1, method="windows")}
     compared = [el for el in ("Ag", "Cd") if f"{el}_La" in lines] if ag_cd else \
         [ln.split("_")[0] for ln in lines]
-    rows = []
-    for c, key in sorted(sample1.items(), key=lambda kv: kv[1]):
-        for el in compared:
-            row = {"cluster": f"({key}) {names1.get(c, c)}", "element": el}
-            for m, t in by_method.items():
-                row[m] = float(t[(t.cluster == c) & (t.element == el)]["at_pct"].iloc[0])
-            if has_truth:
-                row["truth"] = data.phases[[p.name for p in data.phases].index(names1[c])
-                                           ].composition.get(el, 0.0)
-            rows.append(row)
-    overlap = pd.DataFrame(rows).set_index(["cluster", "element"])
+    row_names = {c: f"({sample1[c]}) {names1.get(c, c)}"
+                 for c in sorted(sample1, key=sample1.get)}
+    truth = ({c: analysis.phase_composition(data.phases, names1[c]) for c in row_names}
+             if has_truth else None)
+    overlap = analysis.compare_methods(by_method, row_names, compared, truth=truth)
     display(overlap.round(2))
 else:
     print("model vs windows skipped: nothing was quantified.")
 
 # %%
-if has_truth and jal:
-    err = overlap.sub(overlap["truth"], axis=0).abs()
-    jal_cd = err.xs("Cd", level="element").loc[lambda d: d.index.str.contains("jalpaite")]
+if has_truth and jal:   # |method - truth| of Cd, at. %
+    err = overlap.sub(overlap["truth"], axis=0).abs().xs("Cd", level="element")
+    jal_cd = err[err.index.str.contains("jalpaite")]
     assert (jal_cd["windows"] > 5).all(), \
         ("expected window integration to put more than 5 at. % too much Cd into jalpaite "
          f"(Ag Lb1 counted as Cd La); got errors {jal_cd['windows'].round(2).tolist()} at. %")
     assert (jal_cd["model"] < 1).all(), \
         ("expected the model fit to get jalpaite's Cd within 1 at. % of the truth; got "
          f"errors {jal_cd['model'].round(2).tolist()} at. %")
-    print("Windows put", round(float(jal_cd["windows"].iloc[0]), 1),
-          "at. % too much Cd into jalpaite; the model fit is within",
-          round(float(jal_cd["model"].iloc[0]), 2), "at. %.")
-elif has_truth:
-    print("Workflow 1 found no jalpaite cluster on this seed: no Ag/Cd overlap to check.")
-elif quantified:
-    print("No truth for these data: compare the two columns above -- where they differ, "
-          "look for overlapping lines of the elements involved.")
+    print("Windows put", round(float(jal_cd["windows"].iloc[0]), 1), "at. % too much Cd into "
+          "jalpaite; the model fit is within", round(float(jal_cd["model"].iloc[0]), 2), "at. %.")
+elif has_truth or quantified:
+    print("Workflow 1 found no jalpaite cluster on this seed: no Ag/Cd overlap to check."
+          if has_truth else "No truth for these data: compare the two columns above -- where "
+          "they differ, look for overlapping lines of the elements involved.")
 
 # %% [markdown]
 # With windows, the jalpaite's Cd comes out near its Ag content -- the Cd map of notebook 1
@@ -427,12 +426,18 @@ paper2 = quant.paper_table("eggeman2025_table1_6cation", "workflow2_umap_hdbscan
 if quantified and has_truth:
     side = pd.concat({
         "this analysis, workflow 1": analysis.composition_wide(
-            table1, dict(sorted(sample1.items(), key=lambda kv: kv[1]))),
+            table1, {c: sample1[c] for c in sorted(sample1, key=sample1.get)}),
         "paper, workflow 1": analysis.composition_wide(paper1)}, axis=1)
     display(side)
 elif quantified:
     print("Real data: the paper's sulfide table does not describe this sample, so no "
           "side-by-side. The clusters of both workflows, at. % ± counting sigma:")
+else:
+    print("Cliff-Lorimer skipped (see above); the paper's Table 1 is still used below.")
+
+# %%
+# real data: both workflows' tables, and the pairs of clusters that counting cannot separate
+if quantified and not has_truth:
     try:
         table2 = quant.quantify(seg2)
     except stemseg.StemsegError as err:
@@ -447,8 +452,6 @@ elif quantified:
           f"{len(alike)} of {len(separation)} pairs of workflow-1 clusters agree within 3 "
           "counting sigmas in every element:",
           [(int(a), int(b)) for a, b in zip(alike["a"], alike["b"])])
-else:
-    print("Cliff-Lorimer skipped (see above); the paper's Table 1 is still used below.")
 
 # %% [markdown]
 # ### Which term of the budget dominates?
@@ -512,42 +515,33 @@ if has_truth:  # workflow 2: its default (hard, original pixels), and the paper'
                                         min_cluster_size=min_cluster_size_px
                                         ).segmentation(weights="probability")
     table2_prob = quant.quantify(seg2_prob)
-    names2_prob = analysis.phase_names(
-        metrics.match_clusters(seg2_prob.labels_full, data.labels), data.phases)
-rows = []
-for phase, expected in analysis.EXPECTED_FROM_MAPS.items():
-    key = {"chalcopyrite": "i", "jalpaite": "ii"}[phase]
-    row = {"phase": phase,
-           "paper wf1": analysis.other_fraction(paper1, expected, key)[0],
-           "paper wf2": analysis.other_fraction(paper2, expected, key)[0]}
-    if has_truth:
-        inv1 = {n: c for c, n in names1.items()}
-        inv2 = {n: c for c, n in names2.items()}
-        inv2p = {n: c for c, n in names2_prob.items()}
-        truth_comp = data.phases[[p.name for p in data.phases].index(phase)].composition
-        row.update({
-            "phantom truth": analysis.other_fraction(truth_comp, expected)[0],
-            "wf1 (GMM)": (analysis.other_fraction(table1, expected, inv1[phase])[0]
-                          if phase in inv1 else np.nan),
-            "wf1 purity": purity1[inv1[phase]] if phase in inv1 else 0.0,
-            "wf2 (HDBSCAN, default)": (analysis.other_fraction(table2, expected,
-                                                               inv2[phase])[0]
-                                       if phase in inv2 else np.nan),
-            "wf2 (HDBSCAN, membership)": (analysis.other_fraction(table2_soft, expected,
-                                                                  inv2[phase])[0]
-                                          if phase in inv2 else np.nan),
-            "wf2 (HDBSCAN, probability)": (analysis.other_fraction(table2_prob, expected,
-                                                                   inv2p[phase])[0]
-                                           if phase in inv2p else np.nan)})
-    rows.append(row)
-others = pd.DataFrame(rows).set_index("phase")
-display(others.round(2))
-if not has_truth:
-    print("Real data: only the paper's columns (the measured ones need the phantom's "
+    names2_prob, _, _ = analysis.phantom_clusters(seg2_prob, data)
+else:
+    print("Real data: only the paper's columns below (the measured ones need the phantom's "
           "chalcopyrite and jalpaite).")
 
+# %% [markdown]
+# The "other" elements of chalcopyrite and jalpaite in every table: the paper's two, and on
+# the phantom its truth, workflow 1 (with the purity of its cluster) and workflow 2 with
+# three kinds of weights.
+
 # %%
-# Checks of claim E5
+columns = {"paper wf1": analysis.other_elements(paper1),   # the paper's phases by name
+           "paper wf2": analysis.other_elements(paper2)}
+if has_truth:   # NaN: no cluster for the phase; purity 0
+    columns.update({
+        "phantom truth": analysis.other_elements(data.phases),
+        "wf1 (GMM)": analysis.other_elements(table1, names1),
+        "wf1 purity": pd.Series(purity1).rename(names1).reindex(columns["paper wf1"].index,
+                                                                 fill_value=0.0),
+        "wf2 (HDBSCAN, default)": analysis.other_elements(table2, names2),
+        "wf2 (HDBSCAN, membership)": analysis.other_elements(table2_soft, names2),
+        "wf2 (HDBSCAN, probability)": analysis.other_elements(table2_prob, names2_prob)})
+others = pd.DataFrame(columns)
+display(others.round(2))
+
+# %%
+# Checks of claim E5: the paper's numbers, and workflow 1 against the phantom's truth
 paper_wf1 = others["paper wf1"]
 assert ((paper_wf1 > 4.5) & (paper_wf1 < 7.5)).all(), \
     ("expected the paper's workflow-1 'other' elements at 5-7 at. %; got "
@@ -558,10 +552,20 @@ if has_truth:
     assert (wf1_error < 1.5).all(), \
         ("expected workflow 1 to measure the 'other' elements within 1.5 at. % of the "
          f"phantom's truth; got errors {wf1_error.round(2).to_dict()} at. %")
+
+# %% [markdown]
+# Workflow 2 with the paper's recipe (binned pixels, membership weights), and whether the
+# two other weightings come closer to the truth:
+
+# %%
+if has_truth:
     wf2_excess = (others["wf2 (HDBSCAN, membership)"] - others["phantom truth"]).dropna()
     assert (wf2_excess > 1.5).all(), \
         ("expected workflow 2 (membership weights) to report more than 1.5 at. % more "
          f"'other' elements than the truth; got {wf2_excess.round(2).to_dict()} at. % more")
+
+# %%
+if has_truth:
     membership_error = abs(others["wf2 (HDBSCAN, membership)"] - others["phantom truth"])
     closer = abs(others["wf2 (HDBSCAN, probability)"] - others["phantom truth"]) \
         < membership_error
@@ -574,6 +578,9 @@ if has_truth:
         ("expected the default (original pixels, hard weights) to bring workflow 2's "
          f"'other' elements closer to the truth than the membership weights; got\n"
          f"{others.round(2)}")
+
+# %%
+if has_truth:
     missing = [ph for ph in others.index
                if not (pure[ph] and ph in wf2_excess.index)]
     if missing:
@@ -635,6 +642,12 @@ if has_truth:
         (f"expected the quantification of the truth pixels within 0.02 (1.3 %) of the "
          f"phantom's S : metal {truth_ratio:.3f}, far inside the k-factor uncertainty of "
          f"the ratio (~6 %); got {region:.3f}")
+
+# %% [markdown]
+# The workflow-1 cluster: far from 1 : 1 in counting sigmas, and, when the cluster is pure,
+# close to the truth.
+
+# %%
 if has_truth and iii1:
     measured, sigma = ratios["this analysis, wf1"]
     assert measured - 1.0 > 20 * sigma, \
@@ -644,21 +657,23 @@ if has_truth and iii1:
     print(f"workflow-1 cluster: {measured:.3f} ± {sigma:.3f} (counting), ± {sigma_all:.3f} "
           f"(whole budget): {(measured - truth_ratio) / sigma:+.1f} counting sigmas from "
           f"the truth, {(measured - truth_ratio) / sigma_all:+.1f} budget sigmas")
-    if iii1[0] in pure1:
-        assert abs(measured - truth_ratio) < 0.1, \
-            (f"expected workflow 1's S : metal within 0.1 of the phantom's {truth_ratio:.3f} "
-             f"(a cluster at least 90 % pure; its whole uncertainty budget is ~0.09); got "
-             f"{measured:.3f}")
-        print(f"E6 holds on the phantom: S : metal = {measured:.3f}, nearly 3 : 2 and far "
-              f"from 1 : 1; truth {truth_ratio:.3f} (built from the paper's Table 1).")
-    else:
-        print(f"S : metal = {measured:.3f} ± {sigma:.3f}, far from 1 : 1; not compared with "
-              f"the truth {truth_ratio:.3f}: the majority-wurtzite cluster is only "
-              f"{purity1[iii1[0]]:.0%} pure on this seed (a mixture with the minority rim).")
 elif has_truth:
     print("workflow 1 found no majority-wurtzite cluster on this seed: nothing to check.")
 else:
     print("E6 checked on the paper's table only (no truth for these data).")
+
+# %%
+if has_truth and iii1 and iii1[0] in pure1:
+    assert abs(measured - truth_ratio) < 0.1, \
+        (f"expected workflow 1's S : metal within 0.1 of the phantom's {truth_ratio:.3f} "
+         f"(a cluster at least 90 % pure; its whole uncertainty budget is ~0.09); got "
+         f"{measured:.3f}")
+    print(f"E6 holds on the phantom: S : metal = {measured:.3f}, nearly 3 : 2 and far "
+          f"from 1 : 1; truth {truth_ratio:.3f} (built from the paper's Table 1).")
+elif has_truth and iii1:
+    print(f"S : metal = {measured:.3f} ± {sigma:.3f}, far from 1 : 1; not compared with "
+          f"the truth {truth_ratio:.3f}: the majority-wurtzite cluster is only "
+          f"{purity1[iii1[0]]:.0%} pure on this seed (a mixture with the minority rim).")
 
 # %% [markdown]
 # **What is recovered, honestly.** The phantom was built from the paper's table (S : metal
@@ -709,13 +724,16 @@ print("from the paper's Table 1, workflow 2:")
 display(ent_paper2[["cluster", "phase", "entropy_R", "sigma_R"]].round(3))
 
 # %%
-clusters_1 = sorted(sample1, key=lambda c: sample1[c])
+clusters_1 = sorted(sample1, key=sample1.get)   # in the order of the paper's keys
 reference = float(ent_paper.max_equimolar_R.iloc[0])
 if has_truth:
     ent_phantom = analysis.entropy_table(table1, clusters_1,
                                          names={c: f"({sample1[c]}) {names1.get(c, c)}"
                                                 for c in clusters_1})
     display(ent_phantom.round(3))
+
+# %%
+if has_truth:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained", sharey=True)
     plots.entropy_bars(ent_paper, ax=axes[0], reference=reference,
                        title="paper, Table 1 workflow 1")
@@ -741,6 +759,11 @@ assert abs(minority.max_equimolar_R - 0.9) < 0.01, \
     f"expected 'a maximum of 0.9 R' (0.5 ln 6); got {minority.max_equimolar_R:.3f} R"
 assert ((rest >= 0.45) & (rest < 0.65)).all(), \
     f"expected the paper's other phases at '0.5 - 0.6 R'; got {rest.round(3).to_dict()}"
+
+# %% [markdown]
+# Which phases can exceed the paper's 0.90 R: those with more cations than anions.
+
+# %%
 above = ent_paper["max_entropy_R"] > ent_paper["max_equimolar_R"]
 assert (above == (ent_paper["cation_fraction"] > 0.5)).all(), \
     ("expected a phase's own maximum above the equimolar 0.90 R exactly when it has more "
@@ -748,6 +771,11 @@ assert (above == (ent_paper["cation_fraction"] > 0.5)).all(), \
 print("maxima above 0.90 R (more than half the atoms are cations):",
       ent_paper.loc[above, ["phase", "cation_fraction", "max_entropy_R"]].round(2)
       .to_dict("records"))
+
+# %% [markdown]
+# The phantom's clusters, those at least 90 % pure:
+
+# %%
 if has_truth:
     ph_ent = ent_phantom.set_index("cluster")["entropy_R"]
     iv_c = [c for c in clusters_1 if sample1[c] == "iv" and c in pure1]
@@ -760,6 +788,9 @@ if has_truth:
         assert ((ph_ent[others_c] >= 0.45) & (ph_ent[others_c] < 0.7)).all(), \
             ("expected the phantom's other clusters at 0.45-0.70 R; got "
              f"{ph_ent[others_c].round(3).to_dict()}")
+
+# %%
+if has_truth:
     if iv_c and others_c:
         assert ph_ent[iv_c[0]] > ph_ent[others_c].max() + 0.1, \
             (f"expected the minority wurtzite at least 0.1 R above every other phase; got "
@@ -797,6 +828,13 @@ paper_t2 = pd.concat({w: quant.paper_table("eggeman2025_table2_7cation_nanoparti
                       .set_index("element")["at_pct"]
                       for w in ("workflow1_core_i", "workflow1_shell_ii", "workflow2_single_i")},
                      axis=1)
+
+# %% [markdown]
+# Both workflows on both phantoms, then `analysis.core_shell_check`: the GMM's particle
+# clusters, the "core" being the thicker one, and the truth core and shell regions
+# quantified as weights, which do not look at the spectra.
+
+# %% tags=["own-phantom"]
 results = {}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 for ax, (label, core_shell) in zip(axes, [("uniform", False), ("real core", True)]):
@@ -804,38 +842,11 @@ for ax, (label, core_shell) in zip(axes, [("uniform", False), ("real core", True
     g = workflows.gmm(ph, n_clusters=3, random_state=SEED)
     h = workflows.hdbscan(ph, min_cluster_size=NP_MIN_CLUSTER_SIZE_PX, random_state=SEED,
                           labels_full="repeat")
-    # particle clusters: most of their pixels on particles; the others are film
-    on_particle = {c: float((ph.labels > 0)[g.labels_full == c].mean()) for c in g.cluster_ids}
-    parts = [c for c in g.cluster_ids if on_particle[c] > 0.5]
-    gmm_table = quant.quantify(g)
-    if len(parts) == 2:
-        # the "core" cluster is the one nearer the particle centres (thicker, more counts)
-        thick = [float(ph.truth["particle_thickness"][g.labels_full == c].mean())
-                 for c in parts]
-        core_c, shell_c = (parts[0], parts[1]) if thick[0] > thick[1] else (parts[1], parts[0])
-        gmm_diff = analysis.composition_difference(gmm_table, core_c, shell_c)
-    else:   # no core-shell split: the mixture spent its components on the film
-        core_c = shell_c = gmm_diff = None
-    # truth regions: the inner half of every particle's radius vs the ring outside it,
-    # as weights on the binned counts
-    core_m, shell_m = analysis.particle_regions(ph.labels.shape, ph.truth["particles_px"])
-    w = np.column_stack([analysis.bin_fraction(m, 2, g.labels.shape).ravel()
-                         for m in (core_m, shell_m)])
-    region_table = quant.quantify(g.counts, weights=w)
-    in_particle = analysis.bin_fraction(ph.labels > 0, 2, h.labels.shape) > 0.5
-    particle_clusters = [c for c in range(h.n_clusters) if in_particle[h.labels == c].mean() > 0.5]
-    results[label] = dict(
-        core=core_c, shell=shell_c, gmm_table=gmm_table, gmm_diff=gmm_diff,
-        gmm_particle_clusters=len(parts),
-        region_diff=analysis.composition_difference(region_table, 0, 1),
-        hdbscan_particle_clusters=len(particle_clusters), hdbscan_clusters=h.n_clusters)
-    names_np = {c: ("film" if c not in parts else "particles" if len(parts) != 2 else
-                    "core" if c == core_c else "shell") for c in g.cluster_ids}
-    results[label].update(labels=g.labels_full, names=names_np,   # for the thickness check
-                          thickness=ph.thickness, pixel_size=plots.pixel_size_nm(ph.eds))
-    plots.label_map(g.labels_full, ax=ax, pixel_size=plots.pixel_size_nm(ph.eds),
-                    names=names_np, title=f"{label}: workflow 1, 3 clusters")
-    del ph, g, h  # keep the memory low (Binder: 2 GB)
+    r = results[label] = analysis.core_shell_check(ph, g, h)
+    r["pixel_size"] = plots.pixel_size_nm(ph.eds)   # for the thickness check
+    plots.label_map(r["labels"], ax=ax, pixel_size=r["pixel_size"], names=r["names"],
+                    title=f"{label}: workflow 1, 3 clusters")
+    del ph, g, h, r  # keep the memory low (Binder: 2 GB)
     gc.collect()
 plt.show()
 
@@ -849,6 +860,8 @@ for label, r in results.items():
     if r["gmm_diff"] is not None:
         columns = {"GMM core - shell": r["gmm_diff"][["difference", "sigma", "z"]], **columns}
     display(pd.concat(columns, axis=1).round(2))
+
+# %% tags=["own-phantom"]
 uni_t = results["uniform"]["gmm_table"]
 t2 = paper_t2.copy()
 if results["uniform"]["gmm_diff"] is not None:
@@ -859,7 +872,7 @@ print("the paper's Table 2 next to the uniform phantom's GMM clusters (at. %):")
 display(t2.round(2))
 
 # %% tags=["own-phantom"]
-# Checks of claim E8
+# Checks of claim E8: GMM's core and shell of the uniform particles
 uni, real = results["uniform"], results["real core"]
 if uni["gmm_diff"] is not None:
     uni_gmm_diff = uni["gmm_diff"]["difference"].abs()
@@ -871,12 +884,20 @@ if uni["gmm_diff"] is not None:
     assert (uni_gmm_z < 3).all(), \
         ("expected GMM's 'core' of uniform particles not to be enriched in Co or Zn (z below "
          f"3), the elements whose maps look core-shell; got z = {uni_gmm_z.round(1).to_dict()}")
+
+# %% tags=["own-phantom"]
+if uni["gmm_diff"] is not None:
     print("E8 holds on the uniform phantom: GMM core and shell agree within "
           f"{uni_gmm_diff.max():.2f} at. % (max |z| = {uni['gmm_diff']['z'].abs().max():.1f}, "
           f"in {uni['gmm_diff']['z'].abs().idxmax()}).")
 else:
     print("On this seed the GMM put the uniform particles into one cluster and split the "
           "film instead: no core-shell split to test.")
+
+# %% [markdown]
+# Workflow 2, and the truth regions of both phantoms:
+
+# %% tags=["own-phantom"]
 assert uni["hdbscan_particle_clusters"] == 1, \
     ("expected workflow 2 to return one cluster on the uniform particles; got "
      f"{uni['hdbscan_particle_clusters']}")
@@ -890,6 +911,8 @@ assert (rich > 3).all(), \
      f"regions; got z = {rich.round(1).to_dict()}")
 print("Workflow 2 finds one particle cluster; the truth regions agree within "
       f"{uni_region_z.max():.1f} sigma.")
+
+# %% tags=["own-phantom"]
 real_gmm = ("no core-shell split" if real["gmm_diff"] is None else
             f"max |z| = {real['gmm_diff']['z'].abs().max():.1f}")
 print(f"Real core: core vs shell regions differ (Co z = {rich['Co']:.1f}, Zn z = "

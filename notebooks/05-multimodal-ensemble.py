@@ -123,6 +123,11 @@ if has_haadf:
         chips = mm.chip(data, size=CHIP_PX)
     except stemseg.StemsegError as err:  # e.g. chips larger than the map, unregistered images
         print(f"Cannot chip this map: {err}")
+
+# %% [markdown]
+# The chip grid over the HAADF image, and on the phantom each chip's truth region:
+
+# %%
 if chips is not None:
     truth_chips = mm.truth_labels(data, chips) if has_truth else None
     region_names = ({k: p.name for k, p in enumerate(data.phases)} if has_truth else {})
@@ -130,16 +135,7 @@ if chips is not None:
           + (f"{chips.size_nm:.2f} nm" if chips.size_nm else f"{CHIP_PX} px"))
     fig, axes = plt.subplots(1, 2 if has_truth else 1, figsize=(10, 4.4),
                              layout="constrained", squeeze=False)
-    ax = axes[0, 0]
-    ax.imshow(data.haadf.data, cmap="gray", interpolation="nearest")
-    edge = np.arange(0, chips.grid[0] * CHIP_PX + 1, CHIP_PX)
-    ax.hlines(edge, 0, edge[-1], color="y", lw=0.3)
-    ax.vlines(np.arange(0, chips.grid[1] * CHIP_PX + 1, CHIP_PX), 0, edge[-1], color="y",
-              lw=0.3)
-    ax.set_title(f"HAADF with the {chips.grid[0]} x {chips.grid[1]} chip grid", fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    plots.add_scalebar(ax, px_nm)
+    plots.chip_grid(data.haadf, chips.grid, CHIP_PX, ax=axes[0, 0], pixel_size=px_nm)
     if has_truth:  # each region in its own colour in every figure (plots.phase_colour)
         plots.phase_map(truth_chips, region_names, ax=axes[0, 1], pixel_size=chips.size_nm,
                         title="truth per chip (majority of its pixels)")
@@ -267,20 +263,12 @@ films = {}
 for film, (options, n) in FILMS.items():  # the map of section 1 is reused, not simulated again
     ph = (data if simulate.same_phantom(data, "lfo-sto", (n, n), SEED, **options)
           else simulate.phantom("lfo-sto", shape=(n, n), random_state=SEED, **options))
-    c = mm.chip(ph, size=ph.truth["chip_px"])
-    truth = mm.truth_labels(ph, c)
-    names = {k: p.name for k, p in enumerate(ph.phases)}
-    results = mm.segment_all(c, n_clusters=int(np.unique(truth).size),
-                             support=mm.support_from_truth(truth, random_state=SEED),
-                             random_state=SEED)
-    films[film] = dict(chips=c, truth=truth, names=names, regions=ph.truth["regions"],
-                       results=results, ami=mm.ami_table(results, truth=truth),
-                       sample=mm.paper_sample(ph), phases=ph.phases,
-                       sto_thick=mm.truth_labels(ph.truth["sto_thick_mask"].astype(int), c))
+    # its own chips, truth per chip, every method and modality (analysis.film_segmentation)
+    films[film] = f = analysis.film_segmentation(ph, random_state=SEED)
     del ph
     gc.collect()
-    print(f"{film}: {c.grid[0]} x {c.grid[1]} chips of {c.size_nm:.2f} nm, regions "
-          f"{list(films[film]['regions'])}")
+    print(f"{film}: {f['chips'].grid[0]} x {f['chips'].grid[1]} chips of "
+          f"{f['chips'].size_nm:.2f} nm, regions {list(f['regions'])}")
 
 # %%
 tables = {film: pd.concat({"this analysis": f["ami"], "paper": mm.paper_ami_table(f["sample"])},
@@ -520,16 +508,8 @@ display(regions_table[["n_chips", "La", "Fe", "O", "extraneous", "d_spacing_nm"]
 # %%
 fig, axes = plt.subplots(1, len(films), figsize=(12, 3.4), layout="constrained", sharey=True)
 for ax, film in zip(axes, films):
-    sub = summaries[(film, "truth")]
-    x = np.arange(4)
-    for i, (name, row) in enumerate(sub.iterrows()):
-        vals = [row[e] for e in ("La", "Fe", "O", "extraneous")]
-        errs = [row[f"sigma_{e}"] for e in ("La", "Fe", "O", "extraneous")]
-        ax.bar(x + 0.27 * (i - 1), vals, 0.27, yerr=errs, capsize=2, label=name,
-               color=plots.phase_colour(name))
-    ax.set_xticks(x)
-    ax.set_xticklabels(["La", "Fe", "O", "extraneous"], fontsize=8)
-    ax.set_title(film, fontsize=10)
+    plots.region_compositions(summaries[(film, "truth")], ("La", "Fe", "O", "extraneous"),
+                              ax=ax, title=film)
 axes[0].set_ylabel("at. %")
 axes[0].legend(fontsize=7)
 fig.suptitle("LFO regions (truth labels): composition", fontsize=10)
@@ -541,22 +521,10 @@ plt.show()
 # compositions (what it was built with).
 
 # %%
-rows = []
-for film, f in films.items():
-    phases = {p.name: p.composition for p in f["phases"]}
-    for dis in ("disordered LFO", "amorphous LFO"):
-        if dis not in f["regions"]:
-            continue
-        built = {el: mm.percent_difference(phases["ordered LFO"][el], phases[dis][el])
-                 for el in ("La", "Fe", "O")}
-        rows.append({"film": film, "region": dis, "labels": "phantom built", **built})
-        for who in ("truth", *mm.METHODS):
-            s = summaries[(film, who)]
-            if "ordered LFO" in s.index and dis in s.index:
-                pdiff = mm.percent_difference(s.loc["ordered LFO", ["La", "Fe", "O"]],
-                                              s.loc[dis, ["La", "Fe", "O"]])
-                rows.append({"film": film, "region": dis, "labels": who, **pdiff.to_dict()})
-t6 = pd.DataFrame(rows).set_index(["film", "region", "labels"])
+# disordered and amorphous LFO against ordered LFO, in every film that has them
+t6 = analysis.percent_difference_table(films, summaries,
+                                       regions=("disordered LFO", "amorphous LFO"),
+                                       reference="ordered LFO", elements=("La", "Fe", "O"))
 display(t6.round(1))
 
 # %%

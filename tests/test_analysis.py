@@ -517,3 +517,147 @@ def test_region_iou_has_a_row_per_film_and_modality():
     assert table.loc[("B", "ensemble")].tolist() == [1.0, 1.0]
     assert table.loc[("B", "eds")].tolist() == [0.0, 0.0]
     assert len(analysis.region_iou(films, "amorphous LFO")) == 6
+
+
+# ---------------------------------------------------------------- notebook 4 helpers
+
+def test_phase_composition_finds_the_phase_by_name(sulfide):
+    comp = analysis.phase_composition(sulfide.phases, "jalpaite")
+    assert comp == dict(sulfide.phases[[p.name for p in sulfide.phases].index("jalpaite")]
+                        .composition)
+    with pytest.raises(StemsegValueError, match="no phase called"):
+        analysis.phase_composition(sulfide.phases, "pyrite")
+
+
+def test_phantom_clusters_names_keys_and_purity(sulfide):
+    from types import SimpleNamespace
+
+    perfect = SimpleNamespace(labels_full=sulfide.labels,
+                              cluster_ids=list(range(len(sulfide.phases))))
+    names, keys, purity = analysis.phantom_clusters(perfect, sulfide)
+    assert names == {i: p.name for i, p in enumerate(sulfide.phases)}
+    assert keys == {c: sulfide.truth["paper_cluster"][n] for c, n in names.items()
+                    if n in sulfide.truth["paper_cluster"]}
+    assert sorted(keys.values()) == ["i", "ii", "iii", "iv"]
+    assert all(p == pytest.approx(1.0) for p in purity.values())
+    # half of the jalpaite relabelled as resin: the resin cluster is no longer pure
+    jal = [p.name for p in sulfide.phases].index("jalpaite")
+    resin = [p.name for p in sulfide.phases].index("resin")
+    mixed = sulfide.labels.copy()
+    rows = np.nonzero((sulfide.labels == jal).any(axis=1))[0]
+    mixed[rows[: len(rows) // 4]] = np.where(mixed[rows[: len(rows) // 4]] == jal, resin,
+                                             mixed[rows[: len(rows) // 4]])
+    _, _, purity = analysis.phantom_clusters(SimpleNamespace(labels_full=mixed), sulfide)
+    assert purity[resin] < 1.0 and purity[jal] == pytest.approx(1.0)
+    # no truth: the clusters keep their numbers
+    assert analysis.phantom_clusters(perfect, SimpleNamespace()) == (
+        {}, {c: str(c) for c in perfect.cluster_ids}, {})
+
+
+class _FakeQuantExplorer:
+    """The attributes of widgets.QuantExplorer that dose_verdicts reads."""
+
+    def __init__(self):
+        self.dose = _Slider(1.0)
+
+    @property
+    def status(self):
+        return _Slider(f"dose x {self.dose.value:g}; <b>z = {3 * self.dose.value ** 0.5:.1f}</b>")
+
+
+def test_dose_verdicts_reads_the_status_and_puts_the_slider_back():
+    explorer = _FakeQuantExplorer()
+    verdicts = analysis.dose_verdicts(explorer, [0.25, 4.0])
+    assert verdicts == {0.25: "dose x 0.25; z = 1.5", 4.0: "dose x 4; z = 6.0"}
+    assert explorer.dose.value == 1.0
+
+
+def test_compare_methods_puts_the_tables_side_by_side():
+    def table(ag):
+        return pd.DataFrame({"cluster": [0, 0, 1, 1], "element": ["Ag", "Cd", "Ag", "Cd"],
+                             "at_pct": [ag, 100 - ag, 10.0, 90.0]})
+
+    out = analysis.compare_methods({"model": table(60.0), "windows": table(40.0)},
+                                   {1: "(i) one", 0: "(ii) zero"}, ["Cd"],
+                                   truth={0: {"Ag": 61.0, "Cd": 39.0}, 1: {"Ag": 10.0}})
+    assert list(out.index) == [("(i) one", "Cd"), ("(ii) zero", "Cd")]
+    assert list(out.columns) == ["model", "windows", "truth"]
+    assert out.loc[("(ii) zero", "Cd")].tolist() == [40.0, 60.0, 39.0]
+    assert out.loc[("(i) one", "Cd"), "truth"] == 0.0     # an element the truth lacks
+    assert "truth" not in analysis.compare_methods({"model": table(60.0)}, {0: "0"}, ["Ag"])
+
+
+def test_other_elements_by_phase(sulfide):
+    paper = quant.paper_table("eggeman2025_table1_6cation", "workflow1_pca_gmm")
+    values = analysis.other_elements(paper)
+    assert list(values.index) == list(analysis.EXPECTED_FROM_MAPS)
+    assert values["chalcopyrite"] == pytest.approx(4.9, abs=0.05)   # the paper's 5-7 %
+    assert values["jalpaite"] == pytest.approx(6.7, abs=0.05)
+    # clusters named by the caller; a phase without a cluster is NaN
+    only_cp = analysis.other_elements(paper[paper.cluster == "i"], {"i": "chalcopyrite"})
+    assert only_cp["chalcopyrite"] == values["chalcopyrite"]
+    assert np.isnan(only_cp["jalpaite"])
+    truth = analysis.other_elements(sulfide.phases)
+    assert truth["jalpaite"] == pytest.approx(analysis.other_fraction(
+        analysis.phase_composition(sulfide.phases, "jalpaite"),
+        analysis.EXPECTED_FROM_MAPS["jalpaite"])[0])
+
+
+def test_core_shell_check_on_a_small_uniform_phantom():
+    ph = simulate.phantom("nanoparticles-7cation", shape=(64, 64), random_state=0)
+    g = workflows.gmm(ph, n_clusters=3, random_state=0)
+    h = workflows.hdbscan(ph, min_cluster_size=50, random_state=0, labels_full="repeat")
+    r = analysis.core_shell_check(ph, g, h)
+    assert r["labels"].shape == ph.labels.shape and r["thickness"] is ph.thickness
+    assert set(r["names"].values()) <= {"film", "particles", "core", "shell"}
+    assert r["gmm_particle_clusters"] == sum(n != "film" for n in r["names"].values())
+    if r["core"] is not None:   # the core is the thicker of the two particle clusters
+        assert r["names"][r["core"]] == "core" and r["names"][r["shell"]] == "shell"
+        thick = ph.truth["particle_thickness"]
+        assert thick[r["labels"] == r["core"]].mean() > thick[r["labels"] == r["shell"]].mean()
+        assert list(r["gmm_diff"].columns[-3:]) == ["difference", "sigma", "z"]
+    else:
+        assert r["gmm_diff"] is None
+    # uniform particles: the truth regions agree, and HDBSCAN finds one particle cluster
+    assert (r["region_diff"]["z"].abs() < 3).all()
+    assert r["hdbscan_particle_clusters"] == 1 and r["hdbscan_clusters"] >= 2
+
+
+# ---------------------------------------------------------------- notebook 5 helpers
+
+def test_film_segmentation_chips_and_segments_a_small_film():
+    from stemseg import multimodal as mm
+
+    ph = simulate.phantom("lfo-sto", shape=(120, 120), random_state=0)
+    f = analysis.film_segmentation(ph, random_state=0)
+    assert f["chips"].grid == (120 // ph.truth["chip_px"],) * 2
+    assert f["truth"].shape == f["chips"].grid == f["sto_thick"].shape
+    assert set(np.unique(f["sto_thick"])) <= {0, 1}
+    assert f["names"] == {k: p.name for k, p in enumerate(ph.phases)}
+    assert f["regions"] == ph.truth["regions"] and f["phases"] is ph.phases
+    assert set(f["results"]) == set(mm.METHODS)
+    assert set(f["results"]["fewshot"]) == set(mm.MODALITIES)
+    assert list(f["ami"].columns) == list(mm.METHODS)
+
+
+def test_percent_difference_table_has_the_built_truth_and_method_rows():
+    from types import SimpleNamespace
+
+    from stemseg import multimodal as mm
+
+    phases = [SimpleNamespace(name="ordered LFO", composition={"La": 20.0, "O": 60.0}),
+              SimpleNamespace(name="amorphous LFO", composition={"La": 18.0, "O": 63.0})]
+    films = {"A": {"phases": phases, "regions": {"ordered LFO": 0, "amorphous LFO": 1}},
+             "B": {"phases": phases[:1], "regions": {"ordered LFO": 0}}}
+    region = pd.DataFrame({"La": [20.0, 16.0], "O": [60.0, 66.0]},
+                          index=["ordered LFO", "amorphous LFO"])
+    summaries = {("A", who): region for who in ("truth", *mm.METHODS)}
+    summaries[("A", mm.METHODS[0])] = region.iloc[:1]     # a method that missed the region
+    table = analysis.percent_difference_table(films, summaries, regions=("amorphous LFO",),
+                                              elements=("La", "O"))
+    assert list(table.index.get_level_values("labels")) == [
+        "phantom built", "truth", *mm.METHODS[1:]]
+    assert set(table.index.get_level_values("film")) == {"A"}    # B has no amorphous LFO
+    assert table.loc[("A", "amorphous LFO", "phantom built")].tolist() == pytest.approx(
+        [-10.0, 5.0])
+    assert table.loc[("A", "amorphous LFO", "truth")].tolist() == pytest.approx([-20.0, 10.0])

@@ -52,9 +52,6 @@ def _code(stem: str) -> list[str]:
 MAX_CELL_LINES = 15
 #: (notebook, first line of the cell) -> reason, for the cells allowed to be longer
 LONG_CELLS: dict[tuple[str, str], str] = {}
-#: notebooks not yet thinned (issue 18, in progress): the check is expected to fail there
-NOT_YET_THIN = {"01-element-maps-vs-clustering",
-                "04-quantification-and-entropy", "05-multimodal-ensemble"}
 
 
 def _code_lines(src: str) -> int:
@@ -199,9 +196,7 @@ def test_paper_values_from_the_package():
         assert "paper_values.json" not in text  # use stemseg.data / quant.paper_table
 
 
-@pytest.mark.parametrize("stem", [pytest.param(
-    s, marks=pytest.mark.xfail(s in NOT_YET_THIN, reason="issue 18: not yet thinned",
-                               strict=True)) for s in STEMS])
+@pytest.mark.parametrize("stem", STEMS)
 def test_thin_cells(stem):
     """Issue 18: no ``def``, ``lambda`` or ``class`` in a notebook, and no code cell over
     MAX_CELL_LINES non-blank, non-comment lines (LONG_CELLS lists the exceptions)."""

@@ -218,3 +218,25 @@ def test_key_colours_follow_the_matched_phase():
     palette = plots.cluster_colours(key["n_colours"])
     assert plots.key_colours(key) == [palette[1], palette[0], palette[2]]
     assert plots.key_colours(None) is None
+
+
+def test_chip_grid_draws_the_grid_lines_and_a_scalebar():
+    ax = plots.chip_grid(np.random.default_rng(0).random((50, 50)), (3, 4), 12,
+                         pixel_size=0.1)
+    assert ax.get_title() == "HAADF with the 3 x 4 chip grid"
+    hlines, vlines = ax.collections[:2]
+    assert len(hlines.get_segments()) == 4 and len(vlines.get_segments()) == 5
+    assert hlines.get_segments()[-1][0][1] == 36      # the grid ends at 3 x 12 px
+    assert ax.get_xticks().size == 0 and ax.get_yticks().size == 0
+
+
+def test_region_compositions_draws_a_bar_per_region_and_element():
+    summary = pd.DataFrame({"La": [20.0, 18.0], "sigma_La": [0.5, 0.6],
+                            "O": [60.0, 63.0], "sigma_O": [1.0, 1.1]},
+                           index=["ordered LFO", "amorphous LFO"])
+    ax = plots.region_compositions(summary, ("La", "O"), title="film")
+    assert len(ax.patches) == 4 and ax.get_title() == "film"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["La", "O"]
+    assert ax.patches[0].get_facecolor()[:3] == pytest.approx(
+        matplotlib.colors.to_rgb(plots.phase_colour("ordered LFO")))
+    assert [p.get_height() for p in ax.patches] == [20.0, 60.0, 18.0, 63.0]

@@ -21,7 +21,10 @@ which refit on cached results).
   :func:`notebook_setup` (warnings, loggers, pandas precision), :func:`wurtzite_check`,
   :func:`gmm_sweep` (moves a GMM explorer's sliders), :func:`hdbscan_relabel` (refits
   HDBSCAN only, on a result's cached embedding), :func:`hdbscan_sweep`,
-  :func:`leaf_sweep`, :func:`phase_homes`, :func:`region_iou`, :func:`ensemble_gain`.
+  :func:`leaf_sweep`, :func:`phase_homes`, :func:`region_iou`, :func:`ensemble_gain`;
+  for notebook 4 :func:`phantom_clusters`, :func:`phase_composition`, :func:`dose_verdicts`,
+  :func:`compare_methods`, :func:`other_elements` and :func:`core_shell_check`; for
+  notebook 5 :func:`film_segmentation` and :func:`percent_difference_table`.
 
 Units: counts, counts per pixel, nm, at. %, R (gas constant) for entropies.
 """
@@ -83,6 +86,14 @@ __all__ = [
     "leaf_sweep",
     "phase_homes",
     "region_iou",
+    "phase_composition",
+    "phantom_clusters",
+    "dose_verdicts",
+    "compare_methods",
+    "other_elements",
+    "core_shell_check",
+    "film_segmentation",
+    "percent_difference_table",
 ]
 
 #: Elements a reader would assign to each sulfide phase *from the element maps* of
@@ -1596,3 +1607,316 @@ def region_iou(films: Mapping[str, Mapping[str, Any]], region: str,
                      for mod, r in f["results"][method].items()}
             for method in multimodal.METHODS if method in f["results"]})
     return pd.concat(tables, names=["film", "modality"])
+
+
+# --------------------------------------------------------------------------------------
+# notebook 4: quantification of the phantom's clusters, and the nanoparticle study (E5-E8)
+# --------------------------------------------------------------------------------------
+
+def phase_composition(phases: Sequence[Any], name: str) -> dict[str, float]:
+    """The truth composition (element -> at. %) of the phantom phase called ``name``.
+
+    Parameters
+    ----------
+    phases : sequence of Phase
+        A phantom's phases (objects with ``name`` and ``composition``).
+    name : str
+        E.g. ``"jalpaite"``.
+
+    Returns
+    -------
+    dict
+        Element -> at. %.
+    """
+    for phase in phases:
+        if phase.name == name:
+            return dict(phase.composition)
+    raise StemsegValueError(f"no phase called {name!r} in {[p.name for p in phases]}.")
+
+
+def phantom_clusters(seg: Any, data: Any
+                     ) -> tuple[dict[Any, str], dict[Any, str], dict[Any, float]]:
+    """Name a segmentation's clusters after the phantom's phases (notebook 4).
+
+    Parameters
+    ----------
+    seg : Segmentation
+        A workflow's result (``labels_full`` at the resolution of ``data.labels``).
+    data : Phantom or a loaded file
+        With ``labels``, ``phases`` and ``truth["paper_cluster"]`` (phase name -> the paper's
+        cluster key, ``"i"`` ... ``"iv"``) when it has a truth; otherwise only its clusters'
+        numbers are used.
+
+    Returns
+    -------
+    names : dict
+        Cluster -> the phase it matches (:func:`stemseg.metrics.match_clusters`); empty
+        without a truth.
+    keys : dict
+        Cluster -> the paper's cluster key of its phase (clusters whose phase is in the
+        paper's table); without a truth, every cluster -> its number as a string.
+    purity : dict
+        Cluster -> the share of its pixels that lie in the phase it matches, in [0, 1];
+        empty without a truth.
+    """
+    from . import metrics
+
+    if not hasattr(data, "labels"):
+        return {}, {c: str(c) for c in seg.cluster_ids}, {}
+    matched = metrics.match_clusters(seg.labels_full, data.labels)
+    names = phase_names(matched, data.phases)
+    key_of = data.truth["paper_cluster"]
+    keys = {c: key_of[n] for c, n in names.items() if n in key_of}
+    confusion = metrics.confusion_matrix(seg.labels_full, data.labels)
+    purity = {c: float(confusion.loc[c, p] / confusion.loc[c].sum()) for c, p in matched.items()}
+    return names, keys, purity
+
+
+def dose_verdicts(explorer: Any, doses: Sequence[float]) -> dict[float, str]:
+    """Move a :class:`stemseg.widgets.QuantExplorer`'s dose slider and read its status line.
+
+    Parameters
+    ----------
+    explorer : QuantExplorer
+    doses : sequence of float
+        Doses as multiples of the map's own (the slider's value).
+
+    Returns
+    -------
+    dict
+        Dose -> the status line at that dose, without HTML tags. The slider is put back
+        where it was.
+    """
+    import re
+
+    before = explorer.dose.value
+    out = {}
+    try:
+        for dose in doses:
+            explorer.dose.value = dose
+            out[dose] = re.sub(r"</?b>", "", explorer.status.value)
+    finally:
+        explorer.dose.value = before
+    return out
+
+
+def compare_methods(tables: Mapping[str, pd.DataFrame], clusters: Mapping[Any, str],
+                    elements: Sequence[str],
+                    truth: Mapping[Any, Mapping[str, float]] | None = None) -> pd.DataFrame:
+    """The at. % of some elements in some clusters, by several quantifications side by side.
+
+    Parameters
+    ----------
+    tables : dict
+        Method name (e.g. ``"model"``, ``"windows"``) -> :func:`stemseg.quant.quantify`
+        table of the same segmentation.
+    clusters : dict
+        Cluster -> its row label, in the order of the rows.
+    elements : sequence of str
+        The elements to compare, e.g. ``["Ag", "Cd"]``.
+    truth : dict, optional
+        Cluster -> truth composition (element -> at. %); adds a ``"truth"`` column (0 for an
+        element the composition lacks).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``cluster``, ``element``) with the row labels; one column per method, then
+        ``"truth"``; at. %.
+    """
+    rows = []
+    for c, label in clusters.items():
+        for el in elements:
+            row: dict[str, Any] = {"cluster": label, "element": el}
+            for method, t in tables.items():
+                row[method] = float(t[(t.cluster == c) & (t.element == el)]["at_pct"].iloc[0])
+            if truth is not None:
+                row["truth"] = truth[c].get(el, 0.0)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["cluster", "element"])
+
+
+def other_elements(source: Any, names: Mapping[Any, str] | None = None, *,
+                   expected: Mapping[str, Sequence[str]] = EXPECTED_FROM_MAPS) -> pd.Series:
+    """At. % of the elements not expected from the maps, per phase (claim E5).
+
+    Parameters
+    ----------
+    source : pandas.DataFrame or sequence of Phase
+        A :func:`stemseg.quant.quantify` or :func:`stemseg.quant.paper_table` table, or a
+        phantom's phases (the truth).
+    names : dict, optional
+        Cluster -> phase name for a table; default: the table's ``"phase"`` column (the
+        paper's tables have one).
+    expected : dict
+        Phase name -> the elements expected from the maps (:data:`EXPECTED_FROM_MAPS`).
+
+    Returns
+    -------
+    pandas.Series
+        Index ``phase`` (the keys of ``expected``), :func:`other_fraction` in at. %; NaN for a
+        phase no cluster is named after.
+    """
+    if isinstance(source, pd.DataFrame):
+        if names is None:
+            names = source.groupby("cluster", sort=False)["phase"].first().to_dict()
+        cluster_of = {n: c for c, n in names.items()}
+        values = {phase: (other_fraction(source, elements, cluster_of[phase])[0]
+                          if phase in cluster_of else np.nan)
+                  for phase, elements in expected.items()}
+    else:
+        truth = {p.name: p.composition for p in source}
+        values = {phase: (other_fraction(truth[phase], elements)[0] if phase in truth
+                          else np.nan)
+                  for phase, elements in expected.items()}
+    return pd.Series(values, dtype=float).rename_axis("phase")
+
+
+def core_shell_check(phantom: Any, gmm: Any, hdbscan: Any) -> dict[str, Any]:
+    """Workflow 1 and 2 on a nanoparticle phantom: core against shell (notebook 4, E8).
+
+    A cluster of workflow 1 is on the particles when most of its pixels are; with two such
+    clusters the one whose pixels are thicker on average is the "core". The truth regions
+    (the inner half of every particle's radius, and the ring outside it) are quantified
+    too, as weights on the binned counts: regions drawn without looking at the spectra.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        ``stemseg.simulate.phantom("nanoparticles-7cation", ...)``.
+    gmm : Segmentation
+        Workflow 1 on the phantom (:func:`stemseg.workflows.gmm`, e.g. 3 clusters: film,
+        core, shell), binned by 2.
+    hdbscan : Segmentation
+        Workflow 2 on the phantom (:func:`stemseg.workflows.hdbscan`), binned by 2.
+
+    Returns
+    -------
+    dict
+        ``core``, ``shell`` (GMM clusters, None without a two-cluster split of the
+        particles), ``gmm_table`` (:func:`stemseg.quant.quantify`), ``gmm_diff``
+        (:func:`composition_difference` core - shell, or None), ``gmm_particle_clusters``,
+        ``region_diff`` (truth core region - shell region), ``hdbscan_particle_clusters``,
+        ``hdbscan_clusters``, ``labels`` (GMM, original pixels), ``names`` (cluster ->
+        ``"film"``, ``"core"``, ``"shell"`` or ``"particles"``) and ``thickness`` (nm).
+    """
+    from . import quant
+
+    ph, g, h = phantom, gmm, hdbscan
+    # particle clusters: most of their pixels on particles; the others are film
+    on_particle = {c: float((ph.labels > 0)[g.labels_full == c].mean()) for c in g.cluster_ids}
+    parts = [c for c in g.cluster_ids if on_particle[c] > 0.5]
+    gmm_table = quant.quantify(g)
+    if len(parts) == 2:
+        # the "core" cluster is the one nearer the particle centres (thicker, more counts)
+        thick = [float(ph.truth["particle_thickness"][g.labels_full == c].mean())
+                 for c in parts]
+        core_c, shell_c = (parts[0], parts[1]) if thick[0] > thick[1] else (parts[1], parts[0])
+        gmm_diff = composition_difference(gmm_table, core_c, shell_c)
+    else:   # no core-shell split: the mixture spent its components on the film
+        core_c = shell_c = gmm_diff = None
+    # truth regions: the inner half of every particle's radius vs the ring outside it,
+    # as weights on the binned counts
+    core_m, shell_m = particle_regions(ph.labels.shape, ph.truth["particles_px"])
+    w = np.column_stack([bin_fraction(m, 2, g.labels.shape).ravel() for m in (core_m, shell_m)])
+    region_table = quant.quantify(g.counts, weights=w)
+    in_particle = bin_fraction(ph.labels > 0, 2, h.labels.shape) > 0.5
+    particle_clusters = [c for c in range(h.n_clusters) if in_particle[h.labels == c].mean() > 0.5]
+    names = {c: ("film" if c not in parts else "particles" if len(parts) != 2 else
+                 "core" if c == core_c else "shell") for c in g.cluster_ids}
+    return dict(core=core_c, shell=shell_c, gmm_table=gmm_table, gmm_diff=gmm_diff,
+                gmm_particle_clusters=len(parts),
+                region_diff=composition_difference(region_table, 0, 1),
+                hdbscan_particle_clusters=len(particle_clusters), hdbscan_clusters=h.n_clusters,
+                labels=g.labels_full, names=names, thickness=ph.thickness)
+
+
+# --------------------------------------------------------------------------------------
+# notebook 5: the four films
+# --------------------------------------------------------------------------------------
+
+def film_segmentation(phantom: Any, *, random_state: int = 0) -> dict[str, Any]:
+    """Chip an LFO/STO phantom and segment it by every method and modality (notebook 5).
+
+    The chips are the phantom's own (``truth["chip_px"]``); every method of
+    :func:`stemseg.multimodal.segment_all` gets as many clusters as the chips have truth
+    regions, and the few-shot method its support from the truth.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        ``stemseg.simulate.phantom("lfo-sto", ...)``.
+    random_state : int
+
+    Returns
+    -------
+    dict
+        ``chips``, ``truth`` (chip labels), ``names`` (label -> phase name), ``regions``
+        (region name -> label), ``results`` (method -> modality -> result), ``ami``
+        (:func:`stemseg.multimodal.ami_table`), ``sample`` (the paper's sample),
+        ``phases`` and ``sto_thick`` (chip labels of the thick STO, 0 or 1).
+    """
+    from . import multimodal as mm
+
+    ph = phantom
+    c = mm.chip(ph, size=ph.truth["chip_px"])
+    truth = mm.truth_labels(ph, c)
+    results = mm.segment_all(c, n_clusters=int(np.unique(truth).size),
+                             support=mm.support_from_truth(truth, random_state=random_state),
+                             random_state=random_state)
+    return dict(chips=c, truth=truth, names={k: p.name for k, p in enumerate(ph.phases)},
+                regions=ph.truth["regions"], results=results,
+                ami=mm.ami_table(results, truth=truth), sample=mm.paper_sample(ph),
+                phases=ph.phases,
+                sto_thick=mm.truth_labels(ph.truth["sto_thick_mask"].astype(int), c))
+
+
+def percent_difference_table(films: Mapping[str, Mapping[str, Any]],
+                             summaries: Mapping[tuple[str, str], pd.DataFrame], *,
+                             regions: Sequence[str] = ("disordered LFO", "amorphous LFO"),
+                             reference: str = "ordered LFO",
+                             elements: Sequence[str] = ("La", "Fe", "O")) -> pd.DataFrame:
+    """Percent differences of regions against a reference region, per film (notebook 5, T6).
+
+    Parameters
+    ----------
+    films : dict
+        Film name -> dict with ``"phases"`` (the phantom's phases: what it was built with)
+        and ``"regions"`` (the region names present), as :func:`film_segmentation` returns.
+    summaries : dict
+        (film, labelling) -> region summary indexed by region name, with a column per
+        element; the labellings are ``"truth"`` and the methods of
+        :data:`stemseg.multimodal.METHODS`.
+    regions : sequence of str
+        The regions compared with ``reference`` (where a film has them).
+    reference : str
+    elements : sequence of str
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (``film``, ``region``, ``labels``), one column per element:
+        ``100 (region - reference) / reference``
+        (:func:`stemseg.multimodal.percent_difference`). ``labels`` is ``"phantom built"``
+        (the phases' compositions), ``"truth"`` or a method; a labelling whose summary lacks
+        either region is left out.
+    """
+    from . import multimodal as mm
+
+    els = list(elements)
+    rows = []
+    for film, f in films.items():
+        phases = {p.name: p.composition for p in f["phases"]}
+        for region in regions:
+            if region not in f["regions"]:
+                continue
+            built = {el: mm.percent_difference(phases[reference][el], phases[region][el])
+                     for el in els}
+            rows.append({"film": film, "region": region, "labels": "phantom built", **built})
+            for who in ("truth", *mm.METHODS):
+                s = summaries[(film, who)]
+                if reference in s.index and region in s.index:
+                    pdiff = mm.percent_difference(s.loc[reference, els], s.loc[region, els])
+                    rows.append({"film": film, "region": region, "labels": who,
+                                 **pdiff.to_dict()})
+    return pd.DataFrame(rows).set_index(["film", "region", "labels"])

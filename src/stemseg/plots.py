@@ -51,6 +51,8 @@ __all__ = [
     "entropy_bars",
     "power_spectrum",
     "percent_differences",
+    "chip_grid",
+    "region_compositions",
 ]
 
 NOISE_COLOUR = (0.6, 0.6, 0.6, 1.0)
@@ -1050,6 +1052,72 @@ def percent_differences(table: pd.DataFrame, *, tolerance: float | pd.Series | N
     ax.set_xticklabels(items)
     ax.set_ylabel("percent difference (%)")
     ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def chip_grid(image: Any, grid: tuple[int, int], size_px: int, *, ax: Any = None,
+              pixel_size: float | None = None, title: str | None = None) -> Any:
+    """An image (e.g. the HAADF) with the grid of chips drawn over it (notebook 5).
+
+    Parameters
+    ----------
+    image : numpy.ndarray, shape (y, x), or a 2-D HyperSpy signal
+    grid : (int, int)
+        Chips per column and per row (``Chips.grid``).
+    size_px : int
+        Chip side in pixels.
+    ax : matplotlib Axes, optional
+    pixel_size : float, optional
+        nm per pixel (a scale bar; None: "uncalibrated").
+    title : str, optional
+        Default: "HAADF with the R x C chip grid".
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _new_axes(ax)
+    ax.imshow(np.asarray(getattr(image, "data", image)), cmap="gray", interpolation="nearest")
+    rows = np.arange(0, grid[0] * size_px + 1, size_px)
+    ax.hlines(rows, 0, rows[-1], color="y", lw=0.3)
+    ax.vlines(np.arange(0, grid[1] * size_px + 1, size_px), 0, rows[-1], color="y", lw=0.3)
+    ax.set_title(title or f"HAADF with the {grid[0]} x {grid[1]} chip grid", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    add_scalebar(ax, pixel_size)
+    return ax
+
+
+def region_compositions(summary: pd.DataFrame, elements: Sequence[str], *, ax: Any = None,
+                        title: str | None = None) -> Any:
+    """Grouped bars of the regions' compositions with 1 s.d. error bars (notebook 5).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        One row per region (the index names it; each bar takes the region's
+        :func:`phase_colour`), columns ``el`` and ``sigma_el`` (at. %) for every element,
+        e.g. :func:`stemseg.multimodal.region_summary` indexed by name.
+    elements : sequence of str
+        The columns to draw, one group of bars each (e.g. ``("La", "Fe", "O",
+        "extraneous")``).
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _new_axes(ax)
+    x = np.arange(len(elements))
+    for i, (name, row) in enumerate(summary.iterrows()):
+        ax.bar(x + 0.27 * (i - 1), [row[e] for e in elements], 0.27,
+               yerr=[row[f"sigma_{e}"] for e in elements], capsize=2, label=name,
+               color=phase_colour(name))
+    ax.set_xticks(x)
+    ax.set_xticklabels(list(elements), fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     return ax
