@@ -1,9 +1,10 @@
 """Big maps: the two workflows streamed over a lazy (dask) spectrum image, in bounded memory.
 
-:func:`stemseg.workflows.gmm` and :func:`stemseg.workflows.hdbscan` come here (:func:`gmm`,
-:func:`hdbscan`) when their input is a HyperSpy *lazy* signal (e.g.
+The workflows' estimators (:class:`stemseg.workflows.GMMSegmenter`,
+:class:`stemseg.workflows.HDBSCANSegmenter`, and the functions over them) fit through
+:class:`Streamed` when their input is a HyperSpy *lazy* signal (e.g.
 ``stemseg.io.load(path, lazy=True)``) or when they are given a ``dask.distributed``
-``Client``.
+``Client``: the fit is the same code, only its passes over the map are these.
 The stages are those of the in-memory workflow (:mod:`stemseg.preprocess`,
 :mod:`stemseg.reduce`, :mod:`stemseg.cluster`), but the spectrum image and the feature
 matrix are never held whole: every pass over the data goes block by block through dask
@@ -34,7 +35,8 @@ The passes
    noise covariances, then **labels_full** of every original pixel by the same folded
    projection and :func:`stemseg.cluster.gmm_predict_noisy`, block by block.
 
-The HDBSCAN workflow shares passes 1, 4 and 5 (its steps are listed in :func:`hdbscan`):
+The HDBSCAN workflow shares passes 1, 4 and 5 (its steps:
+:meth:`stemseg.workflows.HDBSCANSegmenter._fit`):
 UMAP is fitted on the same seeded sample of binned pixels as in memory, whose feature rows
 alone are gathered (:func:`gather_features`), and its search-space PCA is fitted on them
 exactly as in memory, so the labels agree with the in-memory path to rounding.

@@ -705,9 +705,9 @@ def hdbscan(data: Any, min_cluster_size: float = 200, n_components: int = 4, bin
     client : dask.distributed.Client, optional
         Run the streamed (lazy) workflow on this cluster's workers. A lazy input
         (``stemseg.io.load(path, lazy=True)``) or a client selects the bounded-memory path
-        of :func:`stemseg.streaming.hdbscan` (same stages, same UMAP sample and result
-        type; labels agree with the in-memory path, not bit for bit); otherwise the map is
-        processed in memory.
+        of :mod:`stemseg.streaming` (the same fit, same UMAP sample and result type; labels
+        agree with the in-memory path, not bit for bit); otherwise the map is processed in
+        memory.
 
     Returns
     -------
