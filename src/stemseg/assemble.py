@@ -40,18 +40,31 @@ __all__ = ["mean_spectra", "spectrum_labels", "hard_weights", "upsample_labels",
 SPECTRA_FROM = ("full", "binned")
 
 
-#: Principal components in which the HDBSCAN workflow searches the neighbours of unbinned
-#: pixels for ``labels_full`` (the scree curves of EDS maps flatten well before 30).
-_SEARCH_COMPONENTS = 30
-
-
 def hdbscan_predict_pixels(spectra: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
                            mean: np.ndarray, reference: np.ndarray,
                            reducer: _reduce.UMAPReducer, model: Any) -> np.ndarray:
-    """HDBSCAN labels (-1 = noise) of unbinned pixel spectra (n, n_channels) -> (n,).
+    """HDBSCAN labels of original (unbinned) pixel spectra, by the fitted stages.
 
-    ``comps`` (d, n_features) and ``mean`` span the search space, ``reference`` holds the
-    fitted pixels' coordinates in it (rows of UMAP's fit, float32).
+    Parameters
+    ----------
+    spectra : numpy.ndarray, shape (n, n_channels)
+        Counts per original pixel.
+    prep : stemseg.preprocess.Prepared
+        The fitted preprocessing (crop, scaler, binning factor).
+    comps : numpy.ndarray, shape (d, n_features)
+    mean : numpy.ndarray, shape (n_features,)
+        Principal axes and mean spanning the neighbour-search space.
+    reference : numpy.ndarray of float32, shape (m, d)
+        The fitted pixels' coordinates in that space (rows of UMAP's fit).
+    reducer : stemseg.reduce.UMAPReducer
+        Fitted UMAP.
+    model : hdbscan.HDBSCAN
+        Fitted with ``prediction_data=True``.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
+        The clusterer's labels; -1 = noise.
     """
     import hdbscan as _hdbscan
 
