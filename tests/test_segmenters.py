@@ -129,3 +129,17 @@ def test_predict_refuses_an_unfitted_estimator_and_wrong_channels(synth_32):
     est = GMMSegmenter(3, n_init=1).fit(synth_32[0])
     with pytest.raises(StemsegValueError, match="100 channels; the fitted map has 256"):
         est.predict(np.zeros((2, 100)))
+
+
+def test_constraint_kinds_accept_and_describe():
+    from stemseg._params import Boolean, Number, Options, Whole, check_params
+
+    assert Options("full").accepts(np.str_("full")) and not Options("full").accepts(["full"])
+    assert not Options(1).accepts(True) and not Whole(0).accepts(True)
+    assert Whole(1, accept_float=True).accepts(2.0) and not Whole(1).accepts(2.0)
+    assert Number(0).describe() == "a positive number" and not Number(0).accepts(0)
+    assert Number(0, closed_low=True).accepts(0) and not Number(0).accepts(float("nan"))
+    assert Boolean().accepts(np.bool_(True)) and not Boolean().accepts(1)
+    with pytest.raises(StemsegValueError, match=r"^k must be a whole number from 1 to 3 or "
+                                                r"None; got 4\. Pick fewer\.$"):
+        check_params({"k": 4}, {"k": [Whole(1, 3), None]}, {"k": "Pick fewer."})

@@ -93,10 +93,17 @@ class Options:
         self.options = options
 
     def accepts(self, value: Any) -> bool:
-        try:
-            return any(value == o and type(value) is type(o) for o in self.options)
-        except Exception:  # e.g. an array compared elementwise
-            return False
+        for option in self.options:
+            # same kind of value (np.str_ counts as str; True is not the option 1)
+            if isinstance(value, bool) != isinstance(option, bool) \
+                    or not isinstance(value, type(option)):
+                continue
+            try:
+                if bool(value == option):
+                    return True
+            except (TypeError, ValueError):  # e.g. an array compared elementwise
+                return False
+        return False
 
     def describe(self) -> str:
         return "one of " + ", ".join(repr(o) for o in self.options)
