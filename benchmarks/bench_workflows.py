@@ -7,8 +7,9 @@ and after the phantom was generated (the cube itself is not counted).
 Methods: ``gmm`` (the paper's workflow 1: RobustScaler only), ``gmm-poisson`` (the same
 with the Poisson weighting the baseline also applies), ``hdbscan`` (workflow 2, UMAP fitted
 on a sample of 4096 binned pixels, numba's disk cache warm -- the script runs it once
-first to fill the cache), ``hdbscan-cold`` (the same with ``STEMSEG_NUMBA_CACHE=0``: numba
-compiles umap-learn's kernels as on a first run), ``hdbscan-all`` (UMAP on every binned
+first to fill the cache), ``hdbscan-cold`` (the same with an empty numba cache: a new
+temporary ``STEMSEG_CACHE_DIR``, so umap-learn's and pynndescent's kernels are compiled as
+on a first run on a new machine), ``hdbscan-all`` (UMAP on every binned
 pixel, ``umap_sample=None``: the ARI the sample costs; sizes up to 256 only, it is
 minutes at 512), ``hyperspy-full`` (the baseline on the unbinned cube: higher ARI at low
 dose, issue 18) and ``bad-params`` (seconds until three bad parameters are refused: the
@@ -33,6 +34,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 
 CHILD = r"""
 import json, resource, sys, time, warnings
@@ -107,10 +109,14 @@ METHODS = ("hyperspy", "gmm", "gmm-poisson", "hdbscan", "hdbscan-cold", "hdbscan
 
 def measure(which: str, size: int, seed: int) -> dict:
     env = dict(os.environ)
-    if which == "hdbscan-cold":
-        env["STEMSEG_NUMBA_CACHE"] = "0"
-    out = subprocess.run([sys.executable, "-c", CHILD, which, str(size), str(seed)],
-                         capture_output=True, text=True, check=True, env=env)
+    with tempfile.TemporaryDirectory(prefix="stemseg-cold-") as empty:
+        if which == "hdbscan-cold":
+            # an empty cache folder; no NUMBA_CACHE_DIR of the caller's
+            env["STEMSEG_CACHE_DIR"] = empty
+            env.pop("NUMBA_CACHE_DIR", None)
+            env.pop("STEMSEG_NUMBA_CACHE", None)
+        out = subprocess.run([sys.executable, "-c", CHILD, which, str(size), str(seed)],
+                             capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

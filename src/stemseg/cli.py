@@ -102,6 +102,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_warm_up(args: argparse.Namespace) -> int:
+    import time
+
+    from . import _cache, reduce
+
+    start = time.perf_counter()
+    cached = reduce.warm_umap_cache()
+    where = (_cache.configure_numba_cache_dir() if cached
+             else "this process only (STEMSEG_NUMBA_CACHE=0)")
+    print(f"umap-learn's kernels compiled in {time.perf_counter() - start:.1f} s; "
+          f"cached in {where}")
+    return 0
+
+
 def _demo_phantom(seed: int) -> None:
     """Both workflows on the 6-cation phantom, quantified next to the paper's Table 1."""
     import time
@@ -753,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only describe the real files (skip both workflows on a phantom)")
     demo.add_argument("--seed", type=int, default=0, help="phantom and workflow seed")
     demo.set_defaults(func=_cmd_demo)
+
+    warm = sub.add_parser(
+        "warm-up", help="compile umap-learn's kernels for this machine once, into the "
+        "disk cache, so that the first HDBSCAN workflow does not wait for the compiler "
+        "(run after installing)")
+    warm.set_defaults(func=_cmd_warm_up)
 
     sim = sub.add_parser("simulate", help="write a ground-truth phantom to a file")
     sim.add_argument("name", help="phantom name (see stemseg.simulate.PHANTOMS)")

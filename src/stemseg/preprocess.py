@@ -80,6 +80,12 @@ HDBSCAN_ENERGY_BIN = 4
 
 _CHUNK = 4096  # pixels per block when transforming many pixel spectra
 
+#: Float type of the feature matrix ``Prepared.X`` and of :meth:`Prepared.features`.
+#: float32 halves the memory and the time of every pass over the features (the copy,
+#: the scaler, the randomized PCA, the projections) and is what HyperSpy's baseline and
+#: umap-learn compute in; the scaler's statistics and the PCA's moments stay float64.
+FEATURE_DTYPE = np.dtype(np.float32)
+
 
 # --------------------------------------------------------------------------------------
 # input checks
@@ -262,7 +268,7 @@ class Prepared:
 
     Attributes
     ----------
-    X : numpy.ndarray of float, shape (n_used, n_features)
+    X : numpy.ndarray of float32, shape (n_used, n_features)
         Scaled features of the used (unmasked) binned pixels, in row-major (y, x) order.
     counts : exspy EDS signal, navigation shape (ny, nx) binned
         Spatially binned counts, full energy axis at the original sampling (same class and
@@ -332,11 +338,11 @@ class Prepared:
 
         Returns
         -------
-        numpy.ndarray of float, shape (n, n_features)
+        numpy.ndarray of float32, shape (n, n_features)
         """
-        out = np.empty((spectra.shape[0], self.n_features))
+        out = np.empty((spectra.shape[0], self.n_features), dtype=FEATURE_DTYPE)
         for start in range(0, spectra.shape[0], _CHUNK):
-            block = np.asarray(spectra[start:start + _CHUNK], dtype=float) * scale
+            block = np.asarray(spectra[start:start + _CHUNK], dtype=np.float64) * scale
             out[start:start + _CHUNK] = self._transform_block(block)
         return out
 
@@ -390,9 +396,10 @@ class Prepared:
         return out
 
     def _transform_block(self, block: np.ndarray) -> np.ndarray:
+        # the same operations, in the same float type, as preprocess() on the whole matrix
         x = _feature_channels(block, self.energy_bin, self.channels)
         if self.poisson:
-            x = poisson_normalise(x, self.channel_root)[0]
+            x = poisson_normalise(x.astype(np.float64), self.channel_root)[0]
         if self.scaler is not None:
             x = self.scaler.transform(x)
         return x
@@ -401,6 +408,26 @@ class Prepared:
 # --------------------------------------------------------------------------------------
 # steps
 # --------------------------------------------------------------------------------------
+
+
+def binned_dtype(dtype: Any, bin: int) -> np.dtype:
+    """Float type that holds the sums of ``bin x bin`` pixels of ``dtype`` counts exactly.
+
+    float32 for integer counts of at most 16 bits whose largest possible sum,
+    ``iinfo(dtype).max * bin**2``, is below 2**24 (float32 represents every whole number up
+    to there); float64 otherwise (wider integers, float counts).
+
+    Examples
+    --------
+    >>> binned_dtype(np.uint16, 2), binned_dtype(np.uint32, 2), binned_dtype(np.float32, 1)
+    (dtype('float32'), dtype('float64'), dtype('float64'))
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind in "biu" and dtype.itemsize <= 2:
+        top = 1 if dtype.kind == "b" else int(np.iinfo(dtype).max)
+        if top * int(bin) ** 2 < 2**24:
+            return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
 
 def bin_signal(signal: Any, bin: int) -> Any:
@@ -417,21 +444,23 @@ def bin_signal(signal: Any, bin: int) -> Any:
     -------
     hyperspy Signal1D
         Same class and metadata, navigation shape ``(ny // bin, nx // bin)``; a copy even
-        for ``bin=1``. The sums are float64 (exact for counts below 2**53): summing
-        into float64 directly is ~4x faster than NumPy's default of a 64-bit integer
-        sum, and the features need float64 anyway (measured at 256 x 256 x 2048 uint16:
-        rebin 0.72 -> 0.17 s, the conversion to float features 0.85 s -> one copy).
-        A lazy (dask) signal stays lazy: it is cropped first (HyperSpy's lazy ``rebin``
-        does not crop; it refuses a ``bin`` that does not divide the map) and, for integer
+        for ``bin=1``. The sums are exact, in the float type of :func:`binned_dtype`:
+        float32 for counts of up to 16 bits (half the memory of float64, and summing
+        into float32 directly is faster than NumPy's default 64-bit integer sum: measured
+        at 256 x 256 x 2048 uint16, rebin 0.72 s as integers, 0.62 s into float64, 0.41 s
+        into float32), float64 otherwise.
+        The map is cropped first (HyperSpy's ``rebin`` refuses a lazy map that ``bin``
+        does not divide, and interpolates an in-memory one). A lazy (dask) signal stays
+        lazy and, for integer
         counts, summed in their integer type (exact; NumPy's 64-bit integer sum), each
-        binned block then converted to float64 -- ``dtype=np.float64`` in the lazy
-        ``rebin`` would convert every whole input chunk to float64 first (4x a uint16
-        chunk).
+        binned block then converted to the float type -- a float ``dtype`` in the lazy
+        ``rebin`` would convert every whole input chunk first (2-4x a uint16 chunk).
     """
+    dtype = binned_dtype(signal.data.dtype, bin)
     if bin == 1:
         out = signal.deepcopy()
-        if out.data.dtype != np.float64:
-            out.change_dtype(np.float64)
+        if out.data.dtype != dtype:
+            out.change_dtype(dtype)
         return out
     ny, nx = signal.data.shape[:2]
     if ny < bin or nx < bin:
@@ -439,39 +468,48 @@ def bin_signal(signal: Any, bin: int) -> Any:
             f"bin={bin} is larger than the map ({ny} x {nx} pixels). Use a smaller bin "
             "(bin=1 for no binning)."
         )
-    if not is_lazy(signal):
-        return signal.rebin(scale=(bin, bin, 1), crop=True, dtype=np.float64)
     cy, cx = ny // bin * bin, nx // bin * bin
     if (cy, cx) != (ny, nx):
+        # crop first: HyperSpy's rebin of a map that bin does not divide takes a slower
+        # interpolating path (in memory; it ignores dtype) or refuses (lazy)
         signal = signal.inav[:cx, :cy]          # inav takes x (columns) first
+    if not is_lazy(signal):
+        return signal.rebin(scale=(bin, bin, 1), crop=True, dtype=dtype)
     if signal.data.dtype.kind not in "biu":     # float counts: sum in float64, as in memory
         return signal.rebin(scale=(bin, bin, 1), crop=True, dtype=np.float64)
     out = signal.rebin(scale=(bin, bin, 1), crop=True)
-    out.data = out.data.astype(np.float64)      # per binned block, after the integer sum
+    out.data = out.data.astype(dtype)           # per binned block, after the integer sum
     return out
 
 
-def _energy_bin(x: np.ndarray, factor: int) -> np.ndarray:
-    """Sum groups of ``factor`` adjacent channels (last axis); the remainder is dropped."""
+def _energy_bin(x: np.ndarray, factor: int, dtype: Any = None) -> np.ndarray:
+    """Sum groups of ``factor`` adjacent channels (last axis); the remainder is dropped.
+
+    The sums are accumulated in ``dtype`` (default: NumPy's for ``x``), without a
+    converted copy of ``x``.
+    """
     if factor == 1:
-        return x
+        return x if dtype is None else np.asarray(x, dtype=dtype)
     n = (x.shape[-1] // factor) * factor
-    return x[..., :n].reshape(*x.shape[:-1], n // factor, factor).sum(-1)
+    return x[..., :n].reshape(*x.shape[:-1], n // factor, factor).sum(-1, dtype=dtype)
 
 
 def _feature_channels(pixels: np.ndarray, energy_bin: int, channels: np.ndarray
                       ) -> np.ndarray:
-    """Float64 (n, n_features) feature-channel counts of (n, n_channels) pixel spectra.
+    """Float32 (n, n_features) feature-channel counts of (n, n_channels) pixel spectra.
 
     Always a new array (the caller scales it in place; ``pixels`` is never modified).
     Without energy binning the channels are taken before the conversion to float (a
     contiguous range as a slice), so only one float copy of the selected channels is made.
+    The features are float32 (:data:`FEATURE_DTYPE`); energy-binned sums are formed in
+    float64 first.
     """
     if energy_bin == 1:
         contiguous = channels.size and np.all(np.diff(channels) == 1)
         sel = slice(int(channels[0]), int(channels[-1]) + 1) if contiguous else channels
-        return np.array(pixels[:, sel], dtype=float)
-    return _energy_bin(np.asarray(pixels, dtype=float), energy_bin)[:, channels]
+        return np.array(pixels[:, sel], dtype=FEATURE_DTYPE)
+    summed = _energy_bin(np.asarray(pixels), energy_bin, dtype=np.float64)[:, channels]
+    return summed.astype(FEATURE_DTYPE)
 
 
 def _channel_selection(signal: Any, energy_bin: int,
@@ -548,12 +586,13 @@ def poisson_normalise(x: np.ndarray, channel_root: np.ndarray | None = None
     channel_root : numpy.ndarray, shape (n_channels,)
     """
     if channel_root is None:
-        b = x.sum(axis=0)
+        b = x.sum(axis=0, dtype=np.float64)
         channel_root = np.sqrt(np.where(b > 0, b, 1.0))
-    a = x.sum(axis=1)
+    a = x.sum(axis=1, dtype=np.float64)
     row_root = np.sqrt(np.where(a > 0, a, 1.0))
-    out = x / row_root[:, None]
-    out /= channel_root[None, :]
+    # in the float type of x (float32 features stay float32)
+    out = x / row_root[:, None].astype(x.dtype, copy=False)
+    out /= channel_root[None, :].astype(x.dtype, copy=False)
     return out, channel_root
 
 
@@ -743,13 +782,14 @@ def preprocess(
     check_counts(x, f"data within energy_range={energy_range} keV")
     warn_if_sparse(float(x.sum(axis=1).mean()), bin, original_shape=original_shape)
     channel_root = None
-    if poisson:
-        x, channel_root = poisson_normalise(x)
+    if poisson:   # in float64, as the streamed path's exact statistics
+        x, channel_root = poisson_normalise(x.astype(np.float64))
     fitted = None
     if scaler == "robust":
         fitted = _fit_robust_scaler(x)
         x -= fitted.center_
         x /= fitted.scale_
+    x = x.astype(FEATURE_DTYPE, copy=False)
     ny, nx = counts.data.shape[:2]
     return Prepared(
         X=x, counts=counts, used=used, original_shape=original_shape, bin=bin,

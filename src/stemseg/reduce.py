@@ -66,10 +66,12 @@ and numba's cache configuration untouched.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from typing import Any
 
 import numpy as np
+from kneed import KneeLocator
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
@@ -77,9 +79,12 @@ from sklearn.neighbors import NearestNeighbors
 from . import _cache
 from .errors import StemsegValueError
 
-__all__ = ["scree_knee", "PCAReducer", "UMAPReducer", "distinct_rows", "enable_umap_cache"]
+__all__ = ["scree_knee", "PCAReducer", "UMAPReducer", "distinct_rows", "enable_umap_cache",
+           "preload_umap", "warm_umap_cache"]
 
 _UMAP_CACHE_ENABLED = False
+_UMAP_LOCK = threading.RLock()
+_PRELOAD: threading.Thread | None = None
 
 
 def scree_knee(explained_variance_ratio: np.ndarray, max_points: int = 20,
@@ -115,8 +120,6 @@ def scree_knee(explained_variance_ratio: np.ndarray, max_points: int = 20,
     y = np.log10(np.clip(evr[: n + 1], 1e-30, None))
     x = np.arange(n + 1)
     if method == "kneed":
-        from kneed import KneeLocator
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             knee = KneeLocator(x, y, curve="convex", direction="decreasing",
@@ -192,13 +195,21 @@ class PCAReducer(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Project ``X`` (n, n_features) onto the kept components -> (n, ``n_components_``)."""
+        """Project ``X`` (n, n_features) onto the kept components -> (n, ``n_components_``).
+
+        The product is formed in X's float type (float32 features: single precision,
+        as the PCA was fitted in), the result returned in float64.
+        """
         # only the kept components (PCA.transform would project on all max_components);
         # the mean is subtracted after the product, (X - m) V^T = X V^T - m V^T, so no
         # centred copy of X is made (a fresh 260 MB array at 16k x 2000 cost ~0.8 s here)
-        X = np.asarray(X, dtype=float)
-        comps = self.components_.astype(float)
-        return X @ comps.T - self.pca_.mean_.astype(float) @ comps.T
+        X = np.asarray(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float64)
+        comps = self.components_
+        scores = (X @ comps.T.astype(X.dtype)).astype(np.float64)
+        scores -= self.pca_.mean_.astype(np.float64) @ comps.T.astype(np.float64)
+        return scores
 
     @property
     def components_(self) -> np.ndarray:
@@ -303,6 +314,11 @@ def enable_umap_cache() -> bool:
     bool
         True when the cache is (now) enabled.
     """
+    with _UMAP_LOCK:
+        return _enable_umap_cache()
+
+
+def _enable_umap_cache() -> bool:
     global _UMAP_CACHE_ENABLED
     if _UMAP_CACHE_ENABLED:
         return True
@@ -327,6 +343,37 @@ def enable_umap_cache() -> bool:
                     continue
     _UMAP_CACHE_ENABLED = True
     return True
+
+
+def _import_umap() -> None:
+    try:
+        enable_umap_cache()
+        import umap  # noqa: F401
+    except Exception:  # noqa: BLE001 -- the fit's own import reports any failure
+        pass
+
+
+def preload_umap() -> None:
+    """Start importing umap-learn in a background thread; return at once.
+
+    ``import umap`` loads (or, with an empty numba cache, compiles) umap-learn's and
+    pynndescent's numba kernels: ~1 s with a warm cache, tens of seconds on a first run
+    (measured on the 2-core session machine). The HDBSCAN workflow calls this when its fit
+    starts, so that the import overlaps the preprocessing, whose NumPy work releases
+    the GIL (as does LLVM's compilation); the fit's own ``import umap`` then waits for
+    the thread (Python's import lock) or finds the module loaded. Nothing is computed
+    differently. Idempotent; a failed import is left for the fit to report.
+    """
+    global _PRELOAD
+    import sys
+
+    with _UMAP_LOCK:
+        if _PRELOAD is not None or "umap.umap_" in sys.modules:
+            return
+        # not a daemon: the interpreter waits for it at exit instead of killing it inside
+        # an import
+        _PRELOAD = threading.Thread(target=_import_umap, name="stemseg-import-umap")
+        _PRELOAD.start()
 
 
 #: UMAP optimisation epochs of every fit (see the module notes): what umap-learn itself runs
@@ -493,3 +540,30 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
             if neighbors is not None:
                 neighbors[start:start + 4096] = idx
         return (out, neighbors) if return_neighbors else out
+
+
+def warm_umap_cache(random_state: int = 0) -> bool:
+    """Compile umap-learn's kernels for this machine now and keep them in numba's disk cache.
+
+    A first HDBSCAN workflow on a new machine (or a new Binder container) otherwise spends
+    tens of seconds compiling them (see the module notes); ``stemseg warm-up`` calls this
+    once after installation (``make venv`` and Binder's ``postBuild`` do). It fits two
+    small UMAP embeddings of random points with the workflow's settings -- 300 points
+    (umap-learn's path for fewer than 4096) and 4200 (its path for more, which the
+    workflow's 4096-pixel sample takes) -- for 5 epochs each, and places a few new points,
+    so that every kernel the workflow calls is compiled with the argument types it uses.
+
+    Returns
+    -------
+    bool
+        True when the compiled code went to the disk cache (False when
+        ``STEMSEG_NUMBA_CACHE=0``: the kernels were compiled for this process only).
+    """
+    cached = enable_umap_cache()
+    rng = np.random.default_rng(random_state)
+    for n in (300, 4200):
+        x = rng.normal(size=(n, 12)).astype(np.float32)
+        reducer = UMAPReducer(n_components=4, random_state=random_state, n_epochs=5)
+        reducer.fit(x)
+        reducer.transform(x[:8])
+    return cached

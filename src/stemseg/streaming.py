@@ -360,7 +360,7 @@ def prepare(
     -------
     stemseg.preprocess.Prepared
         ``counts`` is the *lazy* binned signal and ``X`` the *lazy* (dask) feature matrix,
-        shape (n_used, n_features), float64; ``scaler``, ``channel_root``, ``used`` and
+        shape (n_used, n_features), float32; ``scaler``, ``channel_root``, ``used`` and
         the rest as the in-memory result (``params["lazy"] = True``).
 
     Raises
@@ -432,7 +432,7 @@ def prepare(
                     mask=mask is not None, poisson=bool(poisson), scaler=scaler, lazy=True),
     )
     light = _light(prep)
-    feats = cube.map_blocks(_features_block, light, dtype=np.float64,
+    feats = cube.map_blocks(_features_block, light, dtype=_pre.FEATURE_DTYPE,
                             chunks=cube.chunks[:2] + ((channels.size,),))
     flat = feats.reshape(-1, channels.size)
     prep.X = flat if used.all() else flat[used.ravel()]
@@ -470,7 +470,8 @@ def _moments_block(block: np.ndarray, used: np.ndarray, prep: _pre.Prepared
     f = prep.channels.size
     s, g = np.zeros(f), np.zeros((f, f))
     for start in range(0, pixels.shape[0], _SUB):
-        x = prep.features(pixels[start:start + _SUB])
+        # moments in float64: the covariance is a difference of large sums
+        x = prep.features(pixels[start:start + _SUB]).astype(np.float64)
         s += x.sum(axis=0)
         g += x.T @ x
     return pixels.shape[0], s, g
@@ -595,7 +596,7 @@ def gather_features(prep: _pre.Prepared, rows: np.ndarray | None = None,
     """Rows of the lazy feature matrix ``prep.X``, computed block by block, in memory.
 
     Only the selected pixels of each block are transformed and sent back, so memory holds
-    the result (``len(rows) x n_features`` float64) plus a few blocks.
+    the result (``len(rows) x n_features`` float32) plus a few blocks.
 
     Parameters
     ----------
@@ -607,7 +608,7 @@ def gather_features(prep: _pre.Prepared, rows: np.ndarray | None = None,
 
     Returns
     -------
-    numpy.ndarray of float64, shape (m, n_features)
+    numpy.ndarray of float32, shape (m, n_features)
         Equal to ``prep.X[rows]`` (the features of
         :meth:`stemseg.preprocess.Prepared.features`).
     """
@@ -635,7 +636,7 @@ def gather_features(prep: _pre.Prepared, rows: np.ndarray | None = None,
             where.append((r + ys[i]) * nx + c + xs[j])
             parts.append(f(blocks[i, j, 0], sel, light))
     if not parts:
-        return np.empty((0, prep.channels.size))
+        return np.empty((0, prep.channels.size), dtype=_pre.FEATURE_DTYPE)
     out = np.concatenate(compute(*parts, client=client))
     return out[np.argsort(np.concatenate(where), kind="stable")]
 

@@ -497,6 +497,7 @@ class HDBSCANSegmenter(_Segmenter):
     def _fit(self, data: Any, backend: Any) -> Segmentation:
         rs = self.random_state
         timer = Timer(self.progress, "hdbscan (lazy)" if backend.lazy else "hdbscan")
+        _reduce.preload_umap()         # the import overlaps the preprocessing
         prep = self._prepare(data, backend)
         n = backend.n_used(prep)
         mcs = _cluster.binned_min_cluster_size(self.min_cluster_size,
