@@ -232,6 +232,10 @@ def test_integer_percentiles_equal_numpy(shape, lam):
     q = (0.0, 12.5, 25.0, 50.0, 66.7, 75.0, 100.0)
     got = _integer_percentiles(x, q)
     np.testing.assert_array_equal(got, np.percentile(x, list(q), axis=0))
+    # float32 copies of counts, declared whole (the check skipped): the same numbers
+    x32 = x.astype(np.float32)
+    np.testing.assert_array_equal(_integer_percentiles(x32, q, whole=True),
+                                  np.percentile(x32, list(q), axis=0))
 
 
 def test_integer_percentiles_fall_back_for_fractions_and_huge_counts():

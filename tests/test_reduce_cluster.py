@@ -53,7 +53,7 @@ def test_scree_knee_short_and_bad_method():
 def test_pca_reducer_automatic_and_override(prepared):
     p, _ = prepared
     auto = reduce.PCAReducer(random_state=0).fit(p.X)
-    assert auto.explained_variance_ratio_.shape == (30,)
+    assert auto.explained_variance_ratio_.shape == (reduce.MAX_COMPONENTS,) == (30,)
     assert 3 <= auto.n_components_ <= 5  # 4 phases: 3 signal components (+1 at the knee)
     assert auto.transform(p.X).shape == (p.X.shape[0], auto.n_components_)
     fixed = reduce.PCAReducer(n_components=7, random_state=0).fit(p.X)

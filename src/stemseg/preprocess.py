@@ -355,7 +355,7 @@ class Prepared:
         projection are linear, so they fold into one (n_channels, d + 1) matrix that the
         raw counts meet in a single product per block (the extra column gives the
         per-pixel total that the Poisson normalisation divides by). Memory: one block of
-        ``_CHUNK`` pixels in float64 at a time.
+        ~8 MB of float32 counts at a time.
 
         Parameters
         ----------
@@ -384,15 +384,20 @@ class Prepared:
         fold[groups.ravel(), :d] = np.repeat((v / (cr * q)).T, self.energy_bin, axis=0)
         fold[groups.ravel(), d] = 1.0
         offset = (c / q + m) @ v.T
+        fold32 = fold.astype(np.float32)
         out = np.empty((spectra.shape[0], d))
-        for start in range(0, spectra.shape[0], _CHUNK):
-            block = np.asarray(spectra[start:start + _CHUNK], dtype=float)
-            prod = block @ fold
+        # single-precision products (counts are exact in float32; the features are float32
+        # too) in blocks of ~8 MB, which the allocator reuses instead of mapping fresh
+        # memory for every block (measured at 65 536 x 2048 uint16: 0.26 s -> 0.1 s)
+        rows = max(1, (8 << 20) // (4 * max(int(spectra.shape[1]), 1)))
+        for start in range(0, spectra.shape[0], rows):
+            block = np.asarray(spectra[start:start + rows], dtype=np.float32)
+            prod = (block @ fold32).astype(np.float64)
             factor = np.full(block.shape[0], float(scale))
             if self.poisson:
                 total = scale * prod[:, d]
                 factor = scale / np.sqrt(np.where(total > 0, total, 1.0))
-            out[start:start + _CHUNK] = factor[:, None] * prod[:, :d] - offset
+            out[start:start + rows] = factor[:, None] * prod[:, :d] - offset
         return out
 
     def _transform_block(self, block: np.ndarray) -> np.ndarray:
@@ -598,16 +603,19 @@ def poisson_normalise(x: np.ndarray, channel_root: np.ndarray | None = None
 
 #: Largest (max count + 1) x channels histogram :func:`_integer_percentiles` builds.
 _MAX_HISTOGRAM_BINS = 1 << 24
+#: Rows per block of :func:`_integer_percentiles`.
+_HIST_ROWS = 1024
 
 
-def _integer_percentiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray | None:
+def _integer_percentiles(x: np.ndarray, q: tuple[float, ...], whole: bool = False
+                         ) -> np.ndarray | None:
     """Per-column percentiles of whole-number data, equal to ``np.percentile(x, q, axis=0)``.
 
     Counts are small whole numbers, so each column's order statistics can be read from its
     cumulative histogram (one ``bincount`` per block of rows) instead of partitioning the
     column; NumPy's default "linear" interpolation between them is reproduced with the
     same floating-point operations (NumPy's ``_lerp``), so the result is identical.
-    Measured on 16 384 x 2003 binned counts: 1.3 s (``np.percentile``) -> ~0.4 s.
+    Measured on 16 384 x 2003 binned counts: 1.3 s (``np.percentile``) -> 0.09 s.
 
     Parameters
     ----------
@@ -615,6 +623,9 @@ def _integer_percentiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray | No
         Non-negative values.
     q : tuple of float
         Percentiles in [0, 100].
+    whole : bool
+        The caller knows that every value is a whole number (e.g. float copies of integer
+        counts): the per-block check is skipped (it costs as much as the histogram).
 
     Returns
     -------
@@ -630,15 +641,19 @@ def _integer_percentiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray | No
         return None
     m = int(top) + 1
     hist = np.zeros(m * f, dtype=np.int64)
-    cols = np.arange(f, dtype=np.int64)
-    for start in range(0, n, _CHUNK):
-        block = x[start:start + _CHUNK]
-        whole = block.astype(np.int64)
-        if not np.array_equal(whole, block):
+    # (value * f + column) indices fit int32 (m * f <= _MAX_HISTOGRAM_BINS); blocks of
+    # _HIST_ROWS rows keep the temporaries small enough for the allocator to reuse them
+    # (measured on 16 384 x 2003 float32 counts: 0.47 s with int64 blocks of 4096 rows,
+    # 0.09 s like this)
+    cols = np.arange(f, dtype=np.int32)
+    for start in range(0, n, _HIST_ROWS):
+        block = x[start:start + _HIST_ROWS]
+        index = block.astype(np.int32)
+        if not whole and not np.array_equal(index, block):
             return None
-        whole *= f
-        whole += cols
-        hist += np.bincount(whole.ravel(), minlength=m * f)
+        index *= f
+        index += cols
+        hist += np.bincount(index.ravel(), minlength=m * f)
     cum = np.cumsum(hist.reshape(m, f), axis=0)          # values <= v, per column
 
     def order_statistic(rank: int) -> np.ndarray:
@@ -656,7 +671,7 @@ def _integer_percentiles(x: np.ndarray, q: tuple[float, ...]) -> np.ndarray | No
     return out
 
 
-def _fit_robust_scaler(x: np.ndarray) -> RobustScaler:
+def _fit_robust_scaler(x: np.ndarray, whole: bool = False) -> RobustScaler:
     """scikit-learn's ``RobustScaler`` with its statistics computed in one vectorised call.
 
     ``RobustScaler.fit`` takes the percentiles column by column (``np.nanpercentile`` per
@@ -666,8 +681,10 @@ def _fit_robust_scaler(x: np.ndarray) -> RobustScaler:
     for whole-number counts :func:`_integer_percentiles` gives the identical numbers from
     per-channel histograms, ~3x faster again.
     The returned object is a fitted ``RobustScaler`` (``transform`` works as usual).
+    ``whole=True``: the values are known to be whole numbers (see
+    :func:`_integer_percentiles`).
     """
-    quartiles = _integer_percentiles(x, (25.0, 50.0, 75.0))
+    quartiles = _integer_percentiles(x, (25.0, 50.0, 75.0), whole=whole)
     if quartiles is None:
         quartiles = np.percentile(x, [25.0, 50.0, 75.0], axis=0)
     q25, q50, q75 = quartiles
@@ -779,6 +796,7 @@ def preprocess(
     if not used.all():
         pixels = pixels[used.ravel()]
     x = _feature_channels(pixels, energy_bin, channels)
+    counts_are_whole = np.dtype(signal.data.dtype).kind in "biu"
     check_counts(x, f"data within energy_range={energy_range} keV")
     warn_if_sparse(float(x.sum(axis=1).mean()), bin, original_shape=original_shape)
     channel_root = None
@@ -786,7 +804,8 @@ def preprocess(
         x, channel_root = poisson_normalise(x.astype(np.float64))
     fitted = None
     if scaler == "robust":
-        fitted = _fit_robust_scaler(x)
+        # float copies of integer counts (not Poisson-weighted) are whole numbers
+        fitted = _fit_robust_scaler(x, whole=counts_are_whole and not poisson)
         x -= fitted.center_
         x /= fitted.scale_
     x = x.astype(FEATURE_DTYPE, copy=False)

@@ -481,7 +481,8 @@ def _moments_combine(a: tuple, b: tuple) -> tuple:
     return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
 
-def fit_pca(prep: _pre.Prepared, n_components: int | None = None, *, max_components: int = 30,
+def fit_pca(prep: _pre.Prepared, n_components: int | None = None, *,
+            max_components: int = _reduce.MAX_COMPONENTS,
             max_points: int = 20, knee_method: str = "kneed", min_components: int = 1,
             client: Any = None) -> _reduce.PCAReducer:
     """PCA of the lazy feature matrix from its streamed first and second moments.
@@ -710,7 +711,7 @@ class Streamed:
         return gather_features(prep, rows, client=self.client)
 
     def fit_pca(self, prep: _pre.Prepared, *, n_components: int | None = None,
-                max_components: int = 30, knee_method: str = "kneed",
+                max_components: int = _reduce.MAX_COMPONENTS, knee_method: str = "kneed",
                 min_components: int = 1, random_state: Any = None) -> _reduce.PCAReducer:
         """Pass 2 (:func:`fit_pca`): PCA from streamed moments (exact; no random state)."""
         return fit_pca(prep, n_components, max_components=max_components,

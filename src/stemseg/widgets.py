@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, plots
+from .reduce import MAX_COMPONENTS
 from .errors import StemsegValueError
 
 __all__ = ["ElementMapExplorer", "GMMExplorer", "HDBSCANExplorer", "QuantExplorer"]
@@ -268,7 +269,8 @@ class GMMExplorer(_Explorer):
     """
 
     def __init__(self, data: Any, *, segmentation: Any = None, n_clusters: int = 5,
-                 n_components: int | None = None, bin: int = 2, max_components: int = 30,
+                 n_components: int | None = None, bin: int = 2,
+                 max_components: int = MAX_COMPONENTS,
                  random_state: int | None = 0, n_init: int | None = None,
                  truth: np.ndarray | None = None, names: Mapping[int, str] | None = None,
                  bic_range: Sequence[int] = range(1, 11), bic_n_init: int = 1) -> None:

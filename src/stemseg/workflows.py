@@ -356,7 +356,8 @@ class GMMSegmenter(_Segmenter):
 
     def __init__(self, n_clusters: int = 5, n_components: int | None = None, bin: int = 2,
                  random_state: int | None = 0, *, n_init: int = _cluster.DEFAULT_N_INIT,
-                 covariance_type: str = "full", max_components: int = 30,
+                 covariance_type: str = "full",
+                 max_components: int = _reduce.MAX_COMPONENTS,
                  knee_method: str = "kneed", energy_bin: int = 1,
                  energy_range: tuple[float | None, float | None] | None =
                  _pre.DEFAULT_ENERGY_RANGE,
@@ -611,7 +612,7 @@ def gmm(data: Any, n_clusters: int = 5, n_components: int | None = None, bin: in
     covariance_type : str
         ``GaussianMixture`` covariance type (default "full").
     max_components : int
-        Length of the scree curve (default 30).
+        Length of the scree curve (default 30, :data:`stemseg.reduce.MAX_COMPONENTS`).
     knee_method : {"kneed", "hyperspy"}
         Change-point rule, see :func:`stemseg.reduce.scree_knee`.
     energy_bin, energy_range, mask, poisson, scaler
