@@ -186,6 +186,24 @@ def test_hdbscan_umap_sample(cube, seg_hdb):
     np.testing.assert_array_equal(whole.labels_full, seg_hdb.labels_full)
 
 
+def test_hdbscan_prefetched_neighbours_equal_the_predicted_ones(cube):
+    """In memory, the original pixels' neighbours are searched in a second thread while
+    UMAP fits; labels_full from them equals a prediction of the same pixels from scratch
+    (a copy of the map, which the prefetch does not cover)."""
+    s, _ = cube
+    seg = workflows.hdbscan(s, min_cluster_size=120, umap_sample=256, random_state=0)
+    pixels = s.data.reshape(-1, s.data.shape[-1])
+    again = seg.models["predict_pixels"](pixels.copy())
+    first = seg.models["predict_pixels"](pixels)
+    np.testing.assert_array_equal(first, again)
+    assert seg.params["labels_full"] == "predict"
+    # the clusterer's labels in the segmentation's (size) order; pixels predicted as
+    # noise may take their block's label (labels_full_from_block), the others are as is
+    kept = np.where(again >= 0, seg.models["cluster_order"][np.clip(again, 0, None)], -1)
+    kept = kept.reshape(seg.labels_full.shape)
+    assert np.array_equal(kept[kept >= 0], seg.labels_full[kept >= 0])
+
+
 @pytest.mark.parametrize("weights", ["probability", "hard"])
 def test_hdbscan_umap_sample_weight_kinds(cube, weights):
     s, _ = cube

@@ -33,6 +33,7 @@ from .errors import StemsegValueError
 
 __all__ = ["mean_spectra", "spectrum_labels", "hard_weights", "upsample_labels",
            "build_segmentation", "noise_covariances", "hdbscan_predict_pixels",
+           "hdbscan_pixel_neighbours", "pixel_neighbour_count",
            "umap_sample_indices"]
 
 
@@ -40,9 +41,44 @@ __all__ = ["mean_spectra", "spectrum_labels", "hard_weights", "upsample_labels",
 SPECTRA_FROM = ("full", "binned")
 
 
+def hdbscan_pixel_neighbours(spectra: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
+                             mean: np.ndarray, reference: np.ndarray, k: int
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest fitted pixels of original pixel spectra, the part of
+    :func:`hdbscan_predict_pixels` that needs neither UMAP's embedding nor the clusterer.
+
+    Parameters
+    ----------
+    spectra, prep, comps, mean, reference
+        As :func:`hdbscan_predict_pixels`.
+    k : int
+        Neighbours per pixel (UMAP's ``n_neighbors``, at most the fitted pixels).
+
+    Returns
+    -------
+    dist : numpy.ndarray of float, shape (n, k)
+    near : numpy.ndarray of int, shape (n, k)
+        Distances and row indices of the nearest fitted pixels, nearest first.
+    """
+    # Neighbours of the unbinned pixels are searched among the fitted binned ones in
+    # the space of their leading principal components, not in all channels: the
+    # projection folds into one product with the raw counts (Prepared.project), the
+    # search costs tens of dimensions instead of thousands, and the noise-only
+    # directions, which dominate distances between noisy unbinned spectra, are left out.
+    x = prep.project(spectra, prep.bin**2, comps, mean)
+    return _reduce.nearest_neighbors(reference, x, k)
+
+
+def pixel_neighbour_count(reducer: _reduce.UMAPReducer, reference: np.ndarray) -> int:
+    """Neighbours :func:`hdbscan_predict_pixels` searches: UMAP's, at most the fitted pixels."""
+    return int(min(reducer.umap_.n_neighbors, np.asarray(reference).shape[0]))
+
+
 def hdbscan_predict_pixels(spectra: np.ndarray, prep: _pre.Prepared, comps: np.ndarray,
                            mean: np.ndarray, reference: np.ndarray,
-                           reducer: _reduce.UMAPReducer, model: Any) -> np.ndarray:
+                           reducer: _reduce.UMAPReducer, model: Any,
+                           neighbours: tuple[np.ndarray, np.ndarray] | None = None
+                           ) -> np.ndarray:
     """HDBSCAN labels of original (unbinned) pixel spectra, by the fitted stages.
 
     Parameters
@@ -60,6 +96,9 @@ def hdbscan_predict_pixels(spectra: np.ndarray, prep: _pre.Prepared, comps: np.n
         Fitted UMAP.
     model : hdbscan.HDBSCAN
         Fitted with ``prediction_data=True``.
+    neighbours : (dist, near), optional
+        :func:`hdbscan_pixel_neighbours` of ``spectra`` when already computed (with
+        :func:`pixel_neighbour_count` neighbours).
 
     Returns
     -------
@@ -68,13 +107,11 @@ def hdbscan_predict_pixels(spectra: np.ndarray, prep: _pre.Prepared, comps: np.n
     """
     import hdbscan as _hdbscan
 
-    # Neighbours of the unbinned pixels are searched among the fitted binned ones in
-    # the space of their leading principal components, not in all channels: the
-    # projection folds into one product with the raw counts (Prepared.project), the
-    # search costs tens of dimensions instead of thousands, and the noise-only
-    # directions, which dominate distances between noisy unbinned spectra, are left out.
-    x = prep.project(spectra, prep.bin**2, comps, mean)
-    placed, near = reducer.transform(x, reference=reference, return_neighbors=True)
+    if neighbours is None:
+        neighbours = hdbscan_pixel_neighbours(spectra, prep, comps, mean, reference,
+                                              pixel_neighbour_count(reducer, reference))
+    dist, near = neighbours
+    placed = reducer.place(dist, near)
     # A pixel whose nearest fitted pixels all carry the same cluster label is placed
     # inside that cluster and gets its label; only the others (boundaries, outliers)
     # go through approximate_predict, whose per-point Python loop was ~3 s for the

