@@ -16,8 +16,23 @@ import numpy as np
 
 __all__ = ["is_lazy", "weighted_sums", "label_sums"]
 
-#: original pixels converted to float64 at a time (bounded temporary memory)
+#: most pixels converted to float64 at a time (bounded temporary memory)
 BLOCK_PIXELS = 4096
+#: bytes of one such float64 block: small enough for the allocator to reuse its memory
+#: from block to block instead of mapping fresh pages each time (measured at 16 384 x 2048
+#: float32 counts: weighted sums 0.41 s in 4096-pixel blocks of 67 MB, 0.06 s in 8 MB ones)
+BLOCK_BYTES = 8 << 20
+
+
+def block_rows(n_channels: int) -> int:
+    """Pixels per block: :data:`BLOCK_BYTES` of float64 spectra, 64 to :data:`BLOCK_PIXELS`.
+
+    Examples
+    --------
+    >>> block_rows(2048), block_rows(16), block_rows(10**6)
+    (512, 4096, 64)
+    """
+    return int(min(BLOCK_PIXELS, max(64, BLOCK_BYTES // (8 * max(int(n_channels), 1)))))
 
 
 def is_lazy(data: Any) -> bool:
@@ -78,9 +93,10 @@ def _sums_block(block: Any, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = np.asarray(w, dtype=np.float64).reshape(-1, w.shape[-1])
     num = np.zeros((w.shape[1], pixels.shape[1]))
     num2 = np.zeros_like(num)
-    for start in range(0, pixels.shape[0], BLOCK_PIXELS):
-        x = np.asarray(pixels[start:start + BLOCK_PIXELS], dtype=np.float64)
-        ws = w[start:start + BLOCK_PIXELS]
+    rows = block_rows(pixels.shape[1])
+    for start in range(0, pixels.shape[0], rows):
+        x = np.asarray(pixels[start:start + rows], dtype=np.float64)
+        ws = w[start:start + rows]
         num += ws.T @ x
         num2 += (ws**2).T @ x
     return num, num2
@@ -182,9 +198,10 @@ def label_sums(counts: Any, labels: np.ndarray, k: int, client: Any = None) -> n
         return weighted_sums(data, one_hot(lab, k), client=client)[0]
     flat = data.reshape(-1, data.shape[-1])
     out = np.zeros((int(k), flat.shape[1]))
-    for start in range(0, flat.shape[0], BLOCK_PIXELS):
-        block = flat[start:start + BLOCK_PIXELS]
-        part = lab[start:start + BLOCK_PIXELS]
+    rows = block_rows(flat.shape[1])
+    for start in range(0, flat.shape[0], rows):
+        block = flat[start:start + rows]
+        part = lab[start:start + rows]
         for c in np.unique(part[(part >= 0) & (part < k)]):
             # the selected rows in their own dtype, summed in float64 (exact for counts)
             out[c] += block[part == c].sum(axis=0, dtype=np.float64)
