@@ -542,7 +542,6 @@ class HDBSCANSegmenter(_Segmenter):
                 k = int(min(self.n_neighbors, sample.size))
                 prefetch = _Prefetch(_pre.as_signal(data).data, hdbscan_pixel_neighbours,
                                      prep, comps, mean, scores[sample], k)
-                prefetch.k = k
         reducer = _reduce.UMAPReducer(n_components=self.n_components,
                                       n_neighbors=self.n_neighbors, min_dist=self.min_dist,
                                       random_state=rs)
@@ -559,7 +558,7 @@ class HDBSCANSegmenter(_Segmenter):
             embedding = embedding_fit
         timer.lap("reduce")
         ref = search_space()[2] if sample is None else reference
-        if prefetch is not None and prefetch.k != pixel_neighbour_count(reducer, ref):
+        if prefetch is not None and prefetch.args[-1] != pixel_neighbour_count(reducer, ref):
             prefetch = None     # UMAP saw duplicate rows and uses fewer neighbours
         model, labels, soft, mcs_fit = _cluster.hdbscan_on_sample(
             embedding, sample, mcs, min_samples=self.min_samples, noise=self.noise,
@@ -604,13 +603,15 @@ class _Prefetch:
 
     ``covers(spectra)`` tells whether ``spectra`` are those pixels: the same memory, shape
     and strides as ``cube.reshape(-1, n_channels)`` (how the assembler passes the map), so
-    the result computed in advance is the one ``func(spectra, *args)`` would give.
+    the result computed in advance is the one ``func(spectra, *args)`` would give;
+    ``args`` are kept for the caller to check they still hold.
     """
 
     def __init__(self, cube: np.ndarray, func: Callable[..., Any], *args: Any) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.pixels = np.asarray(cube).reshape(-1, cube.shape[-1])
+        self.args = args
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stemseg-prefetch")
         self._future = pool.submit(func, self.pixels, *args)
         pool.shutdown(wait=False)        # the thread ends with its one task
