@@ -311,7 +311,7 @@ def knn_graph(X: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
 
 def nearest_neighbors(train: np.ndarray, X: np.ndarray, k: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact ``k`` nearest rows of ``train`` for every row of ``X`` (Euclidean), float32.
+    """Exact ``k`` nearest rows of ``train`` for every row of ``X`` (Euclidean, in float32).
 
     scikit-learn's brute-force ``NearestNeighbors`` (the fastest of its algorithms here:
     measured 65 536 queries among 4096 points in 30 dimensions, 0.66 s against 1.8 s for
